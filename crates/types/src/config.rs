@@ -1,0 +1,76 @@
+//! peapod's configuration file (TOML), as typed sections.
+//!
+//! Every key is optional; an absent file means all defaults.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::backoff::Backoff;
+
+/// The whole configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Persistent state: images, snapshots, pod volumes, logs.
+    pub root: PathBuf,
+    /// Volatile state: pod records, shim sockets, bundles.
+    pub run_root: PathBuf,
+    /// The `peapod-pause` binary; by default the one next to `peapod`, then `$PATH`.
+    pub pause_path: Option<PathBuf>,
+    /// Run this image's entrypoint as each pod's infra process instead of `peapod-pause`
+    /// (like the kubelet's `--pod-infra-container-image`).
+    pub infra_image: Option<String>,
+    /// The node name pods see in `spec.nodeName`; the host name by default.
+    pub node_name: Option<String>,
+    /// Crash-loop and image-pull back-off.
+    pub backoff: Backoff,
+    /// DNS settings given to pods.
+    pub dns: Dns,
+}
+
+/// DNS settings for pods with `dnsPolicy: ClusterFirst`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Dns {
+    /// Cluster DNS servers; when empty, pods get the host's resolv.conf.
+    pub cluster_dns: Vec<String>,
+    /// Cluster domain for search paths.
+    pub cluster_domain: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            root: PathBuf::from("/var/lib/peapod"),
+            run_root: PathBuf::from("/run/peapod"),
+            pause_path: None,
+            infra_image: None,
+            node_name: None,
+            backoff: Backoff::default(),
+            dns: Dns { cluster_dns: Vec::new(), cluster_domain: "cluster.local".into() },
+        }
+    }
+}
+
+impl Config {
+    /// Parses a TOML document; errors name the key and position.
+    pub fn from_toml(text: &str) -> Result<Self, toml::de::Error> {
+        toml::from_str(text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partial_file_keeps_defaults() {
+        let c = Config::from_toml("root = \"/tmp/x\"\n[backoff]\nbase_seconds = 0.5\n").unwrap();
+        assert_eq!(c.root, PathBuf::from("/tmp/x"));
+        assert_eq!(c.run_root, PathBuf::from("/run/peapod"));
+        assert_eq!(c.backoff.base_seconds, 0.5);
+        assert_eq!(c.backoff.max_seconds, 300.0);
+        assert!(Config::from_toml("rot = 1").unwrap_err().to_string().contains("rot"));
+    }
+}

@@ -1,0 +1,27 @@
+//! Kubernetes types as peapod uses them, and the rules that need no IO.
+//!
+//! - [`manifest`]: YAML/JSON manifests into `k8s-openapi` objects, strictly (unknown fields
+//!   are errors, with their path);
+//! - [`defaults`]: the defaults the API server applies before a kubelet sees a pod;
+//! - [`validate`]: the API server's validation, with errors named by field path;
+//! - [`expand`]: Kubernetes' `$(VAR)` expansion;
+//! - [`phase`]: the kubelet's pod phase, conditions and container-state rules;
+//! - [`backoff`]: the kubelet's crash-loop back-off;
+//! - [`quantity`], [`image_ref`], [`config`]: small parsers and shared settings.
+//!
+//! Invariant: this crate does no IO, spawns nothing and needs no async runtime.
+
+pub mod backoff;
+pub mod config;
+pub mod defaults;
+pub mod expand;
+pub mod field;
+pub mod image_ref;
+pub mod manifest;
+pub mod phase;
+pub mod quantity;
+pub mod validate;
+
+pub use k8s_openapi;
+pub use k8s_openapi::api::core::v1 as api;
+pub use k8s_openapi::apimachinery::pkg::apis::meta::v1 as meta;

@@ -1,0 +1,276 @@
+//! Manifests: YAML or JSON, one or many documents, `kind: Pod`, `kind: List` and `kind: Secret`.
+//!
+//! Decoding is strict, like `kubectl apply --validate=strict`: a field the schema does not
+//! know is an error naming its path, and so is a value of the wrong type. Syntax errors carry
+//! the line and column the YAML parser reports.
+
+use std::fmt;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::api::{Pod, Secret};
+use crate::field::{ErrorKind, FieldError};
+
+/// The objects found in one manifest file.
+#[derive(Debug, Default, Clone)]
+pub struct Manifests {
+    /// Pods, in the order they appear.
+    pub pods: Vec<Pod>,
+    /// Secrets, kept for pods that name them (for example in `imagePullSecrets`).
+    pub secrets: Vec<Secret>,
+}
+
+/// The problems found in one object of a manifest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectErrors {
+    /// The object, as `pod "web"` or `document 2`.
+    pub object: String,
+    /// Every problem found, by field path.
+    pub errors: Vec<FieldError>,
+}
+
+/// Why a manifest was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    /// The text is not YAML (or JSON); the message has the line and column.
+    #[error("invalid YAML: {0}")]
+    Syntax(String),
+    /// One or more objects are invalid.
+    #[error("{}", render_invalid(.0))]
+    Invalid(Vec<ObjectErrors>),
+    /// The manifest holds no object at all.
+    #[error("no objects found in the manifest")]
+    Empty,
+}
+
+impl ManifestError {
+    /// All field errors, flattened, for tests and tools.
+    pub fn field_errors(&self) -> Vec<&FieldError> {
+        match self {
+            ManifestError::Invalid(objs) => objs.iter().flat_map(|o| o.errors.iter()).collect(),
+            _ => Vec::new(),
+        }
+    }
+}
+
+fn render_invalid(objs: &[ObjectErrors]) -> String {
+    let mut out = String::new();
+    for (i, o) in objs.iter().enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        if o.errors.len() == 1 {
+            out.push_str(&format!("{} is invalid: {}", o.object, o.errors[0]));
+        } else {
+            out.push_str(&format!("{} is invalid:", o.object));
+            for e in &o.errors {
+                out.push_str(&format!("\n  * {e}"));
+            }
+        }
+    }
+    out
+}
+
+impl fmt::Display for ObjectErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&render_invalid(std::slice::from_ref(self)))
+    }
+}
+
+/// Parses every document of `text`, strictly. Defaults and validation are applied separately
+/// ([`crate::defaults`], [`crate::validate`]); [`load`] does all three.
+pub fn parse(text: &str) -> Result<Manifests, ManifestError> {
+    let mut out = Manifests::default();
+    let mut problems = Vec::new();
+    for (i, doc) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
+        let value = Value::deserialize(doc).map_err(|e| ManifestError::Syntax(e.to_string()))?;
+        if value.is_null() {
+            continue;
+        }
+        object(value, &format!("document {}", i + 1), "", &mut out, &mut problems);
+    }
+    if !problems.is_empty() {
+        return Err(ManifestError::Invalid(problems));
+    }
+    if out.pods.is_empty() && out.secrets.is_empty() {
+        return Err(ManifestError::Empty);
+    }
+    Ok(out)
+}
+
+/// Parses, defaults and validates: what `apply` needs before it creates anything.
+pub fn load(text: &str) -> Result<Manifests, ManifestError> {
+    let mut m = parse(text)?;
+    let mut problems = Vec::new();
+    for pod in &mut m.pods {
+        crate::defaults::pod(pod);
+        let errors = crate::validate::pod(pod);
+        if !errors.is_empty() {
+            let name = pod.metadata.name.clone().unwrap_or_default();
+            problems.push(ObjectErrors { object: format!("pod {name:?}"), errors });
+        }
+    }
+    if !problems.is_empty() {
+        return Err(ManifestError::Invalid(problems));
+    }
+    Ok(m)
+}
+
+fn object(value: Value, label: &str, prefix: &str, out: &mut Manifests, problems: &mut Vec<ObjectErrors>) {
+    let kind = value.get("kind").and_then(Value::as_str).unwrap_or_default().to_string();
+    let api_version = value.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
+    let name = value.pointer("/metadata/name").and_then(Value::as_str).map(str::to_string);
+    let what = match &name {
+        Some(n) if !kind.is_empty() => format!("{} {n:?}", kind.to_lowercase()),
+        _ => label.to_string(),
+    };
+    let fail = |problems: &mut Vec<ObjectErrors>, errors: Vec<FieldError>| {
+        problems.push(ObjectErrors { object: what.clone(), errors })
+    };
+    if kind.is_empty() {
+        return fail(problems, vec![FieldError::required(format!("{prefix}kind"), "")]);
+    }
+    if api_version != "v1" {
+        let e = if api_version.is_empty() {
+            FieldError::required(format!("{prefix}apiVersion"), "")
+        } else {
+            FieldError::not_supported(format!("{prefix}apiVersion"), api_version, &["v1"])
+        };
+        return fail(problems, vec![e]);
+    }
+    match kind.as_str() {
+        "Pod" => match strict::<Pod>(&value, prefix) {
+            Ok(pod) => out.pods.push(pod),
+            Err(errors) => fail(problems, errors),
+        },
+        "Secret" => match strict::<Secret>(&value, prefix) {
+            Ok(s) => out.secrets.push(s),
+            Err(errors) => fail(problems, errors),
+        },
+        "List" => {
+            let Some(items) = value.get("items").and_then(Value::as_array) else {
+                return fail(problems, vec![FieldError::required(format!("{prefix}items"), "")]);
+            };
+            for (i, item) in items.iter().enumerate() {
+                object(item.clone(), &format!("{label} items[{i}]"), &format!("{prefix}items[{i}]."), out, problems);
+            }
+        }
+        other => fail(
+            problems,
+            vec![FieldError::not_supported(format!("{prefix}kind"), other, &["Pod", "List", "Secret"])],
+        ),
+    }
+}
+
+/// Deserializes `value` as `T`, turning ignored (unknown) fields and type errors into field
+/// errors with their paths.
+fn strict<T: serde::de::DeserializeOwned>(value: &Value, prefix: &str) -> Result<T, Vec<FieldError>> {
+    let mut unknown = Vec::new();
+    let mut record = |p: serde_ignored::Path<'_>| unknown.push(ignored_path(&p));
+    let de = serde_ignored::Deserializer::new(value, &mut record);
+    let result: Result<T, _> = serde_path_to_error::deserialize(de);
+    let mut errors: Vec<FieldError> = unknown
+        .into_iter()
+        .map(|p| FieldError::new(format!("{prefix}{p}"), ErrorKind::Unknown, (), ""))
+        .collect();
+    match result {
+        Ok(v) if errors.is_empty() => Ok(v),
+        Ok(_) => Err(errors),
+        Err(e) => {
+            let path = json_path(e.path());
+            let msg = e.inner().to_string();
+            let join = |field: &str| {
+                if path.is_empty() { format!("{prefix}{field}") } else { format!("{prefix}{path}.{field}") }
+            };
+            let err = match msg.strip_prefix("missing field `").and_then(|r| r.strip_suffix('`')) {
+                Some(field) => FieldError::required(join(field), ""),
+                None => FieldError::new(format!("{prefix}{path}"), ErrorKind::Invalid, (), msg),
+            };
+            errors.push(err);
+            Err(errors)
+        }
+    }
+}
+
+fn ignored_path(p: &serde_ignored::Path<'_>) -> String {
+    use serde_ignored::Path;
+    match p {
+        Path::Root => String::new(),
+        Path::Seq { parent, index } => format!("{}[{index}]", ignored_path(parent)),
+        Path::Map { parent, key } => {
+            let parent = ignored_path(parent);
+            if parent.is_empty() { key.clone() } else { format!("{parent}.{key}") }
+        }
+        Path::Some { parent } | Path::NewtypeStruct { parent } | Path::NewtypeVariant { parent } => {
+            ignored_path(parent)
+        }
+    }
+}
+
+fn json_path(p: &serde_path_to_error::Path) -> String {
+    use serde_path_to_error::Segment;
+    let mut s = String::new();
+    for seg in p.iter() {
+        match seg {
+            Segment::Seq { index } => s.push_str(&format!("[{index}]")),
+            Segment::Map { key } => {
+                if !s.is_empty() {
+                    s.push('.');
+                }
+                s.push_str(key);
+            }
+            Segment::Enum { variant } => {
+                if !s.is_empty() {
+                    s.push('.');
+                }
+                s.push_str(variant);
+            }
+            Segment::Unknown => {}
+        }
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn multi_document_and_list() {
+        let text = "apiVersion: v1\nkind: Pod\nmetadata: {name: a}\nspec: {containers: [{name: c, image: busybox}]}\n---\n\
+                    {\"apiVersion\": \"v1\", \"kind\": \"List\", \"items\": [{\"apiVersion\": \"v1\", \"kind\": \"Pod\", \"metadata\": {\"name\": \"b\"}, \"spec\": {\"containers\": [{\"name\": \"c\", \"image\": \"busybox\"}]}}]}\n";
+        let m = parse(text).unwrap();
+        let names: Vec<_> = m.pods.iter().map(|p| p.metadata.name.clone().unwrap()).collect();
+        assert_eq!(names, ["a", "b"]);
+    }
+
+    #[test]
+    fn unknown_fields_are_named_by_path() {
+        let text = "apiVersion: v1\nkind: Pod\nmetadata: {name: a}\nspec:\n  containers:\n  - name: c\n    image: busybox\n    imagePullPolcy: Never\n";
+        let err = parse(text).unwrap_err();
+        assert_eq!(err.to_string(), "pod \"a\" is invalid: spec.containers[0].imagePullPolcy: Unknown field");
+    }
+
+    #[test]
+    fn syntax_errors_have_line_and_column() {
+        let err = parse("apiVersion: v1\nkind: Pod\nmetadata: {name: a\n").unwrap_err();
+        let s = err.to_string();
+        assert!(s.starts_with("invalid YAML: "), "{s}");
+        assert!(s.contains("line 4 column 1") || s.contains("line 3"), "{s}");
+    }
+
+    #[test]
+    fn missing_and_mistyped_fields() {
+        let err = load("apiVersion: v1\nkind: Pod\nmetadata: {name: a}\nspec: {containers: [{image: busybox}]}\n").unwrap_err();
+        assert_eq!(err.to_string(), "pod \"a\" is invalid: spec.containers[0].name: Required value");
+        let err = parse("apiVersion: v1\nkind: Pod\nmetadata: {name: a}\nspec: {containers: 3}\n").unwrap_err();
+        assert!(err.to_string().starts_with("pod \"a\" is invalid: spec.containers: Invalid value: "), "{err}");
+    }
+
+    #[test]
+    fn unsupported_kind() {
+        let err = parse("apiVersion: v1\nkind: Service\nmetadata: {name: a}\n").unwrap_err();
+        assert_eq!(err.to_string(), "service \"a\" is invalid: kind: Unsupported value: \"Service\": supported values: \"Pod\", \"List\", \"Secret\"");
+    }
+}

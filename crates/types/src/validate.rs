@@ -1,0 +1,462 @@
+//! The API server's validation of a pod (`pkg/apis/core/validation`), for the fields peapod
+//! runs. Every problem is reported, each by field path, in the API server's words.
+
+use std::collections::{BTreeMap, HashSet};
+
+use crate::api::{Container, Pod, PodSpec, Probe, Volume};
+use crate::field::FieldError;
+
+const LABEL_MSG: &str = "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')";
+const SUBDOMAIN_MSG: &str = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')";
+
+/// Field paths supported in `env[].valueFrom.fieldRef.fieldPath`.
+pub const FIELD_PATHS: &[&str] = &[
+    "metadata.name",
+    "metadata.namespace",
+    "metadata.uid",
+    "spec.nodeName",
+    "spec.serviceAccountName",
+    "status.hostIP",
+    "status.hostIPs",
+    "status.podIP",
+    "status.podIPs",
+];
+
+/// Whether `s` is a DNS-1123 label.
+pub fn is_dns1123_label(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && b.len() <= 63
+        && b.iter().all(|&c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
+        && b[0] != b'-'
+        && b[b.len() - 1] != b'-'
+}
+
+/// Whether `s` is a DNS-1123 subdomain.
+pub fn is_dns1123_subdomain(s: &str) -> bool {
+    s.len() <= 253 && s.split('.').all(is_dns1123_label)
+}
+
+fn label(path: &str, value: &str, errs: &mut Vec<FieldError>) {
+    if value.len() > 63 {
+        errs.push(FieldError::invalid(path, value, "must be no more than 63 characters"));
+    } else if !is_dns1123_label(value) {
+        errs.push(FieldError::invalid(path, value, LABEL_MSG));
+    }
+}
+
+fn one_of(path: &str, value: Option<&str>, allowed: &[&str], errs: &mut Vec<FieldError>) {
+    if let Some(v) = value
+        && !allowed.contains(&v)
+    {
+        errs.push(FieldError::not_supported(path, v, allowed));
+    }
+}
+
+/// Validates a (defaulted) pod; an empty list means it is valid.
+pub fn pod(pod: &Pod) -> Vec<FieldError> {
+    let mut errs = Vec::new();
+    let m = &pod.metadata;
+    match (m.name.as_deref(), m.generate_name.as_deref()) {
+        (None | Some(""), None | Some("")) => {
+            errs.push(FieldError::required("metadata.name", "name or generateName is required"))
+        }
+        (Some(n), _) if !n.is_empty() => {
+            if n.len() > 253 {
+                errs.push(FieldError::invalid("metadata.name", n, "must be no more than 253 characters"));
+            } else if !is_dns1123_subdomain(n) {
+                errs.push(FieldError::invalid("metadata.name", n, SUBDOMAIN_MSG));
+            }
+        }
+        _ => {}
+    }
+    if let Some(ns) = m.namespace.as_deref() {
+        label("metadata.namespace", ns, &mut errs);
+    }
+    match &pod.spec {
+        Some(spec) => self::spec(spec, &mut errs),
+        None => errs.push(FieldError::required("spec", "")),
+    }
+    errs
+}
+
+fn spec(spec: &PodSpec, errs: &mut Vec<FieldError>) {
+    one_of("spec.restartPolicy", spec.restart_policy.as_deref(), &["Always", "OnFailure", "Never"], errs);
+    one_of(
+        "spec.dnsPolicy",
+        spec.dns_policy.as_deref(),
+        &["ClusterFirstWithHostNet", "ClusterFirst", "Default", "None"],
+        errs,
+    );
+    if let Some(g) = spec.termination_grace_period_seconds
+        && g < 0
+    {
+        errs.push(FieldError::invalid("spec.terminationGracePeriodSeconds", g, "must be greater than or equal to 0"));
+    }
+    if let Some(d) = spec.active_deadline_seconds
+        && d <= 0
+    {
+        errs.push(FieldError::invalid("spec.activeDeadlineSeconds", d, "must be between 1 and 2147483647, inclusive"));
+    }
+    if let Some(h) = spec.hostname.as_deref() {
+        label("spec.hostname", h, errs);
+    }
+    if let Some(s) = spec.subdomain.as_deref() {
+        label("spec.subdomain", s, errs);
+    }
+    if spec.dns_policy.as_deref() == Some("None") && spec.dns_config.is_none() {
+        errs.push(FieldError::required("spec.dnsConfig", "must provide `dnsConfig` when `dnsPolicy` is None"));
+    }
+    if spec.host_pid == Some(true)
+        && spec.share_process_namespace == Some(true)
+    {
+        errs.push(FieldError::invalid(
+            "spec.securityContext.shareProcessNamespace",
+            "true",
+            "ShareProcessNamespace and HostPID cannot both be enabled",
+        ));
+    }
+
+    let volumes = volumes(spec.volumes.as_deref().unwrap_or_default(), errs);
+
+    if spec.containers.is_empty() {
+        errs.push(FieldError::required("spec.containers", ""));
+    }
+    let mut names = HashSet::new();
+    for (i, c) in spec.init_containers.iter().flatten().enumerate() {
+        let path = format!("spec.initContainers[{i}]");
+        container(&path, c, &volumes, &mut names, spec, errs);
+        let sidecar = c.restart_policy.as_deref() == Some("Always");
+        if let Some(rp) = c.restart_policy.as_deref()
+            && !sidecar
+        {
+            errs.push(FieldError::not_supported(format!("{path}.restartPolicy"), rp, &["Always"]));
+        }
+        if !sidecar {
+            for (field, set) in [
+                ("lifecycle", c.lifecycle.is_some()),
+                ("livenessProbe", c.liveness_probe.is_some()),
+                ("readinessProbe", c.readiness_probe.is_some()),
+                ("startupProbe", c.startup_probe.is_some()),
+            ] {
+                if set {
+                    errs.push(FieldError::forbidden(
+                        format!("{path}.{field}"),
+                        "may not be set for init containers without restartPolicy=Always",
+                    ));
+                }
+            }
+        } else if c.readiness_probe.is_some() {
+            // Sidecars may have readiness probes; nothing to add.
+        }
+    }
+    for (i, c) in spec.containers.iter().enumerate() {
+        let path = format!("spec.containers[{i}]");
+        container(&path, c, &volumes, &mut names, spec, errs);
+        if c.restart_policy.is_some() {
+            errs.push(FieldError::forbidden(format!("{path}.restartPolicy"), "may not be set for non-init containers"));
+        }
+    }
+}
+
+/// Validates the volumes; returns the declared names.
+fn volumes(vols: &[Volume], errs: &mut Vec<FieldError>) -> HashSet<String> {
+    let mut names = HashSet::new();
+    for (i, v) in vols.iter().enumerate() {
+        let path = format!("spec.volumes[{i}]");
+        if v.name.is_empty() {
+            errs.push(FieldError::required(format!("{path}.name"), ""));
+        } else {
+            label(&format!("{path}.name"), &v.name, errs);
+            if !names.insert(v.name.clone()) {
+                errs.push(FieldError::duplicate(format!("{path}.name"), &v.name));
+            }
+        }
+        // Which sources are set: every key of the serialized volume except `name`.
+        let sources: Vec<String> = match serde_json::to_value(v) {
+            Ok(serde_json::Value::Object(map)) => map.into_iter().map(|(k, _)| k).filter(|k| k != "name").collect(),
+            _ => Vec::new(),
+        };
+        match sources.as_slice() {
+            [] => errs.push(FieldError::required(path.clone(), "must specify a volume type")),
+            [one] if one == "emptyDir" || one == "hostPath" => {}
+            [one] => errs.push(FieldError::forbidden(
+                format!("{path}.{one}"),
+                "this volume type is not supported by peapod (supported: emptyDir, hostPath)",
+            )),
+            [_, second, ..] => {
+                errs.push(FieldError::forbidden(format!("{path}.{second}"), "may not specify more than 1 volume type"))
+            }
+        }
+        if let Some(ed) = &v.empty_dir {
+            one_of(&format!("{path}.emptyDir.medium"), ed.medium.as_deref().filter(|m| !m.is_empty()), &["", "Memory"], errs);
+            if let Some(q) = &ed.size_limit
+                && crate::quantity::parse(&q.0).is_none()
+            {
+                errs.push(FieldError::invalid(format!("{path}.emptyDir.sizeLimit"), &q.0, "must be a quantity"));
+            }
+        }
+        if let Some(hp) = &v.host_path {
+            if hp.path.is_empty() {
+                errs.push(FieldError::required(format!("{path}.hostPath.path"), ""));
+            } else if hp.path.split('/').any(|c| c == "..") {
+                errs.push(FieldError::invalid(format!("{path}.hostPath.path"), &hp.path, "must not contain '..'"));
+            }
+            one_of(
+                &format!("{path}.hostPath.type"),
+                hp.type_.as_deref(),
+                &["", "DirectoryOrCreate", "Directory", "FileOrCreate", "File", "Socket", "CharDevice", "BlockDevice"],
+                errs,
+            );
+        }
+    }
+    names
+}
+
+fn container(
+    path: &str,
+    c: &Container,
+    volumes: &HashSet<String>,
+    names: &mut HashSet<String>,
+    spec: &PodSpec,
+    errs: &mut Vec<FieldError>,
+) {
+    if c.name.is_empty() {
+        errs.push(FieldError::required(format!("{path}.name"), ""));
+    } else {
+        label(&format!("{path}.name"), &c.name, errs);
+        if !names.insert(c.name.clone()) {
+            errs.push(FieldError::duplicate(format!("{path}.name"), &c.name));
+        }
+    }
+    match c.image.as_deref() {
+        None | Some("") => errs.push(FieldError::required(format!("{path}.image"), "")),
+        Some(i) if i.trim() != i => {
+            errs.push(FieldError::invalid(format!("{path}.image"), i, "must not have leading or trailing whitespace"))
+        }
+        _ => {}
+    }
+    one_of(&format!("{path}.imagePullPolicy"), c.image_pull_policy.as_deref(), &["Always", "IfNotPresent", "Never"], errs);
+    one_of(
+        &format!("{path}.terminationMessagePolicy"),
+        c.termination_message_policy.as_deref(),
+        &["File", "FallbackToLogsOnError"],
+        errs,
+    );
+    if let Some(t) = c.termination_message_path.as_deref()
+        && !t.starts_with('/')
+    {
+        errs.push(FieldError::invalid(format!("{path}.terminationMessagePath"), t, "must be an absolute path"));
+    }
+
+    let mut port_names = HashSet::new();
+    for (i, p) in c.ports.iter().flatten().enumerate() {
+        let pp = format!("{path}.ports[{i}]");
+        if !(1..=65535).contains(&p.container_port) {
+            errs.push(FieldError::invalid(
+                format!("{pp}.containerPort"),
+                p.container_port,
+                "must be between 1 and 65535, inclusive",
+            ));
+        }
+        if let Some(h) = p.host_port
+            && !(0..=65535).contains(&h)
+        {
+            errs.push(FieldError::invalid(format!("{pp}.hostPort"), h, "must be between 1 and 65535, inclusive"));
+        }
+        if spec.host_network == Some(true)
+            && let Some(h) = p.host_port
+            && h != 0
+            && h != p.container_port
+        {
+            errs.push(FieldError::invalid(
+                format!("{pp}.hostPort"),
+                h,
+                "must match `containerPort` when `hostNetwork` is true",
+            ));
+        }
+        one_of(&format!("{pp}.protocol"), p.protocol.as_deref(), &["SCTP", "TCP", "UDP"], errs);
+        if let Some(n) = p.name.as_deref() {
+            let ok = !n.is_empty()
+                && n.len() <= 15
+                && n.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && n.bytes().any(|b| b.is_ascii_lowercase())
+                && !n.starts_with('-')
+                && !n.ends_with('-')
+                && !n.contains("--");
+            if !ok {
+                errs.push(FieldError::invalid(format!("{pp}.name"), n, "must be an IANA_SVC_NAME (at most 15 characters, matching regex [a-z0-9]([a-z0-9-]*[a-z0-9])*, it must contain at least one letter [a-z], and hyphens cannot be adjacent to other hyphens)"));
+            } else if !port_names.insert(n.to_string()) {
+                errs.push(FieldError::duplicate(format!("{pp}.name"), n));
+            }
+        }
+    }
+
+    for (i, e) in c.env.iter().flatten().enumerate() {
+        let ep = format!("{path}.env[{i}]");
+        if e.name.is_empty() {
+            errs.push(FieldError::required(format!("{ep}.name"), ""));
+        } else if e.name.contains('=') || !e.name.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+            errs.push(FieldError::invalid(
+                format!("{ep}.name"),
+                &e.name,
+                "a valid environment variable name must consist only of printable ASCII characters other than '='",
+            ));
+        }
+        if let Some(vf) = &e.value_from {
+            if e.value.as_deref().is_some_and(|v| !v.is_empty()) {
+                errs.push(FieldError::invalid(
+                    format!("{ep}.valueFrom"),
+                    (),
+                    "may not be specified when `value` is not empty",
+                ));
+            }
+            let n = [
+                vf.field_ref.is_some(),
+                vf.resource_field_ref.is_some(),
+                vf.config_map_key_ref.is_some(),
+                vf.secret_key_ref.is_some(),
+            ]
+            .iter()
+            .filter(|b| **b)
+            .count();
+            if n != 1 {
+                errs.push(FieldError::invalid(
+                    format!("{ep}.valueFrom"),
+                    (),
+                    "must specify one of: `fieldRef`, `resourceFieldRef`, `configMapKeyRef` or `secretKeyRef`",
+                ));
+            }
+            if let Some(f) = &vf.field_ref {
+                one_of(&format!("{ep}.valueFrom.fieldRef.fieldPath"), Some(&f.field_path), FIELD_PATHS, errs);
+            }
+        }
+    }
+
+    let mut mount_paths = HashSet::new();
+    for (i, m) in c.volume_mounts.iter().flatten().enumerate() {
+        let mp = format!("{path}.volumeMounts[{i}]");
+        if m.name.is_empty() {
+            errs.push(FieldError::required(format!("{mp}.name"), ""));
+        } else if !volumes.contains(&m.name) {
+            errs.push(FieldError::new(format!("{mp}.name"), crate::field::ErrorKind::NotFound, &m.name, ""));
+        }
+        if m.mount_path.is_empty() {
+            errs.push(FieldError::required(format!("{mp}.mountPath"), ""));
+        } else if !m.mount_path.starts_with('/') {
+            errs.push(FieldError::invalid(format!("{mp}.mountPath"), &m.mount_path, "must be an absolute path"));
+        } else if !mount_paths.insert(normalize(&m.mount_path)) {
+            errs.push(FieldError::invalid(format!("{mp}.mountPath"), &m.mount_path, "must be unique"));
+        }
+        if let Some(sp) = m.sub_path.as_deref().filter(|s| !s.is_empty()) {
+            if sp.starts_with('/') {
+                errs.push(FieldError::invalid(format!("{mp}.subPath"), sp, "must be a relative path"));
+            } else if sp.split('/').any(|c| c == "..") {
+                errs.push(FieldError::invalid(format!("{mp}.subPath"), sp, "must not contain '..'"));
+            }
+        }
+    }
+
+    for (field, probe) in [
+        ("livenessProbe", &c.liveness_probe),
+        ("readinessProbe", &c.readiness_probe),
+        ("startupProbe", &c.startup_probe),
+    ] {
+        if let Some(p) = probe {
+            self::probe(&format!("{path}.{field}"), p, field != "readinessProbe", errs);
+        }
+    }
+}
+
+fn probe(path: &str, p: &Probe, success_must_be_one: bool, errs: &mut Vec<FieldError>) {
+    let handlers = [p.exec.is_some(), p.http_get.is_some(), p.tcp_socket.is_some(), p.grpc.is_some()]
+        .iter()
+        .filter(|b| **b)
+        .count();
+    match handlers {
+        0 => errs.push(FieldError::required(path, "must specify a handler type")),
+        1 => {}
+        _ => errs.push(FieldError::forbidden(path, "may not specify more than 1 handler type")),
+    }
+    let fields: BTreeMap<&str, Option<i32>> = [
+        ("initialDelaySeconds", p.initial_delay_seconds),
+        ("timeoutSeconds", p.timeout_seconds),
+        ("periodSeconds", p.period_seconds),
+        ("successThreshold", p.success_threshold),
+        ("failureThreshold", p.failure_threshold),
+    ]
+    .into_iter()
+    .collect();
+    for (name, v) in fields {
+        if let Some(v) = v
+            && v < 0
+        {
+            errs.push(FieldError::invalid(format!("{path}.{name}"), v, "must be greater than or equal to 0"));
+        }
+    }
+    if success_must_be_one
+        && let Some(s) = p.success_threshold
+        && s != 1
+    {
+        errs.push(FieldError::invalid(format!("{path}.successThreshold"), s, "must be 1"));
+    }
+}
+
+fn normalize(p: &str) -> String {
+    let parts: Vec<&str> = p.split('/').filter(|c| !c.is_empty() && *c != ".").collect();
+    format!("/{}", parts.join("/"))
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::manifest::load;
+
+    fn errors(spec: &str) -> Vec<String> {
+        let text = format!("apiVersion: v1\nkind: Pod\nmetadata: {{name: p}}\nspec:\n{spec}");
+        match load(&text) {
+            Ok(_) => Vec::new(),
+            Err(e) => e.field_errors().iter().map(|e| e.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn duplicate_names_across_init_and_app() {
+        let e = errors("  initContainers: [{name: a, image: busybox}, {name: app, image: busybox}]\n  containers: [{name: app, image: busybox}]\n");
+        assert_eq!(e, ["spec.containers[0].name: Duplicate value: \"app\""]);
+    }
+
+    #[test]
+    fn mounts_and_volumes() {
+        let e = errors("  volumes: [{name: v, emptyDir: {}}, {name: v, emptyDir: {}}]\n  containers:\n  - name: a\n    image: busybox\n    volumeMounts: [{name: v, mountPath: data}, {name: w, mountPath: /x}, {name: v, mountPath: /x/}]\n");
+        assert_eq!(
+            e,
+            [
+                "spec.volumes[1].name: Duplicate value: \"v\"",
+                "spec.containers[0].volumeMounts[0].mountPath: Invalid value: \"data\": must be an absolute path",
+                "spec.containers[0].volumeMounts[1].name: Not found: \"w\"",
+                "spec.containers[0].volumeMounts[2].mountPath: Invalid value: \"/x/\": must be unique",
+            ]
+        );
+    }
+
+    #[test]
+    fn enums_ports_probes() {
+        let e = errors("  restartPolicy: Sometimes\n  initContainers: [{name: i, image: busybox, livenessProbe: {exec: {command: ['true']}}}]\n  containers: [{name: a, image: busybox, ports: [{containerPort: 70000}]}]\n");
+        assert_eq!(
+            e,
+            [
+                "spec.restartPolicy: Unsupported value: \"Sometimes\": supported values: \"Always\", \"OnFailure\", \"Never\"",
+                "spec.initContainers[0].livenessProbe: Forbidden: may not be set for init containers without restartPolicy=Always",
+                "spec.containers[0].ports[0].containerPort: Invalid value: 70000: must be between 1 and 65535, inclusive",
+            ]
+        );
+    }
+
+    #[test]
+    fn names() {
+        let text = "apiVersion: v1\nkind: Pod\nmetadata: {name: Bad_Name}\nspec: {containers: [{name: a, image: busybox}]}\n";
+        let e = load(text).unwrap_err().to_string();
+        assert!(e.starts_with("pod \"Bad_Name\" is invalid: metadata.name: Invalid value: \"Bad_Name\": a lowercase RFC 1123 subdomain"), "{e}");
+        assert_eq!(errors("  containers: [{name: a}]\n"), ["spec.containers[0].image: Required value"]);
+    }
+}
