@@ -38,7 +38,10 @@ unsafe extern "C" fn pause_main(sp: *const usize) -> ! {
         }
     }
     if sys::getpid() != 1 {
-        out(sys::STDERR, &["peapod-pause: warning: not running as PID 1\n"]);
+        out(
+            sys::STDERR,
+            &["peapod-pause: warning: not running as PID 1\n"],
+        );
     }
 
     let set: u64 = bit(SIGINT) | bit(SIGTERM) | bit(SIGCHLD);

@@ -17,7 +17,11 @@ pub struct Backoff {
 
 impl Default for Backoff {
     fn default() -> Self {
-        Backoff { base_seconds: 10.0, max_seconds: 300.0, reset_seconds: 600.0 }
+        Backoff {
+            base_seconds: 10.0,
+            max_seconds: 300.0,
+            reset_seconds: 600.0,
+        }
     }
 }
 

@@ -48,7 +48,10 @@ impl Default for Config {
             infra_image: None,
             node_name: None,
             backoff: Backoff::default(),
-            dns: Dns { cluster_dns: Vec::new(), cluster_domain: "cluster.local".into() },
+            dns: Dns {
+                cluster_dns: Vec::new(),
+                cluster_domain: "cluster.local".into(),
+            },
         }
     }
 }
@@ -71,6 +74,11 @@ mod tests {
         assert_eq!(c.run_root, PathBuf::from("/run/peapod"));
         assert_eq!(c.backoff.base_seconds, 0.5);
         assert_eq!(c.backoff.max_seconds, 300.0);
-        assert!(Config::from_toml("rot = 1").unwrap_err().to_string().contains("rot"));
+        assert!(
+            Config::from_toml("rot = 1")
+                .unwrap_err()
+                .to_string()
+                .contains("rot")
+        );
     }
 }

@@ -40,7 +40,11 @@ fn set(field: &mut Option<String>, value: &str) {
 /// Defaults of one container (init, sidecar or app).
 pub fn container(c: &mut Container) {
     if c.image_pull_policy.as_deref().is_none_or(str::is_empty) {
-        let latest = c.image.as_deref().and_then(|i| Reference::parse(i).ok()).is_none_or(|r| r.is_latest());
+        let latest = c
+            .image
+            .as_deref()
+            .and_then(|i| Reference::parse(i).ok())
+            .is_none_or(|r| r.is_latest());
         c.image_pull_policy = Some(if latest { "Always" } else { "IfNotPresent" }.into());
     }
     set(&mut c.termination_message_path, "/dev/termination-log");
@@ -48,7 +52,14 @@ pub fn container(c: &mut Container) {
     for p in c.ports.iter_mut().flatten() {
         set(&mut p.protocol, "TCP");
     }
-    for probe in [&mut c.liveness_probe, &mut c.readiness_probe, &mut c.startup_probe].into_iter().flatten() {
+    for probe in [
+        &mut c.liveness_probe,
+        &mut c.readiness_probe,
+        &mut c.startup_probe,
+    ]
+    .into_iter()
+    .flatten()
+    {
         self::probe(probe);
     }
     for e in c.env.iter_mut().flatten() {
@@ -94,12 +105,25 @@ mod tests {
         assert_eq!(spec.restart_policy.as_deref(), Some("Always"));
         assert_eq!(spec.termination_grace_period_seconds, Some(30));
         assert_eq!(spec.dns_policy.as_deref(), Some("ClusterFirst"));
-        let pol: Vec<_> = spec.containers.iter().map(|c| c.image_pull_policy.clone().unwrap()).collect();
+        let pol: Vec<_> = spec
+            .containers
+            .iter()
+            .map(|c| c.image_pull_policy.clone().unwrap())
+            .collect();
         assert_eq!(pol, ["Always", "IfNotPresent", "Never"]);
         let a = &spec.containers[0];
-        assert_eq!(a.termination_message_path.as_deref(), Some("/dev/termination-log"));
-        assert_eq!(a.ports.as_ref().unwrap()[0].protocol.as_deref(), Some("TCP"));
+        assert_eq!(
+            a.termination_message_path.as_deref(),
+            Some("/dev/termination-log")
+        );
+        assert_eq!(
+            a.ports.as_ref().unwrap()[0].protocol.as_deref(),
+            Some("TCP")
+        );
         let p = a.readiness_probe.as_ref().unwrap();
-        assert_eq!((p.timeout_seconds, p.period_seconds, p.failure_threshold), (Some(1), Some(10), Some(3)));
+        assert_eq!(
+            (p.timeout_seconds, p.period_seconds, p.failure_threshold),
+            (Some(1), Some(10), Some(3))
+        );
     }
 }

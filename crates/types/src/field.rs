@@ -37,7 +37,10 @@ impl ErrorKind {
     fn shows_value(self) -> bool {
         matches!(
             self,
-            ErrorKind::Duplicate | ErrorKind::Invalid | ErrorKind::NotFound | ErrorKind::NotSupported
+            ErrorKind::Duplicate
+                | ErrorKind::Invalid
+                | ErrorKind::NotFound
+                | ErrorKind::NotSupported
         )
     }
 }
@@ -57,8 +60,18 @@ pub struct FieldError {
 
 impl FieldError {
     /// A new error; `value` is rendered as the API server renders it (strings quoted).
-    pub fn new(path: impl Into<String>, kind: ErrorKind, value: impl Value, detail: impl Into<String>) -> Self {
-        FieldError { path: path.into(), kind, value: value.render(), detail: detail.into() }
+    pub fn new(
+        path: impl Into<String>,
+        kind: ErrorKind,
+        value: impl Value,
+        detail: impl Into<String>,
+    ) -> Self {
+        FieldError {
+            path: path.into(),
+            kind,
+            value: value.render(),
+            detail: detail.into(),
+        }
     }
 
     /// A missing required field.
@@ -84,7 +97,12 @@ impl FieldError {
     /// A value outside the allowed set.
     pub fn not_supported(path: impl Into<String>, value: impl Value, allowed: &[&str]) -> Self {
         let list: Vec<String> = allowed.iter().map(|a| format!("{a:?}")).collect();
-        Self::new(path, ErrorKind::NotSupported, value, format!("supported values: {}", list.join(", ")))
+        Self::new(
+            path,
+            ErrorKind::NotSupported,
+            value,
+            format!("supported values: {}", list.join(", ")),
+        )
     }
 }
 

@@ -29,7 +29,10 @@ pub struct InvalidReference {
 impl Reference {
     /// Parses and normalises `name`.
     pub fn parse(name: &str) -> Result<Self, InvalidReference> {
-        let bad = |reason| InvalidReference { name: name.to_string(), reason };
+        let bad = |reason| InvalidReference {
+            name: name.to_string(),
+            reason,
+        };
         if name.is_empty() {
             return Err(bad("empty"));
         }
@@ -38,7 +41,9 @@ impl Reference {
         }
         let (rest, digest) = match name.split_once('@') {
             Some((r, d)) => {
-                let (alg, hex) = d.split_once(':').ok_or_else(|| bad("digest must be ALGORITHM:HEX"))?;
+                let (alg, hex) = d
+                    .split_once(':')
+                    .ok_or_else(|| bad("digest must be ALGORITHM:HEX"))?;
                 if alg.is_empty() || hex.len() < 32 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
                     return Err(bad("malformed digest"));
                 }
@@ -48,13 +53,17 @@ impl Reference {
         };
         let last_slash = rest.rfind('/').map_or(0, |i| i + 1);
         let (path, tag) = match rest[last_slash..].rfind(':') {
-            Some(i) => (&rest[..last_slash + i], Some(rest[last_slash + i + 1..].to_string())),
+            Some(i) => (
+                &rest[..last_slash + i],
+                Some(rest[last_slash + i + 1..].to_string()),
+            ),
             None => (rest, None),
         };
         if let Some(t) = &tag {
             let ok = !t.is_empty()
                 && t.len() <= 128
-                && t.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+                && t.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
                 && !t.starts_with(['.', '-']);
             if !ok {
                 return Err(bad("malformed tag"));
@@ -74,14 +83,27 @@ impl Reference {
         let valid_repo = !repository.is_empty()
             && repository.split('/').all(|c| {
                 !c.is_empty()
-                    && c.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
+                    && c.bytes().all(|b| {
+                        b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b)
+                    })
                     && c.as_bytes()[0].is_ascii_alphanumeric()
             });
         if !valid_repo {
-            return Err(bad("repository must be lowercase letters, digits and separators"));
+            return Err(bad(
+                "repository must be lowercase letters, digits and separators",
+            ));
         }
-        let tag = if tag.is_none() && digest.is_none() { Some("latest".to_string()) } else { tag };
-        Ok(Reference { registry, repository, tag, digest })
+        let tag = if tag.is_none() && digest.is_none() {
+            Some("latest".to_string())
+        } else {
+            tag
+        };
+        Ok(Reference {
+            registry,
+            repository,
+            tag,
+            digest,
+        })
     }
 
     /// `registry/repository`, without tag or digest.
@@ -120,7 +142,10 @@ mod tests {
         assert_eq!(n("busybox:1.36"), "docker.io/library/busybox:1.36");
         assert_eq!(n("team/app"), "docker.io/team/app:latest");
         assert_eq!(n("localhost:5000/app:v1"), "localhost:5000/app:v1");
-        assert_eq!(n("registry.k8s.io/e2e/busybox:1.0"), "registry.k8s.io/e2e/busybox:1.0");
+        assert_eq!(
+            n("registry.k8s.io/e2e/busybox:1.0"),
+            "registry.k8s.io/e2e/busybox:1.0"
+        );
         let d = format!("quay.io/a/b@sha256:{}", "a".repeat(64));
         assert_eq!(n(&d), d);
         assert!(Reference::parse("Busybox").is_err());

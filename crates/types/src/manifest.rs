@@ -88,7 +88,13 @@ pub fn parse(text: &str) -> Result<Manifests, ManifestError> {
         if value.is_null() {
             continue;
         }
-        object(value, &format!("document {}", i + 1), "", &mut out, &mut problems);
+        object(
+            value,
+            &format!("document {}", i + 1),
+            "",
+            &mut out,
+            &mut problems,
+        );
     }
     if !problems.is_empty() {
         return Err(ManifestError::Invalid(problems));
@@ -108,7 +114,10 @@ pub fn load(text: &str) -> Result<Manifests, ManifestError> {
         let errors = crate::validate::pod(pod);
         if !errors.is_empty() {
             let name = pod.metadata.name.clone().unwrap_or_default();
-            problems.push(ObjectErrors { object: format!("pod {name:?}"), errors });
+            problems.push(ObjectErrors {
+                object: format!("pod {name:?}"),
+                errors,
+            });
         }
     }
     if !problems.is_empty() {
@@ -117,19 +126,41 @@ pub fn load(text: &str) -> Result<Manifests, ManifestError> {
     Ok(m)
 }
 
-fn object(value: Value, label: &str, prefix: &str, out: &mut Manifests, problems: &mut Vec<ObjectErrors>) {
-    let kind = value.get("kind").and_then(Value::as_str).unwrap_or_default().to_string();
-    let api_version = value.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
-    let name = value.pointer("/metadata/name").and_then(Value::as_str).map(str::to_string);
+fn object(
+    value: Value,
+    label: &str,
+    prefix: &str,
+    out: &mut Manifests,
+    problems: &mut Vec<ObjectErrors>,
+) {
+    let kind = value
+        .get("kind")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let api_version = value
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let name = value
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .map(str::to_string);
     let what = match &name {
         Some(n) if !kind.is_empty() => format!("{} {n:?}", kind.to_lowercase()),
         _ => label.to_string(),
     };
     let fail = |problems: &mut Vec<ObjectErrors>, errors: Vec<FieldError>| {
-        problems.push(ObjectErrors { object: what.clone(), errors })
+        problems.push(ObjectErrors {
+            object: what.clone(),
+            errors,
+        })
     };
     if kind.is_empty() {
-        return fail(problems, vec![FieldError::required(format!("{prefix}kind"), "")]);
+        return fail(
+            problems,
+            vec![FieldError::required(format!("{prefix}kind"), "")],
+        );
     }
     if api_version != "v1" {
         let e = if api_version.is_empty() {
@@ -150,22 +181,38 @@ fn object(value: Value, label: &str, prefix: &str, out: &mut Manifests, problems
         },
         "List" => {
             let Some(items) = value.get("items").and_then(Value::as_array) else {
-                return fail(problems, vec![FieldError::required(format!("{prefix}items"), "")]);
+                return fail(
+                    problems,
+                    vec![FieldError::required(format!("{prefix}items"), "")],
+                );
             };
             for (i, item) in items.iter().enumerate() {
-                object(item.clone(), &format!("{label} items[{i}]"), &format!("{prefix}items[{i}]."), out, problems);
+                object(
+                    item.clone(),
+                    &format!("{label} items[{i}]"),
+                    &format!("{prefix}items[{i}]."),
+                    out,
+                    problems,
+                );
             }
         }
         other => fail(
             problems,
-            vec![FieldError::not_supported(format!("{prefix}kind"), other, &["Pod", "List", "Secret"])],
+            vec![FieldError::not_supported(
+                format!("{prefix}kind"),
+                other,
+                &["Pod", "List", "Secret"],
+            )],
         ),
     }
 }
 
 /// Deserializes `value` as `T`, turning ignored (unknown) fields and type errors into field
 /// errors with their paths.
-fn strict<T: serde::de::DeserializeOwned>(value: &Value, prefix: &str) -> Result<T, Vec<FieldError>> {
+fn strict<T: serde::de::DeserializeOwned>(
+    value: &Value,
+    prefix: &str,
+) -> Result<T, Vec<FieldError>> {
     let mut unknown = Vec::new();
     let mut record = |p: serde_ignored::Path<'_>| unknown.push(ignored_path(&p));
     let de = serde_ignored::Deserializer::new(value, &mut record);
@@ -181,9 +228,16 @@ fn strict<T: serde::de::DeserializeOwned>(value: &Value, prefix: &str) -> Result
             let path = json_path(e.path());
             let msg = e.inner().to_string();
             let join = |field: &str| {
-                if path.is_empty() { format!("{prefix}{field}") } else { format!("{prefix}{path}.{field}") }
+                if path.is_empty() {
+                    format!("{prefix}{field}")
+                } else {
+                    format!("{prefix}{path}.{field}")
+                }
             };
-            let err = match msg.strip_prefix("missing field `").and_then(|r| r.strip_suffix('`')) {
+            let err = match msg
+                .strip_prefix("missing field `")
+                .and_then(|r| r.strip_suffix('`'))
+            {
                 Some(field) => FieldError::required(join(field), ""),
                 None => FieldError::new(format!("{prefix}{path}"), ErrorKind::Invalid, (), msg),
             };
@@ -200,11 +254,15 @@ fn ignored_path(p: &serde_ignored::Path<'_>) -> String {
         Path::Seq { parent, index } => format!("{}[{index}]", ignored_path(parent)),
         Path::Map { parent, key } => {
             let parent = ignored_path(parent);
-            if parent.is_empty() { key.clone() } else { format!("{parent}.{key}") }
+            if parent.is_empty() {
+                key.clone()
+            } else {
+                format!("{parent}.{key}")
+            }
         }
-        Path::Some { parent } | Path::NewtypeStruct { parent } | Path::NewtypeVariant { parent } => {
-            ignored_path(parent)
-        }
+        Path::Some { parent }
+        | Path::NewtypeStruct { parent }
+        | Path::NewtypeVariant { parent } => ignored_path(parent),
     }
 }
 
@@ -241,7 +299,11 @@ mod tests {
         let text = "apiVersion: v1\nkind: Pod\nmetadata: {name: a}\nspec: {containers: [{name: c, image: busybox}]}\n---\n\
                     {\"apiVersion\": \"v1\", \"kind\": \"List\", \"items\": [{\"apiVersion\": \"v1\", \"kind\": \"Pod\", \"metadata\": {\"name\": \"b\"}, \"spec\": {\"containers\": [{\"name\": \"c\", \"image\": \"busybox\"}]}}]}\n";
         let m = parse(text).unwrap();
-        let names: Vec<_> = m.pods.iter().map(|p| p.metadata.name.clone().unwrap()).collect();
+        let names: Vec<_> = m
+            .pods
+            .iter()
+            .map(|p| p.metadata.name.clone().unwrap())
+            .collect();
         assert_eq!(names, ["a", "b"]);
     }
 
@@ -249,7 +311,10 @@ mod tests {
     fn unknown_fields_are_named_by_path() {
         let text = "apiVersion: v1\nkind: Pod\nmetadata: {name: a}\nspec:\n  containers:\n  - name: c\n    image: busybox\n    imagePullPolcy: Never\n";
         let err = parse(text).unwrap_err();
-        assert_eq!(err.to_string(), "pod \"a\" is invalid: spec.containers[0].imagePullPolcy: Unknown field");
+        assert_eq!(
+            err.to_string(),
+            "pod \"a\" is invalid: spec.containers[0].imagePullPolcy: Unknown field"
+        );
     }
 
     #[test]
@@ -263,14 +328,25 @@ mod tests {
     #[test]
     fn missing_and_mistyped_fields() {
         let err = load("apiVersion: v1\nkind: Pod\nmetadata: {name: a}\nspec: {containers: [{image: busybox}]}\n").unwrap_err();
-        assert_eq!(err.to_string(), "pod \"a\" is invalid: spec.containers[0].name: Required value");
-        let err = parse("apiVersion: v1\nkind: Pod\nmetadata: {name: a}\nspec: {containers: 3}\n").unwrap_err();
-        assert!(err.to_string().starts_with("pod \"a\" is invalid: spec.containers: Invalid value: "), "{err}");
+        assert_eq!(
+            err.to_string(),
+            "pod \"a\" is invalid: spec.containers[0].name: Required value"
+        );
+        let err = parse("apiVersion: v1\nkind: Pod\nmetadata: {name: a}\nspec: {containers: 3}\n")
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("pod \"a\" is invalid: spec.containers: Invalid value: "),
+            "{err}"
+        );
     }
 
     #[test]
     fn unsupported_kind() {
         let err = parse("apiVersion: v1\nkind: Service\nmetadata: {name: a}\n").unwrap_err();
-        assert_eq!(err.to_string(), "service \"a\" is invalid: kind: Unsupported value: \"Service\": supported values: \"Pod\", \"List\", \"Secret\"");
+        assert_eq!(
+            err.to_string(),
+            "service \"a\" is invalid: kind: Unsupported value: \"Service\": supported values: \"Pod\", \"List\", \"Secret\""
+        );
     }
 }

@@ -16,20 +16,29 @@ fn find<'a>(statuses: &'a [ContainerStatus], name: &str) -> Option<&'a Container
 fn state_of(s: &ContainerStatus) -> (bool, Option<i32>, bool) {
     let st = s.state.as_ref();
     let running = st.is_some_and(|st| st.running.is_some());
-    let terminated = st.and_then(|st| st.terminated.as_ref()).map(|t| t.exit_code);
+    let terminated = st
+        .and_then(|st| st.terminated.as_ref())
+        .map(|t| t.exit_code);
     let waiting = st.is_some_and(|st| st.waiting.is_some());
     (running, terminated, waiting)
 }
 
 fn last_exit(s: &ContainerStatus) -> Option<i32> {
-    s.last_state.as_ref().and_then(|l| l.terminated.as_ref()).map(|t| t.exit_code)
+    s.last_state
+        .as_ref()
+        .and_then(|l| l.terminated.as_ref())
+        .map(|t| t.exit_code)
 }
 
 /// The pod phase: `Pending`, `Running`, `Succeeded` or `Failed`.
 ///
 /// `statuses` holds init and app container statuses together; `pod_is_terminal` is true once
 /// the kubelet has decided the pod will run no more containers (deleted, deadline exceeded).
-pub fn pod_phase(spec: &PodSpec, statuses: &[ContainerStatus], pod_is_terminal: bool) -> &'static str {
+pub fn pod_phase(
+    spec: &PodSpec,
+    statuses: &[ContainerStatus],
+    pod_is_terminal: bool,
+) -> &'static str {
     let inits = spec.init_containers.as_deref().unwrap_or_default();
     let never = spec.restart_policy.as_deref() == Some("Never");
     let (mut pending_init, mut pending_sidecar, mut failed_init) = (0, 0, 0);
@@ -107,7 +116,11 @@ pub fn pod_phase(spec: &PodSpec, statuses: &[ContainerStatus], pod_is_terminal: 
     }
     if running == 0 && stopped > 0 && unknown == 0 {
         if pod_is_terminal {
-            return if stopped == succeeded { "Succeeded" } else { "Failed" };
+            return if stopped == succeeded {
+                "Succeeded"
+            } else {
+                "Failed"
+            };
         }
         return match spec.restart_policy.as_deref() {
             Some("Always") | None => "Running",
@@ -124,7 +137,8 @@ pub fn has_any_regular_started(spec: &PodSpec, statuses: &[ContainerStatus]) -> 
     spec.containers.iter().any(|c| {
         find(statuses, &c.name).is_some_and(|s| {
             let st = s.state.as_ref();
-            st.is_some_and(|st| st.running.is_some() || st.terminated.is_some()) || last_exit(s).is_some()
+            st.is_some_and(|st| st.running.is_some() || st.terminated.is_some())
+                || last_exit(s).is_some()
         })
     })
 }
@@ -163,7 +177,11 @@ pub fn conditions(
     let terminal = |t: &'static str| Condition {
         type_: t,
         status: false,
-        reason: Some(if phase == "Succeeded" { "PodCompleted" } else { "PodFailed" }),
+        reason: Some(if phase == "Succeeded" {
+            "PodCompleted"
+        } else {
+            "PodFailed"
+        }),
         message: None,
     };
 
@@ -179,24 +197,50 @@ pub fn conditions(
             if s.started != Some(true) {
                 incomplete.push(c.name.clone());
             }
-        } else if s.state.as_ref().and_then(|st| st.terminated.as_ref()).is_none_or(|t| t.exit_code != 0) {
+        } else if s
+            .state
+            .as_ref()
+            .and_then(|st| st.terminated.as_ref())
+            .is_none_or(|t| t.exit_code != 0)
+        {
             incomplete.push(c.name.clone());
         }
     }
     let initialized = if phase == "Succeeded" && unknown.is_empty() {
-        Condition { type_: "Initialized", status: true, reason: Some("PodCompleted"), message: None }
+        Condition {
+            type_: "Initialized",
+            status: true,
+            reason: Some("PodCompleted"),
+            message: None,
+        }
     } else if has_any_regular_started(spec, statuses) {
-        Condition { type_: "Initialized", status: true, reason: None, message: None }
+        Condition {
+            type_: "Initialized",
+            status: true,
+            reason: None,
+            message: None,
+        }
     } else {
         let mut msgs = Vec::new();
         if !unknown.is_empty() {
-            msgs.push(format!("containers with unknown status: {}", go_list(&unknown)));
+            msgs.push(format!(
+                "containers with unknown status: {}",
+                go_list(&unknown)
+            ));
         }
         if !incomplete.is_empty() {
-            msgs.push(format!("containers with incomplete status: {}", go_list(&incomplete)));
+            msgs.push(format!(
+                "containers with incomplete status: {}",
+                go_list(&incomplete)
+            ));
         }
         if msgs.is_empty() {
-            Condition { type_: "Initialized", status: true, reason: None, message: None }
+            Condition {
+                type_: "Initialized",
+                status: true,
+                reason: None,
+                message: None,
+            }
         } else {
             Condition {
                 type_: "Initialized",
@@ -210,7 +254,11 @@ pub fn conditions(
     // ContainersReady and Ready.
     let mut unknown = Vec::new();
     let mut unready = Vec::new();
-    let sidecars = spec.init_containers.iter().flatten().filter(|c| is_sidecar(c));
+    let sidecars = spec
+        .init_containers
+        .iter()
+        .flatten()
+        .filter(|c| is_sidecar(c));
     for c in sidecars.chain(spec.containers.iter()) {
         match find(&all, &c.name) {
             Some(s) if !s.ready => unready.push(c.name.clone()),
@@ -224,21 +272,47 @@ pub fn conditions(
         }
         let mut msgs = Vec::new();
         if !unknown.is_empty() {
-            msgs.push(format!("containers with unknown status: {}", go_list(&unknown)));
+            msgs.push(format!(
+                "containers with unknown status: {}",
+                go_list(&unknown)
+            ));
         }
         if !unready.is_empty() {
-            msgs.push(format!("containers with unready status: {}", go_list(&unready)));
+            msgs.push(format!(
+                "containers with unready status: {}",
+                go_list(&unready)
+            ));
         }
         if msgs.is_empty() {
-            Condition { type_: t, status: true, reason: None, message: None }
+            Condition {
+                type_: t,
+                status: true,
+                reason: None,
+                message: None,
+            }
         } else {
-            Condition { type_: t, status: false, reason: Some("ContainersNotReady"), message: Some(msgs.join(", ")) }
+            Condition {
+                type_: t,
+                status: false,
+                reason: Some("ContainersNotReady"),
+                message: Some(msgs.join(", ")),
+            }
         }
     };
 
     vec![
-        Condition { type_: "PodScheduled", status: true, reason: None, message: None },
-        Condition { type_: "PodReadyToStartContainers", status: sandbox_ready, reason: None, message: None },
+        Condition {
+            type_: "PodScheduled",
+            status: true,
+            reason: None,
+            message: None,
+        },
+        Condition {
+            type_: "PodReadyToStartContainers",
+            status: sandbox_ready,
+            reason: None,
+            message: None,
+        },
         initialized,
         ready("ContainersReady"),
         ready("Ready"),
@@ -250,7 +324,10 @@ pub fn conditions(
 pub fn qos_class(spec: &PodSpec) -> &'static str {
     let mut any = false;
     let mut guaranteed = true;
-    let containers = spec.containers.iter().chain(spec.init_containers.iter().flatten());
+    let containers = spec
+        .containers
+        .iter()
+        .chain(spec.init_containers.iter().flatten());
     for c in containers {
         let r = c.resources.as_ref();
         let requests = r.and_then(|r| r.requests.as_ref());
@@ -280,10 +357,15 @@ pub fn qos_class(spec: &PodSpec) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::{ContainerState, ContainerStateRunning, ContainerStateTerminated, ContainerStateWaiting};
+    use crate::api::{
+        ContainerState, ContainerStateRunning, ContainerStateTerminated, ContainerStateWaiting,
+    };
 
     fn spec(policy: &str, inits: &[&str], apps: &[&str]) -> PodSpec {
-        let mk = |n: &&str| Container { name: n.to_string(), ..Default::default() };
+        let mk = |n: &&str| Container {
+            name: n.to_string(),
+            ..Default::default()
+        };
         PodSpec {
             restart_policy: Some(policy.into()),
             init_containers: Some(inits.iter().map(mk).collect()),
@@ -296,7 +378,10 @@ mod tests {
         ContainerStatus {
             name: name.into(),
             started: Some(true),
-            state: Some(ContainerState { running: Some(ContainerStateRunning::default()), ..Default::default() }),
+            state: Some(ContainerState {
+                running: Some(ContainerStateRunning::default()),
+                ..Default::default()
+            }),
             ..Default::default()
         }
     }
@@ -305,7 +390,10 @@ mod tests {
         ContainerStatus {
             name: name.into(),
             state: Some(ContainerState {
-                terminated: Some(ContainerStateTerminated { exit_code: code, ..Default::default() }),
+                terminated: Some(ContainerStateTerminated {
+                    exit_code: code,
+                    ..Default::default()
+                }),
                 ..Default::default()
             }),
             ..Default::default()
@@ -315,7 +403,10 @@ mod tests {
     fn backing_off(name: &str, code: i32) -> ContainerStatus {
         let mut s = exited(name, code);
         s.last_state = s.state.take();
-        s.state = Some(ContainerState { waiting: Some(ContainerStateWaiting::default()), ..Default::default() });
+        s.state = Some(ContainerState {
+            waiting: Some(ContainerStateWaiting::default()),
+            ..Default::default()
+        });
         s
     }
 
@@ -330,8 +421,14 @@ mod tests {
         assert_eq!(pod_phase(&o, &[exited("a", 0)], false), "Succeeded");
         assert_eq!(pod_phase(&o, &[backing_off("a", 1)], false), "Running");
         let n = spec("Never", &[], &["a", "b"]);
-        assert_eq!(pod_phase(&n, &[exited("a", 0), exited("b", 1)], false), "Failed");
-        assert_eq!(pod_phase(&n, &[exited("a", 0), running("b")], false), "Running");
+        assert_eq!(
+            pod_phase(&n, &[exited("a", 0), exited("b", 1)], false),
+            "Failed"
+        );
+        assert_eq!(
+            pod_phase(&n, &[exited("a", 0), running("b")], false),
+            "Running"
+        );
         let i = spec("Never", &["i"], &["a"]);
         assert_eq!(pod_phase(&i, &[running("i")], false), "Pending");
         assert_eq!(pod_phase(&i, &[exited("i", 1)], false), "Failed");
@@ -343,10 +440,25 @@ mod tests {
     fn condition_messages() {
         let s = spec("Always", &["i1", "i2"], &["a", "b"]);
         let c = conditions(&s, &[exited("i1", 0), running("i2")], &[], "Pending", true);
-        assert_eq!(c[2].message.as_deref(), Some("containers with incomplete status: [i2]"));
-        assert_eq!(c[3].message.as_deref(), Some("containers with unknown status: [a b]"));
-        let c = conditions(&s, &[exited("i1", 0), exited("i2", 0)], &[running("a"), running("b")], "Running", true);
+        assert_eq!(
+            c[2].message.as_deref(),
+            Some("containers with incomplete status: [i2]")
+        );
+        assert_eq!(
+            c[3].message.as_deref(),
+            Some("containers with unknown status: [a b]")
+        );
+        let c = conditions(
+            &s,
+            &[exited("i1", 0), exited("i2", 0)],
+            &[running("a"), running("b")],
+            "Running",
+            true,
+        );
         assert!(c[2].status);
-        assert_eq!(c[4].message.as_deref(), Some("containers with unready status: [a b]"));
+        assert_eq!(
+            c[4].message.as_deref(),
+            Some("containers with unready status: [a b]")
+        );
     }
 }

@@ -3,7 +3,9 @@
 /// Parses a quantity into its value in base units, rounded up (so `500m` is 1).
 pub fn parse(s: &str) -> Option<u64> {
     let s = s.trim();
-    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
     let (num, suffix) = s.split_at(split);
     let value: f64 = num.parse().ok()?;
     let mult: f64 = match suffix {

@@ -27,7 +27,8 @@ pub fn is_dns1123_label(s: &str) -> bool {
     let b = s.as_bytes();
     !b.is_empty()
         && b.len() <= 63
-        && b.iter().all(|&c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
+        && b.iter()
+            .all(|&c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
         && b[0] != b'-'
         && b[b.len() - 1] != b'-'
 }
@@ -39,7 +40,11 @@ pub fn is_dns1123_subdomain(s: &str) -> bool {
 
 fn label(path: &str, value: &str, errs: &mut Vec<FieldError>) {
     if value.len() > 63 {
-        errs.push(FieldError::invalid(path, value, "must be no more than 63 characters"));
+        errs.push(FieldError::invalid(
+            path,
+            value,
+            "must be no more than 63 characters",
+        ));
     } else if !is_dns1123_label(value) {
         errs.push(FieldError::invalid(path, value, LABEL_MSG));
     }
@@ -58,12 +63,17 @@ pub fn pod(pod: &Pod) -> Vec<FieldError> {
     let mut errs = Vec::new();
     let m = &pod.metadata;
     match (m.name.as_deref(), m.generate_name.as_deref()) {
-        (None | Some(""), None | Some("")) => {
-            errs.push(FieldError::required("metadata.name", "name or generateName is required"))
-        }
+        (None | Some(""), None | Some("")) => errs.push(FieldError::required(
+            "metadata.name",
+            "name or generateName is required",
+        )),
         (Some(n), _) if !n.is_empty() => {
             if n.len() > 253 {
-                errs.push(FieldError::invalid("metadata.name", n, "must be no more than 253 characters"));
+                errs.push(FieldError::invalid(
+                    "metadata.name",
+                    n,
+                    "must be no more than 253 characters",
+                ));
             } else if !is_dns1123_subdomain(n) {
                 errs.push(FieldError::invalid("metadata.name", n, SUBDOMAIN_MSG));
             }
@@ -81,7 +91,12 @@ pub fn pod(pod: &Pod) -> Vec<FieldError> {
 }
 
 fn spec(spec: &PodSpec, errs: &mut Vec<FieldError>) {
-    one_of("spec.restartPolicy", spec.restart_policy.as_deref(), &["Always", "OnFailure", "Never"], errs);
+    one_of(
+        "spec.restartPolicy",
+        spec.restart_policy.as_deref(),
+        &["Always", "OnFailure", "Never"],
+        errs,
+    );
     one_of(
         "spec.dnsPolicy",
         spec.dns_policy.as_deref(),
@@ -91,12 +106,20 @@ fn spec(spec: &PodSpec, errs: &mut Vec<FieldError>) {
     if let Some(g) = spec.termination_grace_period_seconds
         && g < 0
     {
-        errs.push(FieldError::invalid("spec.terminationGracePeriodSeconds", g, "must be greater than or equal to 0"));
+        errs.push(FieldError::invalid(
+            "spec.terminationGracePeriodSeconds",
+            g,
+            "must be greater than or equal to 0",
+        ));
     }
     if let Some(d) = spec.active_deadline_seconds
         && d <= 0
     {
-        errs.push(FieldError::invalid("spec.activeDeadlineSeconds", d, "must be between 1 and 2147483647, inclusive"));
+        errs.push(FieldError::invalid(
+            "spec.activeDeadlineSeconds",
+            d,
+            "must be between 1 and 2147483647, inclusive",
+        ));
     }
     if let Some(h) = spec.hostname.as_deref() {
         label("spec.hostname", h, errs);
@@ -105,11 +128,12 @@ fn spec(spec: &PodSpec, errs: &mut Vec<FieldError>) {
         label("spec.subdomain", s, errs);
     }
     if spec.dns_policy.as_deref() == Some("None") && spec.dns_config.is_none() {
-        errs.push(FieldError::required("spec.dnsConfig", "must provide `dnsConfig` when `dnsPolicy` is None"));
+        errs.push(FieldError::required(
+            "spec.dnsConfig",
+            "must provide `dnsConfig` when `dnsPolicy` is None",
+        ));
     }
-    if spec.host_pid == Some(true)
-        && spec.share_process_namespace == Some(true)
-    {
+    if spec.host_pid == Some(true) && spec.share_process_namespace == Some(true) {
         errs.push(FieldError::invalid(
             "spec.securityContext.shareProcessNamespace",
             "true",
@@ -130,7 +154,11 @@ fn spec(spec: &PodSpec, errs: &mut Vec<FieldError>) {
         if let Some(rp) = c.restart_policy.as_deref()
             && !sidecar
         {
-            errs.push(FieldError::not_supported(format!("{path}.restartPolicy"), rp, &["Always"]));
+            errs.push(FieldError::not_supported(
+                format!("{path}.restartPolicy"),
+                rp,
+                &["Always"],
+            ));
         }
         if !sidecar {
             for (field, set) in [
@@ -154,7 +182,10 @@ fn spec(spec: &PodSpec, errs: &mut Vec<FieldError>) {
         let path = format!("spec.containers[{i}]");
         container(&path, c, &volumes, &mut names, spec, errs);
         if c.restart_policy.is_some() {
-            errs.push(FieldError::forbidden(format!("{path}.restartPolicy"), "may not be set for non-init containers"));
+            errs.push(FieldError::forbidden(
+                format!("{path}.restartPolicy"),
+                "may not be set for non-init containers",
+            ));
         }
     }
 }
@@ -174,38 +205,68 @@ fn volumes(vols: &[Volume], errs: &mut Vec<FieldError>) -> HashSet<String> {
         }
         // Which sources are set: every key of the serialized volume except `name`.
         let sources: Vec<String> = match serde_json::to_value(v) {
-            Ok(serde_json::Value::Object(map)) => map.into_iter().map(|(k, _)| k).filter(|k| k != "name").collect(),
+            Ok(serde_json::Value::Object(map)) => map
+                .into_iter()
+                .map(|(k, _)| k)
+                .filter(|k| k != "name")
+                .collect(),
             _ => Vec::new(),
         };
         match sources.as_slice() {
-            [] => errs.push(FieldError::required(path.clone(), "must specify a volume type")),
+            [] => errs.push(FieldError::required(
+                path.clone(),
+                "must specify a volume type",
+            )),
             [one] if one == "emptyDir" || one == "hostPath" => {}
             [one] => errs.push(FieldError::forbidden(
                 format!("{path}.{one}"),
                 "this volume type is not supported by peapod (supported: emptyDir, hostPath)",
             )),
-            [_, second, ..] => {
-                errs.push(FieldError::forbidden(format!("{path}.{second}"), "may not specify more than 1 volume type"))
-            }
+            [_, second, ..] => errs.push(FieldError::forbidden(
+                format!("{path}.{second}"),
+                "may not specify more than 1 volume type",
+            )),
         }
         if let Some(ed) = &v.empty_dir {
-            one_of(&format!("{path}.emptyDir.medium"), ed.medium.as_deref().filter(|m| !m.is_empty()), &["", "Memory"], errs);
+            one_of(
+                &format!("{path}.emptyDir.medium"),
+                ed.medium.as_deref().filter(|m| !m.is_empty()),
+                &["", "Memory"],
+                errs,
+            );
             if let Some(q) = &ed.size_limit
                 && crate::quantity::parse(&q.0).is_none()
             {
-                errs.push(FieldError::invalid(format!("{path}.emptyDir.sizeLimit"), &q.0, "must be a quantity"));
+                errs.push(FieldError::invalid(
+                    format!("{path}.emptyDir.sizeLimit"),
+                    &q.0,
+                    "must be a quantity",
+                ));
             }
         }
         if let Some(hp) = &v.host_path {
             if hp.path.is_empty() {
                 errs.push(FieldError::required(format!("{path}.hostPath.path"), ""));
             } else if hp.path.split('/').any(|c| c == "..") {
-                errs.push(FieldError::invalid(format!("{path}.hostPath.path"), &hp.path, "must not contain '..'"));
+                errs.push(FieldError::invalid(
+                    format!("{path}.hostPath.path"),
+                    &hp.path,
+                    "must not contain '..'",
+                ));
             }
             one_of(
                 &format!("{path}.hostPath.type"),
                 hp.type_.as_deref(),
-                &["", "DirectoryOrCreate", "Directory", "FileOrCreate", "File", "Socket", "CharDevice", "BlockDevice"],
+                &[
+                    "",
+                    "DirectoryOrCreate",
+                    "Directory",
+                    "FileOrCreate",
+                    "File",
+                    "Socket",
+                    "CharDevice",
+                    "BlockDevice",
+                ],
                 errs,
             );
         }
@@ -231,12 +292,19 @@ fn container(
     }
     match c.image.as_deref() {
         None | Some("") => errs.push(FieldError::required(format!("{path}.image"), "")),
-        Some(i) if i.trim() != i => {
-            errs.push(FieldError::invalid(format!("{path}.image"), i, "must not have leading or trailing whitespace"))
-        }
+        Some(i) if i.trim() != i => errs.push(FieldError::invalid(
+            format!("{path}.image"),
+            i,
+            "must not have leading or trailing whitespace",
+        )),
         _ => {}
     }
-    one_of(&format!("{path}.imagePullPolicy"), c.image_pull_policy.as_deref(), &["Always", "IfNotPresent", "Never"], errs);
+    one_of(
+        &format!("{path}.imagePullPolicy"),
+        c.image_pull_policy.as_deref(),
+        &["Always", "IfNotPresent", "Never"],
+        errs,
+    );
     one_of(
         &format!("{path}.terminationMessagePolicy"),
         c.termination_message_policy.as_deref(),
@@ -246,7 +314,11 @@ fn container(
     if let Some(t) = c.termination_message_path.as_deref()
         && !t.starts_with('/')
     {
-        errs.push(FieldError::invalid(format!("{path}.terminationMessagePath"), t, "must be an absolute path"));
+        errs.push(FieldError::invalid(
+            format!("{path}.terminationMessagePath"),
+            t,
+            "must be an absolute path",
+        ));
     }
 
     let mut port_names = HashSet::new();
@@ -262,7 +334,11 @@ fn container(
         if let Some(h) = p.host_port
             && !(0..=65535).contains(&h)
         {
-            errs.push(FieldError::invalid(format!("{pp}.hostPort"), h, "must be between 1 and 65535, inclusive"));
+            errs.push(FieldError::invalid(
+                format!("{pp}.hostPort"),
+                h,
+                "must be between 1 and 65535, inclusive",
+            ));
         }
         if spec.host_network == Some(true)
             && let Some(h) = p.host_port
@@ -275,11 +351,17 @@ fn container(
                 "must match `containerPort` when `hostNetwork` is true",
             ));
         }
-        one_of(&format!("{pp}.protocol"), p.protocol.as_deref(), &["SCTP", "TCP", "UDP"], errs);
+        one_of(
+            &format!("{pp}.protocol"),
+            p.protocol.as_deref(),
+            &["SCTP", "TCP", "UDP"],
+            errs,
+        );
         if let Some(n) = p.name.as_deref() {
             let ok = !n.is_empty()
                 && n.len() <= 15
-                && n.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && n.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
                 && n.bytes().any(|b| b.is_ascii_lowercase())
                 && !n.starts_with('-')
                 && !n.ends_with('-')
@@ -328,7 +410,12 @@ fn container(
                 ));
             }
             if let Some(f) = &vf.field_ref {
-                one_of(&format!("{ep}.valueFrom.fieldRef.fieldPath"), Some(&f.field_path), FIELD_PATHS, errs);
+                one_of(
+                    &format!("{ep}.valueFrom.fieldRef.fieldPath"),
+                    Some(&f.field_path),
+                    FIELD_PATHS,
+                    errs,
+                );
             }
         }
     }
@@ -339,20 +426,41 @@ fn container(
         if m.name.is_empty() {
             errs.push(FieldError::required(format!("{mp}.name"), ""));
         } else if !volumes.contains(&m.name) {
-            errs.push(FieldError::new(format!("{mp}.name"), crate::field::ErrorKind::NotFound, &m.name, ""));
+            errs.push(FieldError::new(
+                format!("{mp}.name"),
+                crate::field::ErrorKind::NotFound,
+                &m.name,
+                "",
+            ));
         }
         if m.mount_path.is_empty() {
             errs.push(FieldError::required(format!("{mp}.mountPath"), ""));
         } else if !m.mount_path.starts_with('/') {
-            errs.push(FieldError::invalid(format!("{mp}.mountPath"), &m.mount_path, "must be an absolute path"));
+            errs.push(FieldError::invalid(
+                format!("{mp}.mountPath"),
+                &m.mount_path,
+                "must be an absolute path",
+            ));
         } else if !mount_paths.insert(normalize(&m.mount_path)) {
-            errs.push(FieldError::invalid(format!("{mp}.mountPath"), &m.mount_path, "must be unique"));
+            errs.push(FieldError::invalid(
+                format!("{mp}.mountPath"),
+                &m.mount_path,
+                "must be unique",
+            ));
         }
         if let Some(sp) = m.sub_path.as_deref().filter(|s| !s.is_empty()) {
             if sp.starts_with('/') {
-                errs.push(FieldError::invalid(format!("{mp}.subPath"), sp, "must be a relative path"));
+                errs.push(FieldError::invalid(
+                    format!("{mp}.subPath"),
+                    sp,
+                    "must be a relative path",
+                ));
             } else if sp.split('/').any(|c| c == "..") {
-                errs.push(FieldError::invalid(format!("{mp}.subPath"), sp, "must not contain '..'"));
+                errs.push(FieldError::invalid(
+                    format!("{mp}.subPath"),
+                    sp,
+                    "must not contain '..'",
+                ));
             }
         }
     }
@@ -363,20 +471,33 @@ fn container(
         ("startupProbe", &c.startup_probe),
     ] {
         if let Some(p) = probe {
-            self::probe(&format!("{path}.{field}"), p, field != "readinessProbe", errs);
+            self::probe(
+                &format!("{path}.{field}"),
+                p,
+                field != "readinessProbe",
+                errs,
+            );
         }
     }
 }
 
 fn probe(path: &str, p: &Probe, success_must_be_one: bool, errs: &mut Vec<FieldError>) {
-    let handlers = [p.exec.is_some(), p.http_get.is_some(), p.tcp_socket.is_some(), p.grpc.is_some()]
-        .iter()
-        .filter(|b| **b)
-        .count();
+    let handlers = [
+        p.exec.is_some(),
+        p.http_get.is_some(),
+        p.tcp_socket.is_some(),
+        p.grpc.is_some(),
+    ]
+    .iter()
+    .filter(|b| **b)
+    .count();
     match handlers {
         0 => errs.push(FieldError::required(path, "must specify a handler type")),
         1 => {}
-        _ => errs.push(FieldError::forbidden(path, "may not specify more than 1 handler type")),
+        _ => errs.push(FieldError::forbidden(
+            path,
+            "may not specify more than 1 handler type",
+        )),
     }
     let fields: BTreeMap<&str, Option<i32>> = [
         ("initialDelaySeconds", p.initial_delay_seconds),
@@ -391,19 +512,30 @@ fn probe(path: &str, p: &Probe, success_must_be_one: bool, errs: &mut Vec<FieldE
         if let Some(v) = v
             && v < 0
         {
-            errs.push(FieldError::invalid(format!("{path}.{name}"), v, "must be greater than or equal to 0"));
+            errs.push(FieldError::invalid(
+                format!("{path}.{name}"),
+                v,
+                "must be greater than or equal to 0",
+            ));
         }
     }
     if success_must_be_one
         && let Some(s) = p.success_threshold
         && s != 1
     {
-        errs.push(FieldError::invalid(format!("{path}.successThreshold"), s, "must be 1"));
+        errs.push(FieldError::invalid(
+            format!("{path}.successThreshold"),
+            s,
+            "must be 1",
+        ));
     }
 }
 
 fn normalize(p: &str) -> String {
-    let parts: Vec<&str> = p.split('/').filter(|c| !c.is_empty() && *c != ".").collect();
+    let parts: Vec<&str> = p
+        .split('/')
+        .filter(|c| !c.is_empty() && *c != ".")
+        .collect();
     format!("/{}", parts.join("/"))
 }
 
@@ -421,13 +553,17 @@ mod tests {
 
     #[test]
     fn duplicate_names_across_init_and_app() {
-        let e = errors("  initContainers: [{name: a, image: busybox}, {name: app, image: busybox}]\n  containers: [{name: app, image: busybox}]\n");
+        let e = errors(
+            "  initContainers: [{name: a, image: busybox}, {name: app, image: busybox}]\n  containers: [{name: app, image: busybox}]\n",
+        );
         assert_eq!(e, ["spec.containers[0].name: Duplicate value: \"app\""]);
     }
 
     #[test]
     fn mounts_and_volumes() {
-        let e = errors("  volumes: [{name: v, emptyDir: {}}, {name: v, emptyDir: {}}]\n  containers:\n  - name: a\n    image: busybox\n    volumeMounts: [{name: v, mountPath: data}, {name: w, mountPath: /x}, {name: v, mountPath: /x/}]\n");
+        let e = errors(
+            "  volumes: [{name: v, emptyDir: {}}, {name: v, emptyDir: {}}]\n  containers:\n  - name: a\n    image: busybox\n    volumeMounts: [{name: v, mountPath: data}, {name: w, mountPath: /x}, {name: v, mountPath: /x/}]\n",
+        );
         assert_eq!(
             e,
             [
@@ -441,7 +577,9 @@ mod tests {
 
     #[test]
     fn enums_ports_probes() {
-        let e = errors("  restartPolicy: Sometimes\n  initContainers: [{name: i, image: busybox, livenessProbe: {exec: {command: ['true']}}}]\n  containers: [{name: a, image: busybox, ports: [{containerPort: 70000}]}]\n");
+        let e = errors(
+            "  restartPolicy: Sometimes\n  initContainers: [{name: i, image: busybox, livenessProbe: {exec: {command: ['true']}}}]\n  containers: [{name: a, image: busybox, ports: [{containerPort: 70000}]}]\n",
+        );
         assert_eq!(
             e,
             [
@@ -457,6 +595,9 @@ mod tests {
         let text = "apiVersion: v1\nkind: Pod\nmetadata: {name: Bad_Name}\nspec: {containers: [{name: a, image: busybox}]}\n";
         let e = load(text).unwrap_err().to_string();
         assert!(e.starts_with("pod \"Bad_Name\" is invalid: metadata.name: Invalid value: \"Bad_Name\": a lowercase RFC 1123 subdomain"), "{e}");
-        assert_eq!(errors("  containers: [{name: a}]\n"), ["spec.containers[0].image: Required value"]);
+        assert_eq!(
+            errors("  containers: [{name: a}]\n"),
+            ["spec.containers[0].image: Required value"]
+        );
     }
 }

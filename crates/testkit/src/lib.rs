@@ -1,0 +1,147 @@
+//! Builds a small OCI image archive from the host's static busybox, so tests and examples
+//! need no registry: one gzip layer with `/bin/busybox`, a symlink per applet, `/etc/passwd`,
+//! `/etc/group` and the usual empty directories. The output is deterministic: the same
+//! busybox gives the same digests.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+/// The name tests and examples give the image.
+pub const BUSYBOX_IMAGE: &str = "localhost/peapod/busybox:1.0";
+
+/// Where Debian's `busybox-static` puts busybox.
+pub const HOST_BUSYBOX: &str = "/bin/busybox";
+
+fn sha(data: &[u8]) -> String {
+    format!("sha256:{:x}", Sha256::digest(data))
+}
+
+fn header(path: &str, kind: tar::EntryType, mode: u32, size: u64) -> tar::Header {
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(kind);
+    h.set_path(path).expect("short path");
+    h.set_mode(mode);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(1_700_000_000);
+    h.set_size(size);
+    h
+}
+
+/// The uncompressed layer tar.
+fn layer(busybox: &Path) -> Result<Vec<u8>> {
+    let bin = std::fs::read(busybox).with_context(|| format!("reading {}", busybox.display()))?;
+    let out = Command::new(busybox)
+        .arg("--list")
+        .output()
+        .context("running busybox --list")?;
+    if !out.status.success() {
+        bail!("{} --list failed", busybox.display());
+    }
+    let mut applets: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect();
+    applets.sort();
+    let mut t = tar::Builder::new(Vec::new());
+    for (dir, mode) in [
+        ("bin/", 0o755),
+        ("dev/", 0o755),
+        ("etc/", 0o755),
+        ("home/", 0o755),
+        ("proc/", 0o555),
+        ("root/", 0o700),
+        ("sys/", 0o555),
+        ("tmp/", 0o1777),
+        ("usr/", 0o755),
+        ("usr/bin/", 0o755),
+        ("var/", 0o755),
+        ("var/www/", 0o755),
+    ] {
+        let mut h = header(dir, tar::EntryType::Directory, mode, 0);
+        t.append_data(&mut h, dir, std::io::empty())?;
+    }
+    let mut h = header(
+        "bin/busybox",
+        tar::EntryType::Regular,
+        0o755,
+        bin.len() as u64,
+    );
+    t.append_data(&mut h, "bin/busybox", bin.as_slice())?;
+    for a in applets.iter().filter(|a| *a != "busybox") {
+        let mut h = header(&format!("bin/{a}"), tar::EntryType::Symlink, 0o777, 0);
+        t.append_link(&mut h, format!("bin/{a}"), "busybox")?;
+    }
+    let passwd =
+        "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n";
+    let group = "root:x:0:\nnobody:x:65534:\n";
+    for (p, data) in [("etc/passwd", passwd), ("etc/group", group)] {
+        let mut h = header(p, tar::EntryType::Regular, 0o644, data.len() as u64);
+        t.append_data(&mut h, p, data.as_bytes())?;
+    }
+    Ok(t.into_inner()?)
+}
+
+/// Writes an OCI image-layout archive named `name` to `out`, built from `busybox`.
+pub fn write_busybox_archive(busybox: &Path, name: &str, out: &Path) -> Result<()> {
+    let tar = layer(busybox)?;
+    let diff_id = sha(&tar);
+    let mut gz = flate2::GzBuilder::new()
+        .mtime(0)
+        .write(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&tar)?;
+    let gz = gz.finish()?;
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        a => a,
+    };
+    let config = serde_json::to_vec(&json!({
+        "architecture": arch,
+        "os": "linux",
+        "config": {
+            "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
+            "Cmd": ["sh"],
+        },
+        "rootfs": {"type": "layers", "diff_ids": [diff_id]},
+        "history": [{"created_by": "peapod-testkit: static busybox"}],
+    }))?;
+    let manifest = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": sha(&config), "size": config.len()},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": sha(&gz), "size": gz.len()}],
+    }))?;
+    let index = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [{
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": sha(&manifest),
+            "size": manifest.len(),
+            "annotations": {
+                "io.containerd.image.name": name,
+                "org.opencontainers.image.ref.name": name.rsplit_once(':').map_or("latest", |(_, t)| t),
+            },
+        }],
+    }))?;
+    let file = std::fs::File::create(out).with_context(|| format!("creating {}", out.display()))?;
+    let mut t = tar::Builder::new(std::io::BufWriter::new(file));
+    let layout = br#"{"imageLayoutVersion":"1.0.0"}"#;
+    let mut files: Vec<(String, &[u8])> =
+        vec![("oci-layout".into(), layout), ("index.json".into(), &index)];
+    for blob in [&config, &manifest, &gz] {
+        files.push((format!("blobs/sha256/{}", &sha(blob)[7..]), blob));
+    }
+    for (path, data) in files {
+        let mut h = header(&path, tar::EntryType::Regular, 0o644, data.len() as u64);
+        t.append_data(&mut h, &path, data)?;
+    }
+    t.into_inner()?.flush()?;
+    Ok(())
+}
