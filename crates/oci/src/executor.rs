@@ -1,0 +1,175 @@
+//! Executors: what creates, starts and deletes containers from bundles.
+//!
+//! [`Libcontainer`] runs youki's `libcontainer` in-process, so nothing else needs to be
+//! installed. It clones the container's init process with `CLONE_PARENT` from a short-lived
+//! intermediate process, so the caller becomes the init's parent, but with no exit signal:
+//! callers learn of its exit through a pidfd ([`crate::ns::pidfd_open`]) and reap it with
+//! `waitpid(…, __WALL)`.
+//!
+//! The executor runs `fork`-like code in the calling process: call it from a single-threaded
+//! process (the shim is one).
+
+use std::collections::HashMap;
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+
+use libcontainer::container::Container;
+use libcontainer::container::builder::ContainerBuilder;
+use libcontainer::syscall::syscall::SyscallType;
+
+use crate::{Error, Result};
+
+/// The standard streams given to a container process.
+#[derive(Debug)]
+pub struct Stdio {
+    /// Standard input (`/dev/null` when `None`).
+    pub stdin: Option<OwnedFd>,
+    /// Standard output.
+    pub stdout: OwnedFd,
+    /// Standard error.
+    pub stderr: OwnedFd,
+}
+
+/// A process to run inside a running container (`exec`).
+#[derive(Debug)]
+pub struct ExecRequest {
+    /// argv.
+    pub args: Vec<String>,
+    /// Extra environment on top of the container's.
+    pub env: HashMap<String, String>,
+    /// Working directory; the container's when `None`.
+    pub cwd: Option<PathBuf>,
+    /// Streams; inherited from the caller when `None`.
+    pub stdio: Option<Stdio>,
+}
+
+/// Creates, starts and deletes containers. CRI semantics: delete of a missing container
+/// succeeds.
+pub trait Executor {
+    /// Creates the container described by `bundle/config.json`; returns its init PID. The
+    /// process waits for [`Executor::start`] before running the container's program.
+    fn create(&self, id: &str, bundle: &Path, stdio: Stdio) -> Result<i32>;
+    /// Lets the created container run its program.
+    fn start(&self, id: &str) -> Result<()>;
+    /// Removes what the executor keeps for a stopped container (state, cgroup).
+    fn delete(&self, id: &str) -> Result<()>;
+    /// Starts a process in the running container `id`; returns its PID (a child of the
+    /// caller, reaped with `__WALL`).
+    fn exec(&self, id: &str, req: ExecRequest) -> Result<i32>;
+}
+
+/// The in-process executor built on youki's `libcontainer`.
+#[derive(Debug, Clone)]
+pub struct Libcontainer {
+    state_root: PathBuf,
+}
+
+impl Libcontainer {
+    /// An executor keeping its per-container state under `state_root`.
+    pub fn new(state_root: impl Into<PathBuf>) -> Self {
+        Libcontainer {
+            state_root: state_root.into(),
+        }
+    }
+
+    fn load(&self, id: &str, op: &'static str) -> Result<Option<Container>> {
+        let dir = self.state_root.join(id);
+        if !dir.join("state.json").exists() {
+            return Ok(None);
+        }
+        Container::load(dir)
+            .map(Some)
+            .map_err(|e| failed(op, id, e))
+    }
+}
+
+fn failed(op: &'static str, id: &str, e: impl std::error::Error) -> Error {
+    let mut message = e.to_string();
+    let mut src = e.source();
+    while let Some(s) = src {
+        let s_text = s.to_string();
+        if !message.contains(&s_text) {
+            message.push_str(": ");
+            message.push_str(&s_text);
+        }
+        src = s.source();
+    }
+    Error::Runtime {
+        op,
+        id: id.to_string(),
+        message,
+    }
+}
+
+fn dev_null() -> Result<OwnedFd> {
+    std::fs::File::open("/dev/null")
+        .map(OwnedFd::from)
+        .map_err(crate::io("opening", "/dev/null"))
+}
+
+impl Executor for Libcontainer {
+    fn create(&self, id: &str, bundle: &Path, stdio: Stdio) -> Result<i32> {
+        std::fs::create_dir_all(&self.state_root)
+            .map_err(crate::io("creating", &self.state_root))?;
+        let stdin = match stdio.stdin {
+            Some(fd) => fd,
+            None => dev_null()?,
+        };
+        let container = ContainerBuilder::new(id.to_string(), SyscallType::Linux)
+            .with_root_path(&self.state_root)
+            .map_err(|e| failed("create", id, e))?
+            .with_stdin(stdin)
+            .with_stdout(stdio.stdout)
+            .with_stderr(stdio.stderr)
+            .as_init(bundle)
+            .with_systemd(false)
+            .with_detach(true)
+            .build()
+            .map_err(|e| failed("create", id, e))?;
+        container
+            .pid()
+            .map(|p| p.as_raw())
+            .ok_or_else(|| Error::Runtime {
+                op: "create",
+                id: id.into(),
+                message: "no init pid".into(),
+            })
+    }
+
+    fn start(&self, id: &str) -> Result<()> {
+        let mut c = self.load(id, "start")?.ok_or_else(|| Error::Runtime {
+            op: "start",
+            id: id.into(),
+            message: "not created".into(),
+        })?;
+        c.start().map_err(|e| failed("start", id, e))
+    }
+
+    fn delete(&self, id: &str) -> Result<()> {
+        match self.load(id, "delete")? {
+            None => Ok(()),
+            Some(mut c) => c.delete(true).map_err(|e| failed("delete", id, e)),
+        }
+    }
+
+    fn exec(&self, id: &str, req: ExecRequest) -> Result<i32> {
+        let mut b = ContainerBuilder::new(id.to_string(), SyscallType::Linux)
+            .with_root_path(&self.state_root)
+            .map_err(|e| failed("exec", id, e))?;
+        if let Some(stdio) = req.stdio {
+            if let Some(i) = stdio.stdin {
+                b = b.with_stdin(i);
+            }
+            b = b.with_stdout(stdio.stdout).with_stderr(stdio.stderr);
+        }
+        let pid = b
+            .as_tenant()
+            .with_container_args(req.args)
+            .with_env(req.env)
+            .with_cwd(req.cwd)
+            .with_detach(true)
+            .build()
+            .map_err(|e| failed("exec", id, e))?;
+        Ok(pid.as_raw())
+    }
+}

@@ -1,0 +1,517 @@
+//! From a [`ContainerSpec`] to an OCI runtime `config.json`.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::{
+    Capability, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxDeviceCgroupBuilder,
+    LinuxNamespaceBuilder, LinuxNamespaceType, LinuxResourcesBuilder, Mount, MountBuilder,
+    ProcessBuilder, RootBuilder, Spec, SpecBuilder, UserBuilder,
+};
+
+use crate::{Error, Result};
+
+/// A namespace kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NsKind {
+    /// Network.
+    Net,
+    /// System V IPC and POSIX message queues.
+    Ipc,
+    /// Host and domain name.
+    Uts,
+    /// Process IDs.
+    Pid,
+    /// Mounts.
+    Mnt,
+    /// Cgroup root.
+    Cgroup,
+}
+
+impl NsKind {
+    /// Every kind, in the order `describe` shows them.
+    pub const ALL: [NsKind; 6] = [
+        NsKind::Net,
+        NsKind::Ipc,
+        NsKind::Uts,
+        NsKind::Pid,
+        NsKind::Mnt,
+        NsKind::Cgroup,
+    ];
+
+    /// The name under `/proc/PID/ns/`.
+    pub fn proc_name(self) -> &'static str {
+        match self {
+            NsKind::Net => "net",
+            NsKind::Ipc => "ipc",
+            NsKind::Uts => "uts",
+            NsKind::Pid => "pid",
+            NsKind::Mnt => "mnt",
+            NsKind::Cgroup => "cgroup",
+        }
+    }
+
+    fn oci(self) -> LinuxNamespaceType {
+        match self {
+            NsKind::Net => LinuxNamespaceType::Network,
+            NsKind::Ipc => LinuxNamespaceType::Ipc,
+            NsKind::Uts => LinuxNamespaceType::Uts,
+            NsKind::Pid => LinuxNamespaceType::Pid,
+            NsKind::Mnt => LinuxNamespaceType::Mount,
+            NsKind::Cgroup => LinuxNamespaceType::Cgroup,
+        }
+    }
+}
+
+/// A namespace for the container: a new one (`path: None`) or an existing one to join.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct NamespaceSpec {
+    /// Which namespace.
+    pub kind: NsKind,
+    /// Join the namespace at this path instead of creating one.
+    pub path: Option<PathBuf>,
+}
+
+/// A mount into the container.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum MountSpec {
+    /// A bind mount of a host path.
+    Bind {
+        /// Host path.
+        source: PathBuf,
+        /// Path in the container.
+        destination: String,
+        /// Mounted read-only.
+        readonly: bool,
+    },
+    /// A fresh tmpfs.
+    Tmpfs {
+        /// Path in the container.
+        destination: String,
+        /// Size limit in bytes.
+        size: Option<u64>,
+    },
+}
+
+/// Everything the executor needs to know about one container process.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct ContainerSpec {
+    /// Root file system (already assembled, e.g. an overlay mount).
+    pub rootfs: PathBuf,
+    /// Mount the root file system read-only.
+    pub readonly_rootfs: bool,
+    /// argv.
+    pub args: Vec<String>,
+    /// Environment, `KEY=value`.
+    pub env: Vec<String>,
+    /// Working directory.
+    pub cwd: String,
+    /// User ID.
+    pub uid: u32,
+    /// Group ID.
+    pub gid: u32,
+    /// Supplementary groups.
+    pub additional_gids: Vec<u32>,
+    /// Host name, set only when the UTS namespace is new.
+    pub hostname: Option<String>,
+    /// Namespaces; any kind not listed is the host's.
+    pub namespaces: Vec<NamespaceSpec>,
+    /// Mounts beyond the standard /proc, /dev, /sys set.
+    pub mounts: Vec<MountSpec>,
+    /// Cgroup path, relative to the cgroup roots.
+    pub cgroups_path: String,
+    /// Capabilities to add to the default set (`CAP_` prefix optional).
+    pub cap_add: Vec<String>,
+    /// Capabilities to drop from the default set, or `ALL`.
+    pub cap_drop: Vec<String>,
+    /// All capabilities and devices.
+    pub privileged: bool,
+    /// Set `no_new_privs`.
+    pub no_new_privileges: bool,
+    /// Memory limit in bytes.
+    pub memory_limit: Option<i64>,
+    /// CPU quota in microseconds per 100 ms period.
+    pub cpu_quota: Option<i64>,
+    /// CPU shares.
+    pub cpu_shares: Option<u64>,
+    /// Annotations recorded in the bundle.
+    pub annotations: HashMap<String, String>,
+}
+
+/// The capabilities containers get by default (the Docker/containerd set).
+pub const DEFAULT_CAPS: &[&str] = &[
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FSETID",
+    "CAP_FOWNER",
+    "CAP_MKNOD",
+    "CAP_NET_RAW",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETFCAP",
+    "CAP_SETPCAP",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT",
+    "CAP_KILL",
+    "CAP_AUDIT_WRITE",
+];
+
+fn cap_name(c: &str) -> String {
+    let c = c.to_ascii_uppercase();
+    if c.starts_with("CAP_") {
+        c
+    } else {
+        format!("CAP_{c}")
+    }
+}
+
+fn capabilities(spec: &ContainerSpec) -> Result<Vec<Capability>> {
+    let mut names: Vec<String> = if spec.privileged {
+        all_capabilities()
+    } else {
+        DEFAULT_CAPS.iter().map(|s| s.to_string()).collect()
+    };
+    if !spec.privileged {
+        if spec.cap_drop.iter().any(|c| c.eq_ignore_ascii_case("all")) {
+            names.clear();
+        }
+        let drop: Vec<String> = spec.cap_drop.iter().map(|c| cap_name(c)).collect();
+        names.retain(|n| !drop.contains(n));
+        for a in &spec.cap_add {
+            if a.eq_ignore_ascii_case("all") {
+                names = all_capabilities();
+            } else if !names.contains(&cap_name(a)) {
+                names.push(cap_name(a));
+            }
+        }
+    }
+    names
+        .iter()
+        .map(|n| {
+            serde_json::from_value::<Capability>(serde_json::Value::String(n.clone()))
+                .map_err(|_| Error::Spec(format!("unknown capability {n:?}")))
+        })
+        .collect()
+}
+
+fn all_capabilities() -> Vec<String> {
+    use strum_like::ALL_CAPS;
+    ALL_CAPS.iter().map(|s| s.to_string()).collect()
+}
+
+mod strum_like {
+    /// Every capability the kernel defines (up to CAP_CHECKPOINT_RESTORE).
+    pub const ALL_CAPS: &[&str] = &[
+        "CAP_CHOWN",
+        "CAP_DAC_OVERRIDE",
+        "CAP_DAC_READ_SEARCH",
+        "CAP_FOWNER",
+        "CAP_FSETID",
+        "CAP_KILL",
+        "CAP_SETGID",
+        "CAP_SETUID",
+        "CAP_SETPCAP",
+        "CAP_LINUX_IMMUTABLE",
+        "CAP_NET_BIND_SERVICE",
+        "CAP_NET_BROADCAST",
+        "CAP_NET_ADMIN",
+        "CAP_NET_RAW",
+        "CAP_IPC_LOCK",
+        "CAP_IPC_OWNER",
+        "CAP_SYS_MODULE",
+        "CAP_SYS_RAWIO",
+        "CAP_SYS_CHROOT",
+        "CAP_SYS_PTRACE",
+        "CAP_SYS_PACCT",
+        "CAP_SYS_ADMIN",
+        "CAP_SYS_BOOT",
+        "CAP_SYS_NICE",
+        "CAP_SYS_RESOURCE",
+        "CAP_SYS_TIME",
+        "CAP_SYS_TTY_CONFIG",
+        "CAP_MKNOD",
+        "CAP_LEASE",
+        "CAP_AUDIT_WRITE",
+        "CAP_AUDIT_CONTROL",
+        "CAP_SETFCAP",
+        "CAP_MAC_OVERRIDE",
+        "CAP_MAC_ADMIN",
+        "CAP_SYSLOG",
+        "CAP_WAKE_ALARM",
+        "CAP_BLOCK_SUSPEND",
+        "CAP_AUDIT_READ",
+        "CAP_PERFMON",
+        "CAP_BPF",
+        "CAP_CHECKPOINT_RESTORE",
+    ];
+}
+
+fn mount(destination: &str, typ: &str, source: &str, options: &[&str]) -> Result<Mount> {
+    MountBuilder::default()
+        .destination(destination)
+        .typ(typ)
+        .source(source)
+        .options(options.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+        .build()
+        .map_err(|e| Error::Spec(e.to_string()))
+}
+
+/// Builds the OCI spec for `c`.
+pub fn build(c: &ContainerSpec) -> Result<Spec> {
+    let e = |e: oci_spec::OciSpecError| Error::Spec(e.to_string());
+    let caps = capabilities(c)?;
+    let caps_set: std::collections::HashSet<Capability> = caps.into_iter().collect();
+    let capabilities = LinuxCapabilitiesBuilder::default()
+        .bounding(caps_set.clone())
+        .effective(caps_set.clone())
+        .permitted(caps_set.clone())
+        .inheritable(std::collections::HashSet::new())
+        .ambient(std::collections::HashSet::new())
+        .build()
+        .map_err(e)?;
+    let mut user = UserBuilder::default().uid(c.uid).gid(c.gid);
+    if !c.additional_gids.is_empty() {
+        user = user.additional_gids(c.additional_gids.clone());
+    }
+    let process = ProcessBuilder::default()
+        .terminal(false)
+        .user(user.build().map_err(e)?)
+        .args(c.args.clone())
+        .env(c.env.clone())
+        .cwd(if c.cwd.is_empty() {
+            "/".to_string()
+        } else {
+            c.cwd.clone()
+        })
+        .capabilities(capabilities)
+        .no_new_privileges(c.no_new_privileges)
+        .rlimits(Vec::new())
+        .build()
+        .map_err(e)?;
+
+    let new_ns = |k: NsKind| c.namespaces.iter().any(|n| n.kind == k && n.path.is_none());
+    let has_ns = |k: NsKind| c.namespaces.iter().any(|n| n.kind == k);
+    let mut mounts = vec![
+        mount("/proc", "proc", "proc", &["nosuid", "noexec", "nodev"])?,
+        mount(
+            "/dev",
+            "tmpfs",
+            "tmpfs",
+            &["nosuid", "strictatime", "mode=755", "size=65536k"],
+        )?,
+        mount(
+            "/dev/pts",
+            "devpts",
+            "devpts",
+            &[
+                "nosuid",
+                "noexec",
+                "newinstance",
+                "ptmxmode=0666",
+                "mode=0620",
+                "gid=5",
+            ],
+        )?,
+        mount(
+            "/dev/mqueue",
+            "mqueue",
+            "mqueue",
+            &["nosuid", "noexec", "nodev"],
+        )?,
+    ];
+    // sysfs can only be mounted in a network namespace of our own making or joining;
+    // with the host's network, bind the host's /sys read-only instead.
+    if has_ns(NsKind::Net) {
+        mounts.push(mount(
+            "/sys",
+            "sysfs",
+            "sysfs",
+            &["nosuid", "noexec", "nodev", "ro"],
+        )?);
+    } else {
+        mounts.push(mount(
+            "/sys",
+            "bind",
+            "/sys",
+            &["rbind", "nosuid", "noexec", "nodev", "ro"],
+        )?);
+    }
+    if has_ns(NsKind::Cgroup) {
+        mounts.push(mount(
+            "/sys/fs/cgroup",
+            "cgroup",
+            "cgroup",
+            &["nosuid", "noexec", "nodev", "relatime", "ro"],
+        )?);
+    }
+    for m in &c.mounts {
+        mounts.push(match m {
+            MountSpec::Bind {
+                source,
+                destination,
+                readonly,
+            } => {
+                let src = source.to_string_lossy();
+                let mut opts = vec!["rbind", "rprivate"];
+                if *readonly {
+                    opts.push("ro");
+                }
+                mount(destination, "bind", &src, &opts)?
+            }
+            MountSpec::Tmpfs { destination, size } => {
+                let size = size.map(|s| format!("size={s}"));
+                let mut opts = vec!["nosuid", "nodev", "mode=1777"];
+                if let Some(s) = &size {
+                    opts.push(s);
+                }
+                mount(destination, "tmpfs", "tmpfs", &opts)?
+            }
+        });
+    }
+
+    let namespaces = c
+        .namespaces
+        .iter()
+        .map(|n| {
+            let mut b = LinuxNamespaceBuilder::default().typ(n.kind.oci());
+            if let Some(p) = &n.path {
+                b = b.path(p.clone());
+            }
+            b.build().map_err(e)
+        })
+        .collect::<Result<Vec<_>>>()?;
+
+    let mut resources = LinuxResourcesBuilder::default();
+    if !c.privileged {
+        resources = resources.devices(vec![
+            LinuxDeviceCgroupBuilder::default()
+                .allow(false)
+                .access("rwm")
+                .build()
+                .map_err(e)?,
+        ]);
+    }
+    if let Some(limit) = c.memory_limit {
+        resources = resources.memory(
+            oci_spec::runtime::LinuxMemoryBuilder::default()
+                .limit(limit)
+                .build()
+                .map_err(e)?,
+        );
+    }
+    if c.cpu_quota.is_some() || c.cpu_shares.is_some() {
+        let mut cpu = oci_spec::runtime::LinuxCpuBuilder::default();
+        if let Some(q) = c.cpu_quota {
+            cpu = cpu.quota(q).period(100_000u64);
+        }
+        if let Some(s) = c.cpu_shares {
+            cpu = cpu.shares(s);
+        }
+        resources = resources.cpu(cpu.build().map_err(e)?);
+    }
+    let mut linux = LinuxBuilder::default()
+        .namespaces(namespaces)
+        .resources(resources.build().map_err(e)?)
+        .cgroups_path(PathBuf::from(&c.cgroups_path));
+    if !c.privileged {
+        linux = linux
+            .masked_paths(
+                [
+                    "/proc/asound",
+                    "/proc/acpi",
+                    "/proc/kcore",
+                    "/proc/keys",
+                    "/proc/latency_stats",
+                    "/proc/timer_list",
+                    "/proc/timer_stats",
+                    "/proc/sched_debug",
+                    "/proc/scsi",
+                    "/sys/firmware",
+                    "/sys/devices/virtual/powercap",
+                ]
+                .iter()
+                .map(|s| s.to_string())
+                .collect::<Vec<_>>(),
+            )
+            .readonly_paths(
+                [
+                    "/proc/bus",
+                    "/proc/fs",
+                    "/proc/irq",
+                    "/proc/sys",
+                    "/proc/sysrq-trigger",
+                ]
+                .iter()
+                .map(|s| s.to_string())
+                .collect::<Vec<_>>(),
+            );
+    }
+    let mut spec = SpecBuilder::default()
+        .version("1.0.2")
+        .root(
+            RootBuilder::default()
+                .path(c.rootfs.clone())
+                .readonly(c.readonly_rootfs)
+                .build()
+                .map_err(e)?,
+        )
+        .process(process)
+        .mounts(mounts)
+        .linux(linux.build().map_err(e)?)
+        .annotations(c.annotations.clone());
+    if new_ns(NsKind::Uts)
+        && let Some(h) = &c.hostname
+    {
+        spec = spec.hostname(h.clone());
+    }
+    spec.build().map_err(e)
+}
+
+/// Writes `bundle/config.json` for `c`.
+pub fn write_bundle(bundle: &Path, c: &ContainerSpec) -> Result<()> {
+    let spec = build(c)?;
+    std::fs::create_dir_all(bundle).map_err(crate::io("creating bundle", bundle))?;
+    let path = bundle.join("config.json");
+    spec.save(&path)
+        .map_err(|e| Error::Spec(format!("{}: {e}", path.display())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn joins_namespaces_by_path_and_sets_caps() {
+        let c = ContainerSpec {
+            rootfs: "/r".into(),
+            args: vec!["sh".into()],
+            namespaces: vec![
+                NamespaceSpec {
+                    kind: NsKind::Net,
+                    path: Some("/run/x/netns".into()),
+                },
+                NamespaceSpec {
+                    kind: NsKind::Mnt,
+                    path: None,
+                },
+            ],
+            hostname: Some("ignored".into()),
+            cap_drop: vec!["NET_RAW".into()],
+            cap_add: vec!["sys_time".into()],
+            ..Default::default()
+        };
+        let spec = build(&c).unwrap();
+        let json = serde_json::to_value(&spec).unwrap();
+        assert_eq!(json["linux"]["namespaces"][0]["path"], "/run/x/netns");
+        assert!(
+            json.get("hostname").is_none(),
+            "hostname only with a new UTS namespace"
+        );
+        let caps = json["process"]["capabilities"]["bounding"]
+            .as_array()
+            .unwrap();
+        assert!(caps.iter().any(|c| c == "CAP_SYS_TIME"));
+        assert!(!caps.iter().any(|c| c == "CAP_NET_RAW"));
+    }
+}
