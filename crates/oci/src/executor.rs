@@ -173,3 +173,39 @@ impl Executor for Libcontainer {
         Ok(pid.as_raw())
     }
 }
+
+/// Reaps the exited helper processes a failed create leaves behind: libcontainer names its
+/// intermediate and init processes `youki:[…]` and does not always wait for them on error.
+/// Only zombie children with that name are touched, so other children keep their statuses.
+pub fn reap_leftovers() {
+    use nix::sys::wait::{WaitPidFlag, waitpid};
+    let mut children = Vec::new();
+    for task in std::fs::read_dir("/proc/self/task")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        if let Ok(list) = std::fs::read_to_string(task.path().join("children")) {
+            children.extend(
+                list.split_whitespace()
+                    .filter_map(|p| p.parse::<i32>().ok()),
+            );
+        }
+    }
+    for pid in children {
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let comm = &stat[open + 1..close];
+        let zombie = stat[close + 1..].trim_start().starts_with('Z');
+        if zombie && comm.starts_with("youki:") {
+            let _ = waitpid(
+                nix::unistd::Pid::from_raw(pid),
+                Some(WaitPidFlag::WNOHANG | WaitPidFlag::__WALL),
+            );
+        }
+    }
+}

@@ -1,1 +1,234 @@
-//! placeholder
+//! peapod's runtime layer: CRI-shaped operations on sandboxes and containers.
+//!
+//! A sandbox is a pinned network namespace, a per-pod `/dev/shm`, `hostname` and
+//! `resolv.conf`, and an infra process (`peapod-pause`, or an image's entrypoint) holding the
+//! IPC, UTS and (when shared) PID namespaces. Containers join those namespaces by path; each
+//! has its own mount namespace, overlay root file system and cgroup.
+//!
+//! Operations keep the CRI's meaning: IDs are random, metadata carries attempt numbers, stop
+//! and remove of something already stopped or gone succeed, and a failed create leaves
+//! nothing behind. Records are JSON files written atomically, so any process (the shim, the
+//! CLI, a CRI server) can read them.
+//!
+//! Container processes are children of the process that started them, which learns of their
+//! exit through pidfds: use the runtime inside a single-threaded Tokio runtime (the executor
+//! forks).
+
+mod container;
+pub mod logs;
+mod records;
+mod sandbox;
+pub mod types;
+mod user;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use peapod_image::Store;
+use peapod_oci::{Executor, Libcontainer};
+use tokio::sync::{broadcast, watch};
+
+pub use types::*;
+
+/// Errors of the runtime layer.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No sandbox or container with that ID.
+    #[error("{kind} {id:?} not found")]
+    NotFound {
+        /// `sandbox` or `container`.
+        kind: &'static str,
+        /// The ID asked for.
+        id: String,
+    },
+    /// The operation does not fit the object's state.
+    #[error("{0}")]
+    State(String),
+    /// The image is not in the store.
+    #[error(transparent)]
+    Image(#[from] peapod_image::Error),
+    /// The OCI layer failed.
+    #[error(transparent)]
+    Oci(#[from] peapod_oci::Error),
+    /// A file system operation failed.
+    #[error("{context} {path}: {source}")]
+    Io {
+        /// What was being done.
+        context: &'static str,
+        /// On which path.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+}
+
+/// Results of the runtime layer.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+pub(crate) fn io(
+    context: &'static str,
+    path: impl Into<PathBuf>,
+) -> impl FnOnce(std::io::Error) -> Error {
+    let path = path.into();
+    move |source| Error::Io {
+        context,
+        path,
+        source,
+    }
+}
+
+/// Where the runtime keeps things, and what it runs as infra.
+#[derive(Debug, Clone)]
+pub struct RuntimeConfig {
+    /// Persistent state: images, container writable layers.
+    pub root: PathBuf,
+    /// Volatile state: records, bundles, mount points, pinned namespaces.
+    pub run_root: PathBuf,
+    /// The `peapod-pause` binary.
+    pub pause_path: PathBuf,
+    /// Run this image's entrypoint as infra instead of `peapod-pause`.
+    pub infra_image: Option<String>,
+}
+
+/// The runtime: every sandbox and container under one state root.
+pub struct Runtime {
+    cfg: RuntimeConfig,
+    images: Store,
+    exec: Box<dyn Executor + Send + Sync>,
+    live: Mutex<Live>,
+    events: broadcast::Sender<ContainerEvent>,
+}
+
+/// What only the process that started a container knows: how to learn of its exit.
+#[derive(Default)]
+struct Live {
+    /// Container (or sandbox) ID → becomes true when its process has exited.
+    exited: HashMap<String, watch::Receiver<bool>>,
+}
+
+impl Runtime {
+    /// Opens the runtime with the built-in libcontainer executor.
+    pub fn new(cfg: RuntimeConfig) -> Result<Arc<Runtime>> {
+        let exec = Libcontainer::new(cfg.run_root.join("executor"));
+        Self::with_executor(cfg, Box::new(exec))
+    }
+
+    /// Opens the runtime with another executor.
+    pub fn with_executor(
+        cfg: RuntimeConfig,
+        exec: Box<dyn Executor + Send + Sync>,
+    ) -> Result<Arc<Runtime>> {
+        for d in [
+            cfg.run_root.join("sandboxes"),
+            cfg.run_root.join("containers"),
+            cfg.root.join("containers"),
+        ] {
+            std::fs::create_dir_all(&d).map_err(io("creating", &d))?;
+        }
+        let images = Store::open(cfg.root.join("images"))?;
+        let (events, _) = broadcast::channel(1024);
+        Ok(Arc::new(Runtime {
+            cfg,
+            images,
+            exec,
+            live: Mutex::new(Live::default()),
+            events,
+        }))
+    }
+
+    /// The runtime's name and version (CRI `Version`).
+    pub fn version(&self) -> (&'static str, &'static str) {
+        ("peapod", env!("CARGO_PKG_VERSION"))
+    }
+
+    /// The image store.
+    pub fn images(&self) -> &Store {
+        &self.images
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &RuntimeConfig {
+        &self.cfg
+    }
+
+    /// Container lifecycle events (CRI `GetContainerEvents`).
+    pub fn subscribe(&self) -> broadcast::Receiver<ContainerEvent> {
+        self.events.subscribe()
+    }
+
+    fn emit(&self, id: &str, sandbox_id: &str, kind: ContainerEventKind) {
+        let _ = self.events.send(ContainerEvent {
+            id: id.to_string(),
+            sandbox_id: sandbox_id.to_string(),
+            kind,
+        });
+    }
+
+    fn sandbox_dir(&self, id: &str) -> PathBuf {
+        self.cfg.run_root.join("sandboxes").join(id)
+    }
+
+    fn container_dir(&self, id: &str) -> PathBuf {
+        self.cfg.run_root.join("containers").join(id)
+    }
+
+    fn container_storage(&self, id: &str) -> PathBuf {
+        self.cfg.root.join("containers").join(id)
+    }
+
+    /// Waits until the process of container or sandbox `id`, started by this runtime, has
+    /// exited; returns at once for anything not running here.
+    pub async fn wait_exit(&self, id: &str) {
+        let rx = self.live.lock().unwrap().exited.get(id).cloned();
+        if let Some(mut rx) = rx {
+            let _ = rx.wait_for(|done| *done).await;
+        }
+    }
+}
+
+/// A new random 64-hex-digit ID.
+pub(crate) fn new_id() -> String {
+    let mut buf = [0u8; 32];
+    let f = std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut buf));
+    if f.is_err() {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        buf[..16].copy_from_slice(&t.as_nanos().to_le_bytes());
+        buf[16..20].copy_from_slice(&std::process::id().to_le_bytes());
+    }
+    buf.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Now, as RFC 3339 with nanoseconds.
+pub(crate) fn now() -> String {
+    jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%S%.9fZ")
+        .to_string()
+}
+
+/// Finds an object by full ID or unique ID prefix among the entries of `dir`.
+pub(crate) fn resolve_id(dir: &Path, id: &str, kind: &'static str) -> Result<String> {
+    if dir.join(id).is_dir() {
+        return Ok(id.to_string());
+    }
+    let matches: Vec<String> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| !id.is_empty() && n.starts_with(id))
+        .collect();
+    match matches.as_slice() {
+        [one] => Ok(one.clone()),
+        [] => Err(Error::NotFound {
+            kind,
+            id: id.to_string(),
+        }),
+        _ => Err(Error::State(format!(
+            "{kind} ID prefix {id:?} is ambiguous"
+        ))),
+    }
+}

@@ -1,0 +1,47 @@
+//! Persisted records of sandboxes and containers.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+
+use crate::types::*;
+use crate::{Result, io};
+
+/// A sandbox as stored.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct SandboxRecord {
+    pub status: SandboxStatus,
+    pub config: SandboxConfig,
+}
+
+/// A container as stored.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct ContainerRecord {
+    pub status: ContainerStatus,
+    pub config: ContainerConfig,
+}
+
+const RECORD: &str = "record.json";
+
+pub(crate) fn save<T: Serialize>(dir: &Path, value: &T) -> Result<()> {
+    let path = dir.join(RECORD);
+    let tmp = dir.join(".record.json.tmp");
+    let data = serde_json::to_vec_pretty(value).expect("records serialize");
+    std::fs::write(&tmp, data).map_err(io("writing", &tmp))?;
+    std::fs::rename(&tmp, &path).map_err(io("renaming", &path))
+}
+
+pub(crate) fn load<T: DeserializeOwned>(dir: &Path) -> Option<T> {
+    let data = std::fs::read(dir.join(RECORD)).ok()?;
+    serde_json::from_slice(&data).ok()
+}
+
+pub(crate) fn load_all<T: DeserializeOwned>(dir: &Path) -> Vec<T> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if let Some(r) = load(&e.path()) {
+            out.push(r);
+        }
+    }
+    out
+}

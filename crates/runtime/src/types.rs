@@ -1,0 +1,287 @@
+//! The runtime's request and status types, shaped after the CRI's (`api.proto`) so that the
+//! CRI server maps onto them field for field.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// Identifies a sandbox to its creator (CRI `PodSandboxMetadata`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SandboxMetadata {
+    /// Pod name.
+    pub name: String,
+    /// Pod UID.
+    pub uid: String,
+    /// Pod namespace.
+    pub namespace: String,
+    /// How many sandboxes this pod had before this one.
+    pub attempt: u32,
+}
+
+/// Whose namespace a pod or container uses (CRI `NamespaceMode`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum NamespaceMode {
+    /// The pod's (held by the infra process).
+    #[default]
+    Pod,
+    /// The container's own.
+    Container,
+    /// The host's.
+    Node,
+}
+
+/// Namespace choices (CRI `NamespaceOption`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NamespaceOptions {
+    /// Network: `Pod` or `Node`.
+    pub network: NamespaceMode,
+    /// PID: `Pod` (shared), `Container` (own) or `Node`.
+    pub pid: NamespaceMode,
+    /// IPC: `Pod` or `Node`.
+    pub ipc: NamespaceMode,
+}
+
+/// DNS settings written to the sandbox's resolv.conf (CRI `DNSConfig`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DnsConfig {
+    /// `nameserver` lines.
+    pub servers: Vec<String>,
+    /// The `search` line.
+    pub searches: Vec<String>,
+    /// The `options` line.
+    pub options: Vec<String>,
+}
+
+/// A port to publish on the host (CRI `PortMapping`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortMapping {
+    /// `TCP`, `UDP` or `SCTP`.
+    pub protocol: String,
+    /// Port in the pod.
+    pub container_port: i32,
+    /// Port on the host.
+    pub host_port: i32,
+    /// Host address to bind.
+    pub host_ip: String,
+}
+
+/// What a sandbox is made from (CRI `PodSandboxConfig`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SandboxConfig {
+    /// Who the sandbox is for.
+    pub metadata: SandboxMetadata,
+    /// Host name inside the pod.
+    pub hostname: String,
+    /// Directory container log paths are relative to.
+    pub log_directory: PathBuf,
+    /// DNS settings.
+    pub dns: DnsConfig,
+    /// Ports to publish.
+    pub port_mappings: Vec<PortMapping>,
+    /// Labels, for filtering.
+    pub labels: BTreeMap<String, String>,
+    /// Annotations, opaque to the runtime.
+    pub annotations: BTreeMap<String, String>,
+    /// The pod's parent cgroup, e.g. `/peapod/pod<uid>`.
+    pub cgroup_parent: String,
+    /// Namespace choices.
+    pub namespaces: NamespaceOptions,
+}
+
+/// Sandbox state (CRI `PodSandboxState`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SandboxState {
+    /// The infra process runs and the namespaces exist.
+    Ready,
+    /// Stopped, or its infra process died.
+    NotReady,
+}
+
+/// A sandbox as the runtime reports it (CRI `PodSandboxStatus`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SandboxStatus {
+    /// Sandbox ID.
+    pub id: String,
+    /// Who it is for.
+    pub metadata: SandboxMetadata,
+    /// Ready or not.
+    pub state: SandboxState,
+    /// Creation time (RFC 3339).
+    pub created_at: String,
+    /// The pod's IP address, when it has its own network.
+    pub ip: Option<String>,
+    /// PID of the infra process (0 once gone).
+    pub infra_pid: i32,
+    /// The pinned network namespace, when the pod has its own.
+    pub netns: Option<PathBuf>,
+    /// Namespace choices.
+    pub namespaces: NamespaceOptions,
+    /// Labels.
+    pub labels: BTreeMap<String, String>,
+    /// Annotations.
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// Identifies a container within its sandbox (CRI `ContainerMetadata`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerMetadata {
+    /// Container name.
+    pub name: String,
+    /// How many containers of this name the sandbox had before this one.
+    pub attempt: u32,
+}
+
+/// A mount into a container (CRI `Mount`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mount {
+    /// Path in the container.
+    pub container_path: String,
+    /// Path on the host.
+    pub host_path: PathBuf,
+    /// Read-only.
+    pub readonly: bool,
+}
+
+/// Security settings (a subset of CRI `LinuxContainerSecurityContext`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecurityContext {
+    /// All capabilities and devices.
+    pub privileged: bool,
+    /// Capabilities to add.
+    pub add_capabilities: Vec<String>,
+    /// Capabilities to drop.
+    pub drop_capabilities: Vec<String>,
+    /// UID to run as (overrides the image's `User`).
+    pub run_as_user: Option<i64>,
+    /// GID to run as.
+    pub run_as_group: Option<i64>,
+    /// Supplementary groups.
+    pub supplemental_groups: Vec<i64>,
+    /// Read-only root file system.
+    pub readonly_rootfs: bool,
+    /// Set `no_new_privs`.
+    pub no_new_privs: bool,
+    /// PID namespace choice for this container.
+    pub pid_namespace: NamespaceMode,
+}
+
+/// Resource limits (a subset of CRI `LinuxContainerResources`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Resources {
+    /// Memory limit in bytes.
+    pub memory_limit_in_bytes: Option<i64>,
+    /// CPU quota per 100 ms period, in microseconds.
+    pub cpu_quota: Option<i64>,
+    /// CPU shares.
+    pub cpu_shares: Option<u64>,
+}
+
+/// What a container is made from (CRI `ContainerConfig`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ContainerConfig {
+    /// Name and attempt.
+    pub metadata: ContainerMetadata,
+    /// Image reference or ID.
+    pub image: String,
+    /// Replaces the image's entrypoint when not empty.
+    pub command: Vec<String>,
+    /// Replaces the image's cmd when not empty.
+    pub args: Vec<String>,
+    /// Working directory; the image's when empty.
+    pub working_dir: String,
+    /// Environment, on top of the image's.
+    pub envs: Vec<(String, String)>,
+    /// Mounts.
+    pub mounts: Vec<Mount>,
+    /// Labels.
+    pub labels: BTreeMap<String, String>,
+    /// Annotations.
+    pub annotations: BTreeMap<String, String>,
+    /// Log file, relative to the sandbox's log directory.
+    pub log_path: String,
+    /// Resource limits.
+    pub resources: Resources,
+    /// Security settings.
+    pub security: SecurityContext,
+    /// Signal that stops the container (e.g. `SIGQUIT`); the image's, then SIGTERM, otherwise.
+    pub stop_signal: Option<String>,
+}
+
+/// Container state (CRI `ContainerState`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ContainerState {
+    /// Created, not started.
+    Created,
+    /// Its process runs.
+    Running,
+    /// Its process exited.
+    Exited,
+    /// Its state could not be determined.
+    Unknown,
+}
+
+/// A container as the runtime reports it (CRI `ContainerStatus`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ContainerStatus {
+    /// Container ID.
+    pub id: String,
+    /// Its sandbox.
+    pub sandbox_id: String,
+    /// Name and attempt.
+    pub metadata: ContainerMetadata,
+    /// State.
+    pub state: ContainerState,
+    /// Creation time (RFC 3339).
+    pub created_at: String,
+    /// Start time (RFC 3339), once started.
+    pub started_at: Option<String>,
+    /// Exit time (RFC 3339), once exited.
+    pub finished_at: Option<String>,
+    /// Exit code (128 + signal for a signalled process).
+    pub exit_code: i32,
+    /// The signal that ended it, if any.
+    pub signal: Option<i32>,
+    /// Why it ended, e.g. `Completed`, `Error`, `OOMKilled`, `StartError`.
+    pub reason: String,
+    /// More about why.
+    pub message: String,
+    /// The image as asked for.
+    pub image: String,
+    /// The image's repository digest.
+    pub image_ref: String,
+    /// Absolute log path.
+    pub log_path: PathBuf,
+    /// PID of its process while it runs.
+    pub pid: i32,
+    /// Labels.
+    pub labels: BTreeMap<String, String>,
+    /// Annotations.
+    pub annotations: BTreeMap<String, String>,
+    /// Mounts.
+    pub mounts: Vec<Mount>,
+}
+
+/// A change in a container's life (CRI `ContainerEventResponse`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerEvent {
+    /// Container ID (for the infra process, the sandbox ID).
+    pub id: String,
+    /// Its sandbox.
+    pub sandbox_id: String,
+    /// What happened.
+    pub kind: ContainerEventKind,
+}
+
+/// Kinds of [`ContainerEvent`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContainerEventKind {
+    /// Created.
+    Created,
+    /// Started.
+    Started,
+    /// Its process exited (for a sandbox: its infra process).
+    Stopped,
+    /// Removed.
+    Deleted,
+}
