@@ -1,1 +1,145 @@
-fn main() {}
+//! `peapod`: run Kubernetes pods on one Linux host, with a kubectl-shaped command line.
+
+mod apply;
+mod delete;
+mod exec;
+mod get;
+mod image;
+mod logs;
+mod util;
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use peapod_types::config::Config;
+
+/// Run Kubernetes pods on this host, as a kubelet would.
+#[derive(Parser)]
+#[command(name = "peapod", version, about, propagate_version = true)]
+struct Cli {
+    /// Configuration file (TOML).
+    #[arg(long, global = true, env = "PEAPOD_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Persistent state directory (images, volumes, logs).
+    #[arg(long, global = true, value_name = "DIR")]
+    root: Option<PathBuf>,
+    /// Volatile state directory (pod records, sockets, mounts).
+    #[arg(long, global = true, value_name = "DIR")]
+    run_root: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Create the pods of a manifest (YAML or JSON, `-` for standard input).
+    Apply(apply::Args),
+    /// Show pods (or events).
+    Get(get::GetArgs),
+    /// Show a pod in detail: status, containers, namespaces, events.
+    Describe(get::DescribeArgs),
+    /// Print a container's logs.
+    Logs(logs::Args),
+    /// Run a command in a container.
+    Exec(exec::Args),
+    /// Delete pods, by name or by manifest.
+    Delete(delete::Args),
+    /// Manage images.
+    #[command(subcommand)]
+    Image(image::Cmd),
+    /// Run the supervising process of one pod (started by `apply`).
+    #[command(name = "__shim", hide = true)]
+    Shim {
+        /// The pod's UID.
+        uid: String,
+    },
+}
+
+/// The configuration: the file (absent is fine), then the flags.
+fn load_config(cli: &Cli) -> Result<Config> {
+    let (path, explicit) = match &cli.config {
+        Some(p) => (p.clone(), true),
+        None => (PathBuf::from("/etc/peapod/config.toml"), false),
+    };
+    let mut cfg = match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            Config::from_toml(&text).with_context(|| format!("config file {}", path.display()))?
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => Config::default(),
+        Err(e) => return Err(e).with_context(|| format!("reading config file {}", path.display())),
+    };
+    if let Some(r) = &cli.root {
+        cfg.root = r.clone();
+    }
+    if let Some(r) = &cli.run_root {
+        cfg.run_root = r.clone();
+    }
+    cfg.root = absolute(&cfg.root)?;
+    cfg.run_root = absolute(&cfg.run_root)?;
+    Ok(cfg)
+}
+
+fn absolute(p: &std::path::Path) -> Result<PathBuf> {
+    Ok(if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        std::env::current_dir()?.join(p)
+    })
+}
+
+/// The global arguments a shim needs to see the same configuration.
+fn shim_args(cli: &Cli, cfg: &Config) -> Vec<OsString> {
+    let mut out: Vec<OsString> = Vec::new();
+    if let Some(c) = &cli.config {
+        out.push("--config".into());
+        out.push(absolute(c).unwrap_or_else(|_| c.clone()).into());
+    }
+    out.push("--root".into());
+    out.push(cfg.root.clone().into());
+    out.push("--run-root".into());
+    out.push(cfg.run_root.clone().into());
+    out
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let shim = matches!(cli.command, Cmd::Shim { .. });
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PEAPOD_LOG").unwrap_or_else(|_| {
+        // libcontainer logs from inside the container's own processes, before they exec:
+        // its warnings would land in the container's log, so only its errors are shown.
+        let base = if shim { "info" } else { "warn" };
+        tracing_subscriber::EnvFilter::new(format!("{base},libcontainer=error,libcgroups=error"))
+    });
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+    let code = match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {}", util::chain(&e));
+            1
+        }
+    };
+    std::process::exit(code);
+}
+
+fn run(cli: Cli) -> Result<i32> {
+    let cfg = load_config(&cli)?;
+    match &cli.command {
+        Cmd::Apply(a) => apply::run(&cfg, a, &shim_args(&cli, &cfg)),
+        Cmd::Get(a) => get::get(&cfg, a),
+        Cmd::Describe(a) => get::describe(&cfg, a),
+        Cmd::Logs(a) => logs::run(&cfg, a),
+        Cmd::Exec(a) => exec::run(&cfg, a),
+        Cmd::Delete(a) => delete::run(&cfg, a),
+        Cmd::Image(c) => image::run(&cfg, c),
+        Cmd::Shim { uid } => {
+            peapod_shim::run(cfg, uid).with_context(|| format!("shim of pod {uid}"))?;
+            Ok(0)
+        }
+    }
+}

@@ -94,3 +94,11 @@ fn rmdir_retry(p: &Path) -> std::io::Result<()> {
     }
     Ok(())
 }
+
+/// Removes the directory of cgroup `rel` in every hierarchy where it is empty (no processes,
+/// no children); busy ones stay.
+pub fn remove_if_empty(rel: &str) {
+    for d in dirs(rel) {
+        let _ = std::fs::remove_dir(d);
+    }
+}

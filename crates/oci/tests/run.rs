@@ -103,7 +103,8 @@ fn runs_busybox_in_a_pinned_netns() {
     assert_eq!(status, WaitStatus::Exited(Pid::from_raw(pid), 3));
     assert_eq!(out, "testpod\nfrom the host\n1\n");
     exec.delete(&id).unwrap();
-    peapod_oci::cgroup::remove("/peapod-test").unwrap();
+    peapod_oci::cgroup::remove(&format!("/peapod-test/{id}")).unwrap();
+    peapod_oci::cgroup::remove_if_empty("peapod-test");
     assert!(peapod_oci::cgroup::dirs(&format!("/peapod-test/{id}")).is_empty());
     mount::unmount(&d.join("rootfs")).unwrap();
     ns::remove_netns(&netns).unwrap();

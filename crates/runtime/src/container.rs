@@ -335,7 +335,7 @@ impl Runtime {
                 kind: "container",
                 id: id.clone(),
             })?;
-        Ok(checked(rec.status))
+        Ok(self.checked(rec.status))
     }
 
     /// The config container `id` was made from.
@@ -354,7 +354,7 @@ impl Runtime {
         let mut out: Vec<ContainerStatus> =
             records::load_all::<ContainerRecord>(&self.cfg.run_root.join("containers"))
                 .into_iter()
-                .map(|r| checked(r.status))
+                .map(|r| self.checked(r.status))
                 .filter(|s| sandbox_id.is_none_or(|sb| s.sandbox_id == sb))
                 .collect();
         out.sort_by(|a, b| a.created_at.cmp(&b.created_at));
@@ -387,11 +387,18 @@ pub(crate) fn reap_leftovers_soon() {
     });
 }
 
-fn checked(mut s: ContainerStatus) -> ContainerStatus {
-    if s.state == ContainerState::Running && !alive(s.pid) {
-        s.state = ContainerState::Unknown;
+impl Runtime {
+    /// A running container whose process is gone is `Unknown`, unless this runtime watches
+    /// it: then its exit is on its way to the record.
+    fn checked(&self, mut s: ContainerStatus) -> ContainerStatus {
+        if s.state == ContainerState::Running
+            && !alive(s.pid)
+            && !self.live.lock().unwrap().exited.contains_key(&s.id)
+        {
+            s.state = ContainerState::Unknown;
+        }
+        s
     }
-    s
 }
 
 /// Whether `pid` names a live (not zombie) process.

@@ -158,6 +158,7 @@ async fn sandbox_with_two_containers_shares_localhost() {
         "mounts left:\n{mounts}"
     );
     assert!(peapod_oci::cgroup::dirs(&format!("/peapod-test/pod{uid}")).is_empty());
+    peapod_oci::cgroup::remove_if_empty("peapod-test");
     assert_eq!(
         std::fs::read_dir(d.join("run/containers")).unwrap().count(),
         0

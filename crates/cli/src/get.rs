@@ -1,0 +1,586 @@
+//! `peapod get pods`, `peapod get events` and `peapod describe pod`.
+
+use anyhow::{Result, bail};
+use peapod_shim::PodHandle;
+use peapod_types::api::{ContainerState, ContainerStatus, Pod};
+use peapod_types::config::Config;
+
+use crate::util::{age, print_table};
+
+/// Arguments of `get`.
+#[derive(clap::Args)]
+pub struct GetArgs {
+    /// `pods` (or `pod`, `po`) or `events`.
+    resource: String,
+    /// Only this pod.
+    name: Option<String>,
+    /// Namespace.
+    #[arg(short, long, default_value = "default")]
+    namespace: String,
+    /// Every namespace.
+    #[arg(short = 'A', long)]
+    all_namespaces: bool,
+    /// Output format: wide, yaml, json or name.
+    #[arg(short, long)]
+    output: Option<String>,
+}
+
+/// Arguments of `describe`.
+#[derive(clap::Args)]
+pub struct DescribeArgs {
+    /// `pod` (or `pods`, `po`).
+    resource: String,
+    /// The pod's name.
+    name: String,
+    /// Namespace.
+    #[arg(short, long, default_value = "default")]
+    namespace: String,
+}
+
+fn selected(cfg: &Config, args: &GetArgs) -> Result<Vec<PodHandle>> {
+    let pods: Vec<PodHandle> = peapod_shim::list_pods(cfg)
+        .into_iter()
+        .filter(|p| args.all_namespaces || p.namespace() == args.namespace)
+        .filter(|p| args.name.as_deref().is_none_or(|n| p.name() == n))
+        .collect();
+    if let Some(n) = &args.name
+        && pods.is_empty()
+    {
+        bail!("pods {n:?} not found in namespace {:?}", args.namespace);
+    }
+    Ok(pods)
+}
+
+pub fn get(cfg: &Config, args: &GetArgs) -> Result<i32> {
+    match args.resource.as_str() {
+        "pods" | "pod" | "po" => {}
+        "events" | "event" | "ev" => return get_events(cfg, args),
+        other => bail!("unsupported resource type {other:?}: peapod knows pods and events"),
+    }
+    let pods = selected(cfg, args)?;
+    let objects: Vec<Pod> = pods.iter().map(PodHandle::current).collect();
+    match args.output.as_deref() {
+        Some("yaml") | Some("json") => {
+            let value = if args.name.is_some() && objects.len() == 1 {
+                serde_json::to_value(&objects[0])?
+            } else {
+                serde_json::json!({"apiVersion": "v1", "kind": "List", "items": objects, "metadata": {"resourceVersion": ""}})
+            };
+            if args.output.as_deref() == Some("json") {
+                println!("{}", serde_json::to_string_pretty(&value)?);
+            } else {
+                print!("{}", serde_yaml_ng::to_string(&value)?);
+            }
+        }
+        Some("name") => {
+            for p in &objects {
+                println!("pod/{}", p.metadata.name.as_deref().unwrap_or_default());
+            }
+        }
+        Some("wide") | None => {
+            if objects.is_empty() {
+                eprintln!("No resources found in {} namespace.", args.namespace);
+                return Ok(0);
+            }
+            let wide = args.output.is_some();
+            let mut header: Vec<String> = Vec::new();
+            if args.all_namespaces {
+                header.push("NAMESPACE".into());
+            }
+            header.extend(["NAME", "READY", "STATUS", "RESTARTS", "AGE"].map(String::from));
+            if wide {
+                header.extend(["IP", "NODE"].map(String::from));
+            }
+            let mut rows = vec![header];
+            for (pod, h) in objects.iter().zip(&pods) {
+                let mut row = Vec::new();
+                if args.all_namespaces {
+                    row.push(h.namespace().to_string());
+                }
+                let (ready, status, restarts) =
+                    summary(pod, h.state.as_ref().is_some_and(|s| s.terminating));
+                row.extend([
+                    h.name().to_string(),
+                    ready,
+                    status,
+                    restarts,
+                    age(pod.metadata.creation_timestamp.as_ref()),
+                ]);
+                if wide {
+                    let st = pod.status.as_ref();
+                    row.push(
+                        st.and_then(|s| s.pod_ip.clone())
+                            .unwrap_or_else(|| "<none>".into()),
+                    );
+                    row.push(
+                        pod.spec
+                            .as_ref()
+                            .and_then(|s| s.node_name.clone())
+                            .unwrap_or_else(|| peapod_shim::node_name(cfg)),
+                    );
+                }
+                rows.push(row);
+            }
+            print_table(&rows);
+        }
+        Some(other) => bail!("unsupported output format {other:?}: use wide, yaml, json or name"),
+    }
+    Ok(0)
+}
+
+/// READY, STATUS and RESTARTS as kubectl's pod printer computes them.
+pub fn summary(pod: &Pod, terminating: bool) -> (String, String, String) {
+    let st = pod.status.clone().unwrap_or_default();
+    let spec = pod.spec.clone().unwrap_or_default();
+    let mut reason = st
+        .reason
+        .clone()
+        .or(st.phase.clone())
+        .unwrap_or_else(|| "Pending".into());
+    let mut restarts = 0;
+    let mut last_restart: Option<jiff::Timestamp> = None;
+    let mut note_restart = |c: &ContainerStatus| {
+        restarts += c.restart_count;
+        if let Some(t) = c
+            .last_state
+            .as_ref()
+            .and_then(|l| l.terminated.as_ref())
+            .and_then(|t| t.finished_at.as_ref())
+        {
+            last_restart = Some(last_restart.map_or(t.0, |l: jiff::Timestamp| l.max(t.0)));
+        }
+    };
+    let inits = st.init_container_statuses.clone().unwrap_or_default();
+    let n_init = spec.init_containers.as_ref().map_or(0, Vec::len);
+    let mut initializing = false;
+    for (i, c) in inits.iter().enumerate() {
+        note_restart(c);
+        let state = c.state.clone().unwrap_or_default();
+        let sidecar = spec
+            .init_containers
+            .iter()
+            .flatten()
+            .any(|s| s.name == c.name && s.restart_policy.as_deref() == Some("Always"));
+        if let Some(t) = &state.terminated
+            && t.exit_code == 0
+        {
+            continue;
+        }
+        if sidecar && state.running.is_some() && c.started == Some(true) {
+            continue;
+        }
+        initializing = true;
+        reason = match (&state.terminated, &state.waiting) {
+            (Some(t), _) => match &t.reason {
+                Some(r) if !r.is_empty() => format!("Init:{r}"),
+                _ if t.signal.unwrap_or(0) != 0 => format!("Init:Signal:{}", t.signal.unwrap_or(0)),
+                _ => format!("Init:ExitCode:{}", t.exit_code),
+            },
+            (_, Some(w))
+                if w.reason
+                    .as_deref()
+                    .is_some_and(|r| !r.is_empty() && r != "PodInitializing") =>
+            {
+                format!("Init:{}", w.reason.clone().unwrap_or_default())
+            }
+            _ => format!("Init:{i}/{n_init}"),
+        };
+        break;
+    }
+    let statuses = st.container_statuses.clone().unwrap_or_default();
+    let mut ready = 0;
+    if !initializing {
+        let mut has_running = false;
+        for c in statuses.iter().rev() {
+            note_restart(c);
+            let state: ContainerState = c.state.clone().unwrap_or_default();
+            if let Some(w) = state
+                .waiting
+                .as_ref()
+                .and_then(|w| w.reason.clone())
+                .filter(|r| !r.is_empty())
+            {
+                reason = w;
+            } else if let Some(t) = &state.terminated {
+                reason = match &t.reason {
+                    Some(r) if !r.is_empty() => r.clone(),
+                    _ if t.signal.unwrap_or(0) != 0 => format!("Signal:{}", t.signal.unwrap_or(0)),
+                    _ => format!("ExitCode:{}", t.exit_code),
+                };
+            } else if c.ready && state.running.is_some() {
+                has_running = true;
+                ready += 1;
+            }
+        }
+        if reason == "Completed" && has_running {
+            reason = "Running".into();
+        }
+    }
+    if st.phase.as_deref() == Some("Unknown") {
+        reason = "Unknown".into();
+    } else if terminating {
+        reason = "Terminating".into();
+    }
+    let restarts = match last_restart {
+        Some(t) if restarts > 0 => {
+            let d = std::time::Duration::try_from(jiff::Timestamp::now().duration_since(t))
+                .unwrap_or_default();
+            format!("{restarts} ({} ago)", crate::util::human_duration(d))
+        }
+        _ => restarts.to_string(),
+    };
+    (
+        format!("{ready}/{}", spec.containers.len()),
+        reason,
+        restarts,
+    )
+}
+
+fn get_events(cfg: &Config, args: &GetArgs) -> Result<i32> {
+    let pods = selected(cfg, args)?;
+    let mut rows = vec![
+        ["LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"]
+            .map(String::from)
+            .to_vec(),
+    ];
+    let mut all = Vec::new();
+    for p in &pods {
+        for e in p
+            .state
+            .as_ref()
+            .map(|s| s.events.clone())
+            .unwrap_or_default()
+        {
+            all.push((p.name().to_string(), e));
+        }
+    }
+    all.sort_by(|a, b| a.1.last_timestamp.cmp(&b.1.last_timestamp));
+    for (name, e) in all {
+        let seen = e
+            .last_timestamp
+            .parse::<jiff::Timestamp>()
+            .ok()
+            .map(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time);
+        rows.push(vec![
+            age(seen.as_ref()),
+            e.type_,
+            e.reason,
+            format!("pod/{name}"),
+            e.message,
+        ]);
+    }
+    if rows.len() == 1 {
+        eprintln!("No events found in {} namespace.", args.namespace);
+    } else {
+        print_table(&rows);
+    }
+    Ok(0)
+}
+
+fn state_text(s: &ContainerState, indent: &str) -> String {
+    let time = |t: &Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>| {
+        t.as_ref()
+            .map(|t| t.0.strftime("%a, %d %b %Y %H:%M:%S %z").to_string())
+            .unwrap_or_default()
+    };
+    if let Some(r) = &s.running {
+        format!("Running\n{indent}  Started:      {}", time(&r.started_at))
+    } else if let Some(t) = &s.terminated {
+        let mut out = format!(
+            "Terminated\n{indent}  Reason:       {}",
+            t.reason.clone().unwrap_or_default()
+        );
+        if let Some(m) = &t.message {
+            out.push_str(&format!("\n{indent}  Message:      {m}"));
+        }
+        out.push_str(&format!("\n{indent}  Exit Code:    {}", t.exit_code));
+        if let Some(sig) = t.signal {
+            out.push_str(&format!("\n{indent}  Signal:       {sig}"));
+        }
+        out.push_str(&format!(
+            "\n{indent}  Started:      {}",
+            time(&t.started_at)
+        ));
+        out.push_str(&format!(
+            "\n{indent}  Finished:     {}",
+            time(&t.finished_at)
+        ));
+        out
+    } else if let Some(w) = &s.waiting {
+        let mut out = format!(
+            "Waiting\n{indent}  Reason:       {}",
+            w.reason.clone().unwrap_or_default()
+        );
+        if let Some(m) = &w.message {
+            out.push_str(&format!("\n{indent}  Message:      {m}"));
+        }
+        out
+    } else {
+        "<none>".into()
+    }
+}
+
+pub fn describe(cfg: &Config, args: &DescribeArgs) -> Result<i32> {
+    if !matches!(args.resource.as_str(), "pod" | "pods" | "po") {
+        bail!(
+            "unsupported resource type {:?}: peapod describes pods",
+            args.resource
+        );
+    }
+    let h = crate::util::find_pod(cfg, &args.namespace, &args.name)?;
+    let pod = h.current();
+    let spec = pod.spec.clone().unwrap_or_default();
+    let st = pod.status.clone().unwrap_or_default();
+    let m = &pod.metadata;
+    let kv = |map: &Option<std::collections::BTreeMap<String, String>>| match map {
+        Some(m) if !m.is_empty() => m
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("\n              "),
+        _ => "<none>".into(),
+    };
+    println!("Name:         {}", m.name.as_deref().unwrap_or_default());
+    println!(
+        "Namespace:    {}",
+        m.namespace.as_deref().unwrap_or_default()
+    );
+    println!("UID:          {}", m.uid.as_deref().unwrap_or_default());
+    println!(
+        "Node:         {}/{}",
+        peapod_shim::node_name(cfg),
+        st.host_ip.clone().unwrap_or_default()
+    );
+    println!(
+        "Start Time:   {}",
+        st.start_time
+            .as_ref()
+            .map(|t| t.0.strftime("%a, %d %b %Y %H:%M:%S %z").to_string())
+            .unwrap_or_default()
+    );
+    println!("Labels:       {}", kv(&m.labels));
+    println!("Annotations:  {}", kv(&m.annotations));
+    let (_, status, _) = summary(&pod, h.state.as_ref().is_some_and(|s| s.terminating));
+    println!("Status:       {status}");
+    if let Some(r) = &st.reason {
+        println!("Reason:       {r}");
+    }
+    if let Some(msg) = &st.message {
+        println!("Message:      {msg}");
+    }
+    println!("IP:           {}", st.pod_ip.clone().unwrap_or_default());
+    let print_containers =
+        |title: &str, containers: &[peapod_types::api::Container], statuses: &[ContainerStatus]| {
+            if containers.is_empty() {
+                return;
+            }
+            println!("{title}:");
+            for c in containers {
+                let s = statuses
+                    .iter()
+                    .find(|s| s.name == c.name)
+                    .cloned()
+                    .unwrap_or_default();
+                println!("  {}:", c.name);
+                println!(
+                    "    Container ID:  {}",
+                    s.container_id.clone().unwrap_or_default()
+                );
+                println!("    Image:         {}", c.image.clone().unwrap_or_default());
+                println!("    Image ID:      {}", s.image_id);
+                if let Some(cmd) = &c.command {
+                    println!(
+                        "    Command:\n{}",
+                        cmd.iter()
+                            .map(|a| format!("      {a}"))
+                            .collect::<Vec<_>>()
+                            .join("\n")
+                    );
+                }
+                if let Some(a) = &c.args {
+                    println!(
+                        "    Args:\n{}",
+                        a.iter()
+                            .map(|a| format!("      {a}"))
+                            .collect::<Vec<_>>()
+                            .join("\n")
+                    );
+                }
+                println!(
+                    "    State:          {}",
+                    s.state
+                        .as_ref()
+                        .map_or("<none>".into(), |x| state_text(x, "    "))
+                );
+                if let Some(l) = s.last_state.as_ref().filter(|l| l.terminated.is_some()) {
+                    println!("    Last State:     {}", state_text(l, "    "));
+                }
+                println!(
+                    "    Ready:          {}",
+                    if s.ready { "True" } else { "False" }
+                );
+                println!("    Restart Count:  {}", s.restart_count);
+                match &c.env {
+                    Some(env) if !env.is_empty() => {
+                        println!("    Environment:");
+                        for e in env {
+                            let v = match &e.value_from {
+                                Some(vf) => match &vf.field_ref {
+                                    Some(f) => format!(
+                                        " ({}:{})",
+                                        f.api_version.clone().unwrap_or_default(),
+                                        f.field_path
+                                    ),
+                                    None => "<set from a reference>".into(),
+                                },
+                                None => e.value.clone().unwrap_or_default(),
+                            };
+                            println!("      {}:  {v}", e.name);
+                        }
+                    }
+                    _ => println!("    Environment:    <none>"),
+                }
+                match &c.volume_mounts {
+                    Some(ms) if !ms.is_empty() => {
+                        println!("    Mounts:");
+                        for vm in ms {
+                            let ro = if vm.read_only == Some(true) {
+                                "ro"
+                            } else {
+                                "rw"
+                            };
+                            let sub = vm
+                                .sub_path
+                                .as_ref()
+                                .map(|s| format!(",path=\"{s}\""))
+                                .unwrap_or_default();
+                            println!("      {} from {} ({ro}{sub})", vm.mount_path, vm.name);
+                        }
+                    }
+                    _ => println!("    Mounts:         <none>"),
+                }
+            }
+        };
+    print_containers(
+        "Init Containers",
+        spec.init_containers.as_deref().unwrap_or_default(),
+        st.init_container_statuses.as_deref().unwrap_or_default(),
+    );
+    print_containers(
+        "Containers",
+        &spec.containers,
+        st.container_statuses.as_deref().unwrap_or_default(),
+    );
+    println!("Conditions:");
+    let mut rows = vec![vec!["  Type".to_string(), "Status".to_string()]];
+    for c in st.conditions.iter().flatten() {
+        rows.push(vec![format!("  {}", c.type_), c.status.clone()]);
+    }
+    print_table(&rows);
+    println!("Volumes:");
+    for v in spec.volumes.iter().flatten() {
+        println!("  {}:", v.name);
+        if let Some(ed) = &v.empty_dir {
+            println!(
+                "    Type:       EmptyDir (a temporary directory that shares a pod's lifetime)"
+            );
+            println!("    Medium:     {}", ed.medium.clone().unwrap_or_default());
+            println!(
+                "    SizeLimit:  {}",
+                ed.size_limit
+                    .as_ref()
+                    .map_or("<unset>".into(), |q| q.0.clone())
+            );
+        }
+        if let Some(hp) = &v.host_path {
+            println!("    Type:          HostPath (bare host directory volume)");
+            println!("    Path:          {}", hp.path);
+            println!(
+                "    HostPathType:  {}",
+                hp.type_.clone().unwrap_or_default()
+            );
+        }
+    }
+    println!("QoS Class:    {}", st.qos_class.clone().unwrap_or_default());
+    namespaces(&h);
+    println!("Events:");
+    let events = h
+        .state
+        .as_ref()
+        .map(|s| s.events.clone())
+        .unwrap_or_default();
+    if events.is_empty() {
+        println!("  <none>");
+    } else {
+        let mut rows = vec![
+            ["  Type", "Reason", "Age", "From", "Message"]
+                .map(String::from)
+                .to_vec(),
+        ];
+        let mut dashes = vec!["  ----".to_string()];
+        dashes.extend(["------", "---", "----", "-------"].map(String::from));
+        rows.push(dashes);
+        for e in events {
+            let first = e
+                .first_timestamp
+                .parse::<jiff::Timestamp>()
+                .ok()
+                .map(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time);
+            let last = e
+                .last_timestamp
+                .parse::<jiff::Timestamp>()
+                .ok()
+                .map(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time);
+            let when = if e.count > 1 {
+                format!(
+                    "{} (x{} over {})",
+                    age(last.as_ref()),
+                    e.count,
+                    age(first.as_ref())
+                )
+            } else {
+                age(first.as_ref())
+            };
+            rows.push(vec![
+                format!("  {}", e.type_),
+                e.reason,
+                when,
+                e.source,
+                e.message,
+            ]);
+        }
+        print_table(&rows);
+    }
+    Ok(0)
+}
+
+/// The namespace view: which namespaces the infra process and each container use.
+fn namespaces(h: &PodHandle) {
+    use peapod_oci::NsKind;
+    let Some(state) = &h.state else { return };
+    let mut procs: Vec<(String, i32)> = Vec::new();
+    if state.infra_pid > 0 {
+        procs.push(("(infra)".into(), state.infra_pid));
+    }
+    for c in &state.containers {
+        if c.pid > 0 {
+            procs.push((c.name.clone(), c.pid));
+        }
+    }
+    println!("Namespaces:");
+    if procs.is_empty() || !h.shim_alive {
+        println!("  <no running processes>");
+        return;
+    }
+    let mut header = vec!["  PROCESS".to_string(), "PID".to_string()];
+    header.extend(NsKind::ALL.iter().map(|k| k.proc_name().to_uppercase()));
+    let mut rows = vec![header];
+    for (name, pid) in procs {
+        let mut row = vec![format!("  {name}"), pid.to_string()];
+        for k in NsKind::ALL {
+            row.push(peapod_oci::ns::inode(pid, k).map_or("-".into(), |i| i.to_string()));
+        }
+        rows.push(row);
+    }
+    print_table(&rows);
+}

@@ -1,0 +1,182 @@
+//! Pod volumes, as the kubelet's volume manager sets them up: `emptyDir` (on disk, or tmpfs
+//! with `medium: Memory` honouring `sizeLimit`) and `hostPath` with its type checks.
+
+use std::collections::HashMap;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use peapod_types::api::{PodSpec, Volume};
+
+/// A volume that could not be set up; the message is the kubelet's.
+#[derive(Debug, thiserror::Error)]
+#[error("MountVolume.SetUp failed for volume {volume:?} : {message}")]
+pub struct VolumeError {
+    /// The volume's name.
+    pub volume: String,
+    /// Why.
+    pub message: String,
+}
+
+/// Where a pod's volumes live: `dir/<plugin>/<name>`.
+pub fn volume_dir(pod_dir: &Path) -> PathBuf {
+    pod_dir.join("volumes")
+}
+
+fn empty_dir_path(pod_dir: &Path, name: &str) -> PathBuf {
+    volume_dir(pod_dir)
+        .join("kubernetes.io~empty-dir")
+        .join(name)
+}
+
+/// Sets up every volume of `spec`; returns each volume's host path, by name.
+pub fn setup(pod_dir: &Path, spec: &PodSpec) -> Result<HashMap<String, PathBuf>, VolumeError> {
+    let mut out = HashMap::new();
+    for v in spec.volumes.iter().flatten() {
+        let path = setup_one(pod_dir, v).map_err(|message| VolumeError {
+            volume: v.name.clone(),
+            message,
+        })?;
+        out.insert(v.name.clone(), path);
+    }
+    Ok(out)
+}
+
+fn setup_one(pod_dir: &Path, v: &Volume) -> Result<PathBuf, String> {
+    if let Some(ed) = &v.empty_dir {
+        let p = empty_dir_path(pod_dir, &v.name);
+        std::fs::create_dir_all(&p).map_err(|e| format!("creating {}: {e}", p.display()))?;
+        if ed.medium.as_deref() == Some("Memory") && !peapod_oci::mount::is_mounted(&p) {
+            let size = ed
+                .size_limit
+                .as_ref()
+                .and_then(|q| peapod_types::quantity::parse(&q.0));
+            peapod_oci::mount::tmpfs(&p, size, 0o777).map_err(|e| e.to_string())?;
+        } else {
+            // emptyDir directories are world-writable, as the kubelet makes them.
+            let _ = std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o777));
+        }
+        return Ok(p);
+    }
+    if let Some(hp) = &v.host_path {
+        let p = PathBuf::from(&hp.path);
+        check_host_path(&p, hp.type_.as_deref().unwrap_or(""))?;
+        return Ok(p);
+    }
+    Err("unsupported volume type".into())
+}
+
+/// The kubelet's hostPath type checks (`pkg/volume/hostpath`).
+fn check_host_path(p: &Path, kind: &str) -> Result<(), String> {
+    let meta = || std::fs::metadata(p);
+    let fail = |what: &str| {
+        Err(format!(
+            "hostPath type check failed: {} is not {what}",
+            p.display()
+        ))
+    };
+    match kind {
+        "" => Ok(()),
+        "DirectoryOrCreate" => {
+            if !p.exists() {
+                std::fs::create_dir_all(p).map_err(|e| format!("creating {}: {e}", p.display()))?;
+                let _ = std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755));
+            }
+            if meta().is_ok_and(|m| m.is_dir()) {
+                Ok(())
+            } else {
+                fail("a directory")
+            }
+        }
+        "Directory" => {
+            if meta().is_ok_and(|m| m.is_dir()) {
+                Ok(())
+            } else {
+                fail("a directory")
+            }
+        }
+        "FileOrCreate" => {
+            if !p.exists() {
+                if let Some(parent) = p.parent() {
+                    std::fs::create_dir_all(parent)
+                        .map_err(|e| format!("creating {}: {e}", parent.display()))?;
+                }
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(p)
+                    .map_err(|e| format!("creating {}: {e}", p.display()))?;
+                let _ = std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o644));
+            }
+            if meta().is_ok_and(|m| m.is_file()) {
+                Ok(())
+            } else {
+                fail("a file")
+            }
+        }
+        "File" => {
+            if meta().is_ok_and(|m| m.is_file()) {
+                Ok(())
+            } else {
+                fail("a file")
+            }
+        }
+        "Socket" => {
+            if meta().is_ok_and(|m| m.file_type().is_socket()) {
+                Ok(())
+            } else {
+                fail("a socket file")
+            }
+        }
+        "CharDevice" => {
+            if meta().is_ok_and(|m| m.file_type().is_char_device()) {
+                Ok(())
+            } else {
+                fail("a character device")
+            }
+        }
+        "BlockDevice" => {
+            if meta().is_ok_and(|m| m.file_type().is_block_device()) {
+                Ok(())
+            } else {
+                fail("a block device")
+            }
+        }
+        other => Err(format!("unknown hostPath type {other:?}")),
+    }
+}
+
+/// The host path for a mount of `volume` with `sub_path`: created as a directory when
+/// missing, and refused if it would leave the volume (through `..` or a symlink).
+pub fn sub_path(volume: &Path, sub_path: &str) -> Result<PathBuf, String> {
+    if sub_path.is_empty() {
+        return Ok(volume.to_path_buf());
+    }
+    let p = volume.join(sub_path);
+    if !p.exists() {
+        std::fs::create_dir_all(&p)
+            .map_err(|e| format!("creating subPath {}: {e}", p.display()))?;
+    }
+    let real = p
+        .canonicalize()
+        .map_err(|e| format!("subPath {}: {e}", p.display()))?;
+    let base = volume
+        .canonicalize()
+        .map_err(|e| format!("volume {}: {e}", volume.display()))?;
+    if !real.starts_with(&base) {
+        return Err(format!(
+            "subpath {sub_path:?} leaves the volume {}",
+            volume.display()
+        ));
+    }
+    Ok(real)
+}
+
+/// Unmounts memory-backed volumes and removes every volume directory of the pod.
+pub fn teardown(pod_dir: &Path) -> std::io::Result<()> {
+    let dir = volume_dir(pod_dir);
+    peapod_oci::mount::unmount_all_under(&dir).map_err(std::io::Error::other)?;
+    match std::fs::remove_dir_all(&dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}

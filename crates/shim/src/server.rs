@@ -1,0 +1,187 @@
+//! The shim process itself.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use peapod_kubelet::{Command, KubeletConfig, PodWorker};
+use peapod_runtime::{Runtime, RuntimeConfig};
+use peapod_types::api::Pod;
+use peapod_types::config::Config;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::mpsc;
+
+use crate::paths::{Paths, host_ip, node_name, write_atomic};
+use crate::{Request, Response, ShimError};
+
+/// Where `peapod-pause` is: the configured path, else next to the running executable,
+/// else on `$PATH`.
+pub fn pause_path(cfg: &Config) -> PathBuf {
+    if let Some(p) = &cfg.pause_path {
+        return p.clone();
+    }
+    if let Ok(exe) = std::env::current_exe()
+        && let Some(dir) = exe.parent()
+        && dir.join("peapod-pause").is_file()
+    {
+        return dir.join("peapod-pause");
+    }
+    std::env::var_os("PATH")
+        .and_then(|path| {
+            std::env::split_paths(&path)
+                .map(|d| d.join("peapod-pause"))
+                .find(|p| p.is_file())
+        })
+        .unwrap_or_else(|| PathBuf::from("/usr/local/bin/peapod-pause"))
+}
+
+/// The runtime settings for `cfg`.
+pub fn runtime_config(cfg: &Config) -> RuntimeConfig {
+    RuntimeConfig {
+        root: cfg.root.clone(),
+        run_root: cfg.run_root.clone(),
+        pause_path: pause_path(cfg),
+        infra_image: cfg.infra_image.clone(),
+    }
+}
+
+/// Runs the shim of pod `uid` until the pod is deleted. Call it from a fresh,
+/// single-threaded process: it becomes a child subreaper and forks containers.
+pub fn run(cfg: Config, uid: &str) -> Result<(), ShimError> {
+    // SAFETY: prctl with an integer argument.
+    unsafe {
+        libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+    }
+    let run_dir = cfg.run_root.join("pods").join(uid);
+    let pod: Pod = serde_json::from_slice(&std::fs::read(run_dir.join("pod.json"))?)?;
+    let name = pod.metadata.name.clone().unwrap_or_default();
+    let namespace = pod
+        .metadata
+        .namespace
+        .clone()
+        .unwrap_or_else(|| "default".into());
+    let paths = Paths::new(&cfg, uid, &namespace, &name);
+    std::fs::write(paths.pid_file(), std::process::id().to_string())?;
+    let tokio = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    tokio.block_on(serve(cfg, pod, paths, uid.to_string()))
+}
+
+async fn serve(cfg: Config, pod: Pod, paths: Paths, uid: String) -> Result<(), ShimError> {
+    let rt = Runtime::new(runtime_config(&cfg))?;
+    for dir in [&paths.pod_dir, &paths.log_dir] {
+        std::fs::create_dir_all(dir)?;
+    }
+    let _ = std::fs::remove_file(paths.socket());
+    let listener = UnixListener::bind(paths.socket())?;
+    std::fs::set_permissions(paths.socket(), std::fs::Permissions::from_mode(0o600))?;
+    tokio::spawn(reap_orphans());
+
+    let kcfg = KubeletConfig {
+        node_name: node_name(&cfg),
+        host_ip: host_ip(),
+        pod_dir: paths.pod_dir.clone(),
+        log_dir: paths.log_dir.clone(),
+        backoff: cfg.backoff,
+        cluster_dns: cfg.dns.cluster_dns.clone(),
+        cluster_domain: cfg.dns.cluster_domain.clone(),
+        cgroup_parent: Paths::cgroup_parent(&uid),
+    };
+    let (cmd_tx, cmd_rx) = mpsc::channel(8);
+    let (waiter_tx, mut waiter_rx) = mpsc::unbounded_channel::<UnixStream>();
+    tokio::spawn(accept(listener, cmd_tx, waiter_tx));
+
+    let worker = PodWorker::new(Arc::clone(&rt), pod, kcfg);
+    let state_file = paths.state_file();
+    worker
+        .run(cmd_rx, |state| {
+            let data = serde_json::to_vec(state).expect("state serializes");
+            if let Err(e) = write_atomic(&state_file, &data) {
+                tracing::error!("publishing state: {e}");
+            }
+        })
+        .await;
+
+    // Deleted: remove our own files, then tell whoever asked.
+    let _ = std::fs::remove_dir_all(&paths.run_dir);
+    let ok = serde_json::to_string(&Response {
+        ok: true,
+        error: String::new(),
+    })
+    .expect("json")
+        + "\n";
+    while let Ok(mut s) = waiter_rx.try_recv() {
+        let _ = s.write_all(ok.as_bytes()).await;
+    }
+    Ok(())
+}
+
+/// Answers requests; delete requests are forwarded to the worker and answered at exit.
+async fn accept(
+    listener: UnixListener,
+    cmds: mpsc::Sender<Command>,
+    waiters: mpsc::UnboundedSender<UnixStream>,
+) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let (cmds, waiters) = (cmds.clone(), waiters.clone());
+        tokio::spawn(async move {
+            let mut reader = BufReader::new(stream);
+            let mut line = String::new();
+            if reader.read_line(&mut line).await.is_err() {
+                return;
+            }
+            let mut stream = reader.into_inner();
+            let reply = |r: Response| serde_json::to_string(&r).expect("json") + "\n";
+            match serde_json::from_str::<Request>(&line) {
+                Ok(Request::Ping) => {
+                    let _ = stream
+                        .write_all(
+                            reply(Response {
+                                ok: true,
+                                error: String::new(),
+                            })
+                            .as_bytes(),
+                        )
+                        .await;
+                }
+                Ok(Request::Delete { grace }) => {
+                    let _ = waiters.send(stream);
+                    let _ = cmds.send(Command::Delete { grace }).await;
+                }
+                Err(e) => {
+                    let _ = stream
+                        .write_all(
+                            reply(Response {
+                                ok: false,
+                                error: format!("bad request: {e}"),
+                            })
+                            .as_bytes(),
+                        )
+                        .await;
+                }
+            }
+        });
+    }
+}
+
+/// As a child subreaper, the shim inherits orphans; reap them. Container processes (which
+/// have no exit signal) are left to their watchers.
+async fn reap_orphans() {
+    use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+    let Ok(mut sigchld) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::child())
+    else {
+        return;
+    };
+    while sigchld.recv().await.is_some() {
+        while let Ok(s) = waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+            if s == WaitStatus::StillAlive {
+                break;
+            }
+        }
+    }
+}
