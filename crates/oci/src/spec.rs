@@ -447,7 +447,7 @@ pub fn build(c: &ContainerSpec) -> Result<Spec> {
                 .collect::<Vec<_>>(),
             );
     }
-    let mut spec = SpecBuilder::default()
+    let spec = SpecBuilder::default()
         .version("1.0.2")
         .root(
             RootBuilder::default()
@@ -460,12 +460,10 @@ pub fn build(c: &ContainerSpec) -> Result<Spec> {
         .mounts(mounts)
         .linux(linux.build().map_err(e)?)
         .annotations(c.annotations.clone());
-    if new_ns(NsKind::Uts)
-        && let Some(h) = &c.hostname
-    {
-        spec = spec.hostname(h.clone());
-    }
-    spec.build().map_err(e)
+    let mut spec = spec.build().map_err(e)?;
+    // oci-spec's default carries a hostname; only a new UTS namespace may have one.
+    spec.set_hostname(c.hostname.clone().filter(|_| new_ns(NsKind::Uts)));
+    Ok(spec)
 }
 
 /// Writes `bundle/config.json` for `c`.

@@ -147,6 +147,16 @@ fn spec(spec: &PodSpec, errs: &mut Vec<FieldError>) {
         errs.push(FieldError::required("spec.containers", ""));
     }
     let mut names = HashSet::new();
+    for (i, c) in spec.containers.iter().enumerate() {
+        let path = format!("spec.containers[{i}]");
+        container(&path, c, &volumes, &mut names, spec, errs);
+        if c.restart_policy.is_some() {
+            errs.push(FieldError::forbidden(
+                format!("{path}.restartPolicy"),
+                "may not be set for non-init containers",
+            ));
+        }
+    }
     for (i, c) in spec.init_containers.iter().flatten().enumerate() {
         let path = format!("spec.initContainers[{i}]");
         container(&path, c, &volumes, &mut names, spec, errs);
@@ -174,18 +184,6 @@ fn spec(spec: &PodSpec, errs: &mut Vec<FieldError>) {
                     ));
                 }
             }
-        } else if c.readiness_probe.is_some() {
-            // Sidecars may have readiness probes; nothing to add.
-        }
-    }
-    for (i, c) in spec.containers.iter().enumerate() {
-        let path = format!("spec.containers[{i}]");
-        container(&path, c, &volumes, &mut names, spec, errs);
-        if c.restart_policy.is_some() {
-            errs.push(FieldError::forbidden(
-                format!("{path}.restartPolicy"),
-                "may not be set for non-init containers",
-            ));
         }
     }
 }
@@ -556,7 +554,7 @@ mod tests {
         let e = errors(
             "  initContainers: [{name: a, image: busybox}, {name: app, image: busybox}]\n  containers: [{name: app, image: busybox}]\n",
         );
-        assert_eq!(e, ["spec.containers[0].name: Duplicate value: \"app\""]);
+        assert_eq!(e, ["spec.initContainers[1].name: Duplicate value: \"app\""]);
     }
 
     #[test]
@@ -584,8 +582,8 @@ mod tests {
             e,
             [
                 "spec.restartPolicy: Unsupported value: \"Sometimes\": supported values: \"Always\", \"OnFailure\", \"Never\"",
-                "spec.initContainers[0].livenessProbe: Forbidden: may not be set for init containers without restartPolicy=Always",
                 "spec.containers[0].ports[0].containerPort: Invalid value: 70000: must be between 1 and 65535, inclusive",
+                "spec.initContainers[0].livenessProbe: Forbidden: may not be set for init containers without restartPolicy=Always",
             ]
         );
     }

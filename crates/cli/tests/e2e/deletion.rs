@@ -1,0 +1,98 @@
+//! Scenario 9: graceful deletion, and nothing left behind.
+
+use std::time::{Duration, Instant};
+
+use crate::harness::*;
+
+#[test]
+fn sigterm_trap_and_grace_period() {
+    let env = Env::new();
+    let name = format!("grace-{}", unique());
+    let out = env.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    env.apply_ok(&pod_yaml(
+        &name,
+        &format!(
+            "  terminationGracePeriodSeconds: 2
+  containers:
+  - name: trapper
+    image: {IMAGE}
+    command: [sh, -c, 'trap \"echo trapped > /out/trapped; exit 0\" TERM; while true; do sleep 0.1; done']
+    volumeMounts: [{{name: out, mountPath: /out}}]
+  - name: ignorer
+    image: {IMAGE}
+    command: [sh, -c, 'trap \"\" TERM; while true; do sleep 0.1; done']
+  volumes:
+  - {{name: out, hostPath: {{path: {}}}}}
+",
+            out.display()
+        ),
+    ));
+    env.wait_phase(&name, "Running");
+    std::thread::sleep(Duration::from_millis(300));
+    let state = env.state(&name);
+    let pids: Vec<i64> = state["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["pid"].as_i64().unwrap())
+        .collect();
+    let t0 = Instant::now();
+    env.ok(&["delete", "pod", &name]);
+    let took = t0.elapsed();
+    assert_eq!(
+        std::fs::read_to_string(out.join("trapped")).unwrap(),
+        "trapped\n",
+        "the trap did not run"
+    );
+    assert!(
+        took >= Duration::from_secs(2),
+        "the SIGTERM-ignoring container was killed before the grace period ({took:?})"
+    );
+    assert!(took < Duration::from_secs(8), "deletion took {took:?}");
+    for p in pids {
+        assert!(!alive(p), "process {p} survived the deletion");
+    }
+    assert!(env.leftovers().is_empty(), "{:?}", env.leftovers());
+}
+
+#[test]
+fn twenty_pods_leave_nothing_behind() {
+    let env = Env::new();
+    let tag = unique();
+    let mut yaml = String::new();
+    for i in 0..20 {
+        yaml.push_str(&format!(
+            "---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: many-{i}-{tag}\nspec:\n  containers:\n  - {{name: c, image: {IMAGE}, command: [sleep, '3600'], volumeMounts: [{{name: v, mountPath: /v}}]}}\n  volumes:\n  - {{name: v, emptyDir: {{medium: Memory}}}}\n"
+        ));
+    }
+    let file = env.path().join("many.yaml");
+    std::fs::write(&file, &yaml).unwrap();
+    env.ok(&["apply", "-f", file.to_str().unwrap(), "--wait"]);
+    let mut pids = Vec::new();
+    let mut uids = Vec::new();
+    for i in 0..20 {
+        let name = format!("many-{i}-{tag}");
+        let st = env.state(&name);
+        pids.push(st["infra_pid"].as_i64().unwrap());
+        pids.extend(
+            st["containers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["pid"].as_i64().unwrap()),
+        );
+        uids.push(st["pod"]["metadata"]["uid"].as_str().unwrap().to_string());
+    }
+    assert!(pids.iter().all(|p| *p > 0 && alive(*p)));
+    env.ok(&["delete", "-f", file.to_str().unwrap(), "--force"]);
+    assert!(env.pod_names().is_empty());
+    for p in &pids {
+        assert!(!alive(*p), "process {p} survived");
+    }
+    for uid in &uids {
+        let dirs = peapod_oci::cgroup::dirs(&format!("/peapod/pod{uid}"));
+        assert!(dirs.is_empty(), "cgroups left: {dirs:?}");
+    }
+    assert!(env.leftovers().is_empty(), "{:?}", env.leftovers());
+}

@@ -1,0 +1,249 @@
+//! Init container order, the restart matrix and init failures.
+
+use std::time::Duration;
+
+use crate::harness::*;
+
+/// Scenario 3: init-container-1, then init-container-2, then the app, proven by records
+/// in a shared file; the app starts only after both exited 0.
+#[test]
+fn init_containers_run_in_order() {
+    let env = Env::new();
+    let name = format!("order-{}", unique());
+    let step =
+        |n: &str| format!("echo {n} start >> /log/order; sleep 0.3; echo {n} done >> /log/order");
+    env.apply_ok(&pod_yaml(
+        &name,
+        &format!(
+            "  initContainers:
+  - {{name: init-container-1, image: {IMAGE}, command: [sh, -c, '{}'], volumeMounts: [{{name: log, mountPath: /log}}]}}
+  - {{name: init-container-2, image: {IMAGE}, command: [sh, -c, '{}'], volumeMounts: [{{name: log, mountPath: /log}}]}}
+  containers:
+  - {{name: app, image: {IMAGE}, command: [sh, -c, 'echo app start >> /log/order; exec sleep 3600'], volumeMounts: [{{name: log, mountPath: /log}}]}}
+  volumes:
+  - {{name: log, emptyDir: {{}}}}
+",
+            step("init-container-1"),
+            step("init-container-2")
+        ),
+    ));
+    // While initializing, the pod is Pending and the app waits with PodInitializing.
+    let early = env.pod(&name);
+    if early["status"]["phase"] == "Pending" {
+        let app = cstatus(&early, "app");
+        assert_eq!(
+            app["state"]["waiting"]["reason"], "PodInitializing",
+            "{app}"
+        );
+    }
+    let pod = env.wait_phase(&name, "Running");
+    let (_, order) = env.exec(&name, "app", &["cat", "/log/order"]);
+    assert_eq!(
+        order,
+        "init-container-1 start\ninit-container-1 done\ninit-container-2 start\ninit-container-2 done\napp start\n"
+    );
+    let t = |v: &serde_json::Value| v.as_str().unwrap().parse::<jiff::Timestamp>().unwrap();
+    let i2 = cstatus(&pod, "init-container-2")["state"]["terminated"].clone();
+    assert_eq!(i2["exitCode"], 0);
+    let app_started = t(&cstatus(&pod, "app")["state"]["running"]["startedAt"]);
+    assert!(t(&i2["finishedAt"]) <= app_started);
+    let conds = pod["status"]["conditions"].as_array().unwrap();
+    let types: Vec<&str> = conds.iter().map(|c| c["type"].as_str().unwrap()).collect();
+    assert_eq!(
+        types,
+        [
+            "PodScheduled",
+            "PodReadyToStartContainers",
+            "Initialized",
+            "ContainersReady",
+            "Ready"
+        ]
+    );
+    assert!(conds.iter().all(|c| c["status"] == "True"), "{conds:?}");
+}
+
+fn restart_case(policy: &str, code: i32) -> (serde_json::Value, String) {
+    let env = Env::new();
+    let name = format!("rs-{}-{code}-{}", policy.to_lowercase(), unique());
+    env.apply_ok(&pod_yaml(
+        &name,
+        &format!("  restartPolicy: {policy}\n  containers:\n  - {{name: c, image: {IMAGE}, command: [sh, -c, 'sleep 0.1; exit {code}']}}\n"),
+    ));
+    let restarts = policy == "Always" || (policy == "OnFailure" && code != 0);
+    let pod = if restarts {
+        env.wait_for(&name, Duration::from_secs(30), |p| {
+            p["status"]["containerStatuses"][0]["restartCount"]
+                .as_i64()
+                .unwrap_or(0)
+                >= 2
+        })
+    } else {
+        env.wait_for(&name, Duration::from_secs(30), |p| {
+            p["status"]["phase"] == "Succeeded" || p["status"]["phase"] == "Failed"
+        })
+    };
+    let row = env.ok(&["get", "pods", &name]);
+    (pod, row)
+}
+
+/// Scenario 6: exit 0 and exit 1 under Always, OnFailure and Never give the kubelet's phase,
+/// reasons and restart counts.
+#[test]
+fn restart_matrix() {
+    let cases = [
+        ("Always", 0, "Running", "Completed"),
+        ("Always", 1, "Running", "Error"),
+        ("OnFailure", 0, "Succeeded", "Completed"),
+        ("OnFailure", 1, "Running", "Error"),
+        ("Never", 0, "Succeeded", "Completed"),
+        ("Never", 1, "Failed", "Error"),
+    ];
+    let handles: Vec<_> = cases
+        .iter()
+        .map(|&(policy, code, phase, reason)| {
+            std::thread::spawn(move || {
+                let (pod, row) = restart_case(policy, code);
+                let c = &pod["status"]["containerStatuses"][0];
+                let restarts = policy == "Always" || (policy == "OnFailure" && code != 0);
+                assert_eq!(
+                    pod["status"]["phase"], phase,
+                    "{policy}/{code}: {}",
+                    pod["status"]
+                );
+                if restarts {
+                    assert!(c["restartCount"].as_i64().unwrap() >= 2, "{policy}/{code}");
+                    assert_eq!(
+                        c["lastState"]["terminated"]["reason"], reason,
+                        "{policy}/{code}: {c}"
+                    );
+                    assert_eq!(c["lastState"]["terminated"]["exitCode"], code);
+                } else {
+                    assert_eq!(c["restartCount"], 0, "{policy}/{code}");
+                    assert_eq!(
+                        c["state"]["terminated"]["reason"], reason,
+                        "{policy}/{code}: {c}"
+                    );
+                    assert_eq!(c["state"]["terminated"]["exitCode"], code);
+                    assert!(c["containerID"].as_str().unwrap().starts_with("peapod://"));
+                    let ready = pod["status"]["conditions"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .find(|x| x["type"] == "Ready")
+                        .unwrap()
+                        .clone();
+                    assert_eq!(ready["status"], "False");
+                    assert_eq!(
+                        ready["reason"],
+                        if code == 0 {
+                            "PodCompleted"
+                        } else {
+                            "PodFailed"
+                        }
+                    );
+                    let shown = if code == 0 { "Completed" } else { "Error" };
+                    assert!(row.contains(shown), "{row}");
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+}
+
+/// A crash loop waits with CrashLoopBackOff and the kubelet's message between restarts.
+#[test]
+fn crash_loop_back_off_is_reported() {
+    let env = Env::with_backoff(2.0, 4.0);
+    let name = format!("crash-{}", unique());
+    env.apply_ok(&pod_yaml(
+        &name,
+        &format!("  containers:\n  - {{name: c, image: {IMAGE}, command: [sh, -c, 'exit 3']}}\n"),
+    ));
+    let pod = env.wait_for(&name, Duration::from_secs(20), |p| {
+        p["status"]["containerStatuses"][0]["state"]["waiting"]["reason"] == "CrashLoopBackOff"
+    });
+    let c = cstatus(&pod, "c");
+    let msg = c["state"]["waiting"]["message"].as_str().unwrap();
+    let uid = pod["metadata"]["uid"].as_str().unwrap();
+    assert_eq!(
+        msg,
+        format!("back-off 2s restarting failed container=c pod={name}_default({uid})")
+    );
+    assert_eq!(c["lastState"]["terminated"]["exitCode"], 3);
+    assert_eq!(c["restartCount"], 1);
+    assert!(env.ok(&["get", "pods", &name]).contains("CrashLoopBackOff"));
+    assert!(
+        env.ok(&["get", "events"])
+            .contains("Back-off restarting failed container c")
+    );
+}
+
+/// Scenario 7: a failing init container fails a Never pod (the app never starts) and is
+/// retried under OnFailure until a flag file lets it pass.
+#[test]
+fn init_failure_by_restart_policy() {
+    let env = Env::new();
+    let never = format!("initnever-{}", unique());
+    env.apply_ok(&pod_yaml(
+        &never,
+        &format!("  restartPolicy: Never\n  initContainers:\n  - {{name: check, image: {IMAGE}, command: [sh, -c, 'exit 2']}}\n  containers:\n  - {{name: app, image: {IMAGE}, command: [sleep, '3600']}}\n"),
+    ));
+    let pod = env.wait_phase(&never, "Failed");
+    let init = cstatus(&pod, "check");
+    assert_eq!(init["state"]["terminated"]["exitCode"], 2);
+    assert_eq!(init["restartCount"], 0);
+    let app = cstatus(&pod, "app");
+    assert_eq!(app["state"]["waiting"]["reason"], "PodInitializing");
+    assert!(
+        app.get("containerID").is_none_or(|v| v.is_null()),
+        "the app container was created: {app}"
+    );
+    assert!(env.ok(&["get", "pods", &never]).contains("Init:Error"));
+
+    let flag = env.path().join("flag");
+    std::fs::create_dir_all(&flag).unwrap();
+    let retry = format!("initretry-{}", unique());
+    env.apply_ok(&pod_yaml(
+        &retry,
+        &format!(
+            "  restartPolicy: OnFailure\n  initContainers:\n  - {{name: check, image: {IMAGE}, command: [sh, -c, 'test -f /flag/ok'], volumeMounts: [{{name: flag, mountPath: /flag}}]}}\n  containers:\n  - {{name: app, image: {IMAGE}, command: [sleep, '3600']}}\n  volumes:\n  - {{name: flag, hostPath: {{path: {}}}}}\n",
+            flag.display()
+        ),
+    ));
+    env.wait_for(&retry, Duration::from_secs(20), |p| {
+        p["status"]["initContainerStatuses"][0]["restartCount"]
+            .as_i64()
+            .unwrap_or(0)
+            >= 1
+    });
+    assert_eq!(env.pod(&retry)["status"]["phase"], "Pending");
+    std::fs::write(flag.join("ok"), "").unwrap();
+    let pod = env.wait_phase(&retry, "Running");
+    assert_eq!(cstatus(&pod, "check")["state"]["terminated"]["exitCode"], 0);
+    assert!(cstatus(&pod, "app")["state"]["running"].is_object());
+}
+
+/// An image that is not in the store waits with ErrImageNeverPull under policy Never.
+#[test]
+fn missing_image_waits_never_crashes() {
+    let env = Env::new();
+    let name = format!("noimg-{}", unique());
+    env.apply_ok(&pod_yaml(
+        &name,
+        "  containers:\n  - {name: c, image: 'localhost/nowhere/none:1', imagePullPolicy: Never}\n",
+    ));
+    let pod = env.wait_for(&name, Duration::from_secs(10), |p| {
+        p["status"]["containerStatuses"][0]["state"]["waiting"]["reason"] == "ErrImageNeverPull"
+    });
+    assert_eq!(pod["status"]["phase"], "Pending");
+    let msg = cstatus(&pod, "c")["state"]["waiting"]["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        msg,
+        "Container image \"localhost/nowhere/none:1\" is not present with pull policy of Never"
+    );
+}

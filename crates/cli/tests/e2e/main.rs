@@ -1,0 +1,12 @@
+//! End-to-end tests: the `peapod` binary driven as a user would, against the real kernel.
+//! Each test has its own state roots, pod names and cgroups, and cleans up even when it
+//! fails, so the tests run in parallel.
+
+mod harness;
+
+mod deletion;
+mod lifecycle;
+mod manifests;
+mod namespaces;
+mod shim;
+mod volumes;
