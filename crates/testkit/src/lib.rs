@@ -145,3 +145,74 @@ pub fn write_busybox_archive(busybox: &Path, name: &str, out: &Path) -> Result<(
     t.into_inner()?.flush()?;
     Ok(())
 }
+
+/// A network identity reserved for one test: a bridge name and a /24 no other test holds.
+/// Reservations are files under `/run/peapod-test-nets` holding the owner's PID; a dead
+/// owner's reservation is taken over. Dropping it releases it.
+pub struct TestNet {
+    /// Index of the reservation.
+    pub index: u32,
+    /// Bridge interface name (at most 15 bytes).
+    pub bridge: String,
+    /// IPv4 subnet, e.g. `10.100.3.0/24`.
+    pub subnet: String,
+    lock: std::path::PathBuf,
+}
+
+impl TestNet {
+    /// Reserves a free network identity.
+    pub fn reserve() -> TestNet {
+        let dir = Path::new("/run/peapod-test-nets");
+        std::fs::create_dir_all(dir).expect("creating /run/peapod-test-nets");
+        let me = std::process::id();
+        for index in 0..20_000u32 {
+            let lock = dir.join(index.to_string());
+            let taken = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&lock);
+            let ok = match taken {
+                Ok(mut f) => f.write_all(me.to_string().as_bytes()).is_ok(),
+                Err(_) => {
+                    // Take over a reservation whose owner is gone.
+                    let owner = std::fs::read_to_string(&lock).unwrap_or_default();
+                    let alive = owner
+                        .trim()
+                        .parse::<u32>()
+                        .is_ok_and(|p| Path::new(&format!("/proc/{p}")).exists());
+                    !alive && !owner.is_empty() && {
+                        let tmp = dir.join(format!(".{index}.{me}"));
+                        std::fs::write(&tmp, me.to_string()).is_ok()
+                            && std::fs::rename(&tmp, &lock).is_ok()
+                    }
+                }
+            };
+            // Two processes may take over the same stale file: the rename's last writer wins.
+            if ok && std::fs::read_to_string(&lock).is_ok_and(|o| o == me.to_string()) {
+                return TestNet {
+                    index,
+                    bridge: format!("pptest{index}"),
+                    subnet: format!("10.{}.{}.0/24", 100 + index / 256, index % 256),
+                    lock,
+                };
+            }
+        }
+        panic!("no free test network");
+    }
+
+    /// The gateway address (the bridge's), `.1` of the subnet.
+    pub fn gateway(&self) -> String {
+        self.subnet.replace(".0/24", ".1")
+    }
+}
+
+impl Drop for TestNet {
+    fn drop(&mut self) {
+        // The bridge plugin leaves its bridge behind on DEL, by design.
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.bridge])
+            .stderr(std::process::Stdio::null())
+            .status();
+        let _ = std::fs::remove_file(&self.lock);
+    }
+}

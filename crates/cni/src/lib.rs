@@ -1,0 +1,500 @@
+//! Runs CNI plugin chains as the CNI specification describes
+//! (<https://github.com/containernetworking/cni/blob/main/SPEC.md>): ADD in chain order with
+//! `prevResult` passed along, DEL in reverse order with the cached result, CHECK with it;
+//! `runtimeConfig` filled for the capabilities each plugin declares (`portMappings`, `dns`).
+//!
+//! Every attachment is cached (configuration, runtime arguments and result) before ADD runs,
+//! so that DEL can always be run later with exactly what ADD saw, even after a crash.
+
+pub mod config;
+mod result;
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+pub use config::{ConfList, DefaultNetwork};
+pub use result::{CniResult, Interface, IpConfig, Route};
+
+/// Errors from loading configurations and running plugins.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A configuration file is unreadable or invalid.
+    #[error("{}: {msg}", file.display())]
+    Config {
+        /// The file.
+        file: PathBuf,
+        /// What is wrong.
+        msg: String,
+    },
+    /// A plugin named by the configuration is in none of the plugin directories.
+    #[error("{}: plugin {plugin:?} not found in {dirs}", file.display())]
+    PluginNotFound {
+        /// The configuration file naming it.
+        file: PathBuf,
+        /// Plugin type.
+        plugin: String,
+        /// The directories searched, colon-separated.
+        dirs: String,
+    },
+    /// A plugin ran and reported an error.
+    #[error("plugin {plugin:?} ({}) failed on {command}: {msg}", file.display())]
+    Plugin {
+        /// The configuration file.
+        file: PathBuf,
+        /// Plugin type.
+        plugin: String,
+        /// ADD, DEL or CHECK.
+        command: &'static str,
+        /// The plugin's own message (with its details, when given).
+        msg: String,
+    },
+    /// Reading or writing peapod's own files.
+    #[error("{context} {}: {source}", path.display())]
+    Io {
+        /// What was being done.
+        context: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+}
+
+/// Result alias.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Finds plugin `name` in `dirs`, in order.
+pub fn find_plugin(name: &str, dirs: &[PathBuf]) -> Option<PathBuf> {
+    if name.contains('/') {
+        return None;
+    }
+    dirs.iter().map(|d| d.join(name)).find(|p| p.is_file())
+}
+
+/// A host port to publish (`runtimeConfig.portMappings`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PortMapping {
+    /// Port on the host.
+    pub host_port: u16,
+    /// Port in the pod.
+    pub container_port: u16,
+    /// `tcp`, `udp` or `sctp`.
+    pub protocol: String,
+    /// Host address, empty for all.
+    #[serde(rename = "hostIP", default, skip_serializing_if = "String::is_empty")]
+    pub host_ip: String,
+}
+
+/// DNS settings (`runtimeConfig.dns`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Dns {
+    /// Name servers.
+    pub servers: Vec<String>,
+    /// Search domains.
+    pub searches: Vec<String>,
+    /// resolv.conf options.
+    pub options: Vec<String>,
+}
+
+/// What one attachment is about: the container side of a CNI call.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attachment {
+    /// `CNI_CONTAINERID`: the sandbox ID.
+    pub container_id: String,
+    /// `CNI_NETNS`: path of the network namespace.
+    pub netns: PathBuf,
+    /// `CNI_IFNAME`.
+    pub ifname: String,
+    /// `CNI_ARGS`, e.g. `K8S_POD_NAME`.
+    pub args: Vec<(String, String)>,
+    /// Published ports.
+    pub port_mappings: Vec<PortMapping>,
+    /// DNS settings, for plugins with the `dns` capability.
+    pub dns: Option<Dns>,
+}
+
+/// What is cached for an attachment.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Cached {
+    /// The configuration file ADD used.
+    file: PathBuf,
+    /// Its full text, as parsed then.
+    conflist: Value,
+    attachment: Attachment,
+    /// The final result, once ADD succeeded.
+    result: Option<Value>,
+}
+
+/// CNI plugin invoker with a result cache.
+#[derive(Debug, Clone)]
+pub struct Cni {
+    /// Where plugins are looked for, in order (`CNI_PATH`).
+    pub plugin_dirs: Vec<PathBuf>,
+    /// Where attachments are cached, one file per container ID.
+    pub cache_dir: PathBuf,
+}
+
+impl Cni {
+    /// An invoker.
+    pub fn new(plugin_dirs: Vec<PathBuf>, cache_dir: PathBuf) -> Cni {
+        Cni {
+            plugin_dirs,
+            cache_dir,
+        }
+    }
+
+    fn cache_path(&self, container_id: &str) -> PathBuf {
+        self.cache_dir.join(format!("{container_id}.json"))
+    }
+
+    /// Checks that every plugin `net` names exists, before anything runs.
+    pub fn check_plugins(&self, net: &ConfList) -> Result<()> {
+        for t in net.plugin_types() {
+            if find_plugin(t, &self.plugin_dirs).is_none() {
+                return Err(self.not_found(net, t));
+            }
+        }
+        Ok(())
+    }
+
+    fn not_found(&self, net: &ConfList, plugin: &str) -> Error {
+        Error::PluginNotFound {
+            file: net.file.clone(),
+            plugin: plugin.to_string(),
+            dirs: self.cni_path(),
+        }
+    }
+
+    fn cni_path(&self) -> String {
+        self.plugin_dirs
+            .iter()
+            .map(|d| d.display().to_string())
+            .collect::<Vec<_>>()
+            .join(":")
+    }
+
+    /// ADD: attaches the container to `net`. The attachment is cached first, so that
+    /// [`Cni::del`] undoes whatever part of it happened, even when ADD fails.
+    pub fn add(&self, net: &ConfList, att: &Attachment) -> Result<CniResult> {
+        self.check_plugins(net)?;
+        let mut cached = Cached {
+            file: net.file.clone(),
+            conflist: conflist_value(net),
+            attachment: att.clone(),
+            result: None,
+        };
+        self.save(att, &cached)?;
+        let mut prev: Option<Value> = None;
+        for plugin in &net.plugins {
+            let out = self.invoke("ADD", net, plugin, att, prev.as_ref())?;
+            prev = Some(out);
+        }
+        let result = prev.unwrap_or(Value::Null);
+        cached.result = Some(result.clone());
+        self.save(att, &cached)?;
+        Ok(CniResult::from_value(&result))
+    }
+
+    /// DEL: detaches what [`Cni::add`] attached for `container_id`, in reverse chain order,
+    /// with the configuration and arguments ADD used. Succeeds when nothing is cached (never
+    /// added, or already deleted); the cache entry goes only when every plugin succeeded.
+    pub fn del(&self, container_id: &str) -> Result<()> {
+        let path = self.cache_path(container_id);
+        let cached: Cached = match std::fs::read(&path) {
+            Ok(data) => match serde_json::from_slice(&data) {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!("dropping unreadable CNI cache {}: {e}", path.display());
+                    let _ = std::fs::remove_file(&path);
+                    return Ok(());
+                }
+            },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => {
+                return Err(Error::Io {
+                    context: "reading",
+                    path,
+                    source: e,
+                });
+            }
+        };
+        let net = ConfList::parse(&cached.file, &cached.conflist.to_string())?;
+        let mut att = cached.attachment.clone();
+        // A namespace already gone is passed as empty, as the specification asks.
+        if !att.netns.exists() {
+            att.netns = PathBuf::new();
+        }
+        let prev = cached.result.as_ref().filter(|_| version_at_least(&net, 4));
+        for plugin in net.plugins.iter().rev() {
+            self.invoke("DEL", &net, plugin, &att, prev)?;
+        }
+        match std::fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::Io {
+                context: "removing",
+                path,
+                source: e,
+            }),
+        }
+    }
+
+    /// Drops the cache entry of `container_id` without running DEL: for an attachment whose
+    /// DEL can never succeed (its plugins reject their own configuration).
+    pub fn forget(&self, container_id: &str) {
+        let _ = std::fs::remove_file(self.cache_path(container_id));
+    }
+
+    /// CHECK: asks every plugin whether the attachment is still as ADD left it. Only for
+    /// `cniVersion` 0.4.0 and later, and not when the configuration disables it.
+    pub fn check(&self, container_id: &str) -> Result<()> {
+        let path = self.cache_path(container_id);
+        let data = std::fs::read(&path).map_err(|e| Error::Io {
+            context: "reading",
+            path: path.clone(),
+            source: e,
+        })?;
+        let cached: Cached = serde_json::from_slice(&data).map_err(|e| Error::Config {
+            file: path.clone(),
+            msg: e.to_string(),
+        })?;
+        let net = ConfList::parse(&cached.file, &cached.conflist.to_string())?;
+        if !version_at_least(&net, 4) || net.disable_check {
+            return Ok(());
+        }
+        for plugin in &net.plugins {
+            self.invoke(
+                "CHECK",
+                &net,
+                plugin,
+                &cached.attachment,
+                cached.result.as_ref(),
+            )?;
+        }
+        Ok(())
+    }
+
+    /// The container IDs with a cached attachment.
+    pub fn cached(&self) -> Vec<String> {
+        let mut out: Vec<String> = std::fs::read_dir(&self.cache_dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| {
+                let name = e.file_name().into_string().ok()?;
+                name.strip_suffix(".json").map(str::to_string)
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    fn save(&self, att: &Attachment, cached: &Cached) -> Result<()> {
+        let path = self.cache_path(&att.container_id);
+        let value = serde_json::to_value(cached).expect("cache entries serialize");
+        config::write_json(&path, &value).map_err(|e| Error::Io {
+            context: "writing",
+            path,
+            source: e,
+        })
+    }
+
+    /// Runs one plugin with one command; returns what it printed (its result).
+    fn invoke(
+        &self,
+        command: &'static str,
+        net: &ConfList,
+        plugin: &Value,
+        att: &Attachment,
+        prev: Option<&Value>,
+    ) -> Result<Value> {
+        let kind = plugin
+            .get("type")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let bin = find_plugin(kind, &self.plugin_dirs).ok_or_else(|| self.not_found(net, kind))?;
+        let stdin = plugin_config(net, plugin, att, prev);
+        // `IgnoreUnknown` lets plugins that take no Kubernetes arguments accept them, as
+        // every Kubernetes runtime passes it.
+        let args = if att.args.is_empty() {
+            String::new()
+        } else {
+            std::iter::once("IgnoreUnknown=1".to_string())
+                .chain(att.args.iter().map(|(k, v)| format!("{k}={v}")))
+                .collect::<Vec<_>>()
+                .join(";")
+        };
+        let fail = |msg: String| Error::Plugin {
+            file: net.file.clone(),
+            plugin: kind.to_string(),
+            command,
+            msg,
+        };
+        let mut child = Command::new(&bin)
+            .env("CNI_COMMAND", command)
+            .env("CNI_CONTAINERID", &att.container_id)
+            .env("CNI_NETNS", &att.netns)
+            .env("CNI_IFNAME", &att.ifname)
+            .env("CNI_ARGS", args)
+            .env("CNI_PATH", self.cni_path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| fail(format!("running {}: {e}", bin.display())))?;
+        let data = serde_json::to_vec(&stdin).expect("plugin configs serialize");
+        if let Some(mut input) = child.stdin.take() {
+            // A plugin may exit without reading; its exit status tells what happened.
+            let _ = input.write_all(&data);
+        }
+        let out = child
+            .wait_with_output()
+            .map_err(|e| fail(format!("waiting for {}: {e}", bin.display())))?;
+        if !out.status.success() {
+            return Err(fail(error_message(&out.stdout, &out.stderr, out.status)));
+        }
+        tracing::debug!(plugin = kind, command, "CNI plugin succeeded");
+        if out.stdout.iter().all(u8::is_ascii_whitespace) {
+            return Ok(prev.cloned().unwrap_or(Value::Null));
+        }
+        serde_json::from_slice(&out.stdout)
+            .map_err(|e| fail(format!("unreadable result: {e}: {}", lossy(&out.stdout))))
+    }
+}
+
+/// The configuration one plugin receives on stdin.
+fn plugin_config(net: &ConfList, plugin: &Value, att: &Attachment, prev: Option<&Value>) -> Value {
+    let mut conf = plugin.clone();
+    let obj = conf.as_object_mut().expect("plugin configs are objects");
+    obj.insert("name".into(), json!(net.name));
+    obj.insert("cniVersion".into(), json!(net.cni_version));
+    if let Some(p) = prev {
+        obj.insert("prevResult".into(), p.clone());
+    }
+    let caps = plugin.get("capabilities").cloned().unwrap_or(Value::Null);
+    let mut runtime = serde_json::Map::new();
+    if caps.get("portMappings") == Some(&Value::Bool(true)) && !att.port_mappings.is_empty() {
+        runtime.insert("portMappings".into(), json!(att.port_mappings));
+    }
+    if caps.get("dns") == Some(&Value::Bool(true))
+        && let Some(dns) = &att.dns
+    {
+        runtime.insert("dns".into(), json!(dns));
+    }
+    if !runtime.is_empty() {
+        obj.insert("runtimeConfig".into(), Value::Object(runtime));
+    }
+    conf
+}
+
+/// The plugin's own message: the error object's `msg` and `details` when it printed one,
+/// else its stderr, else its exit status.
+fn error_message(stdout: &[u8], stderr: &[u8], status: std::process::ExitStatus) -> String {
+    if let Ok(v) = serde_json::from_slice::<Value>(stdout)
+        && let Some(msg) = v.get("msg").and_then(Value::as_str)
+    {
+        let code = v.get("code").and_then(Value::as_u64).unwrap_or(0);
+        return match v.get("details").and_then(Value::as_str) {
+            Some(d) if !d.is_empty() => format!("{msg}: {d} (code {code})"),
+            _ => format!("{msg} (code {code})"),
+        };
+    }
+    let err = lossy(stderr);
+    if !err.is_empty() {
+        return err;
+    }
+    let out = lossy(stdout);
+    if !out.is_empty() {
+        return out;
+    }
+    format!("exited with {status}")
+}
+
+fn lossy(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).trim().to_string()
+}
+
+fn conflist_value(net: &ConfList) -> Value {
+    json!({
+        "cniVersion": net.cni_version,
+        "name": net.name,
+        "disableCheck": net.disable_check,
+        "plugins": net.plugins,
+    })
+}
+
+/// Whether the configuration's version is at least 0.`minor`.0 (or any 1.x).
+fn version_at_least(net: &ConfList, minor: u32) -> bool {
+    let mut parts = net
+        .cni_version
+        .split('.')
+        .map(|p| p.parse::<u32>().unwrap_or(0));
+    let major = parts.next().unwrap_or(0);
+    let min = parts.next().unwrap_or(0);
+    major >= 1 || min >= minor
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn net(version: &str) -> ConfList {
+        ConfList::parse(
+            Path::new("n.conflist"),
+            &format!(
+                r#"{{"cniVersion":"{version}","name":"n","plugins":[{{"type":"bridge"}},{{"type":"portmap","capabilities":{{"portMappings":true}}}}]}}"#
+            ),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn runtime_config_only_for_declared_capabilities() {
+        let n = net("1.0.0");
+        let att = Attachment {
+            port_mappings: vec![PortMapping {
+                host_port: 8080,
+                container_port: 80,
+                protocol: "tcp".into(),
+                host_ip: String::new(),
+            }],
+            dns: Some(Dns::default()),
+            ..Default::default()
+        };
+        let prev = json!({"cniVersion": "1.0.0", "ips": []});
+        let bridge = plugin_config(&n, &n.plugins[0], &att, None);
+        assert_eq!(bridge["name"], "n");
+        assert!(bridge.get("runtimeConfig").is_none());
+        assert!(bridge.get("prevResult").is_none());
+        let pm = plugin_config(&n, &n.plugins[1], &att, Some(&prev));
+        assert_eq!(
+            pm["runtimeConfig"]["portMappings"][0],
+            json!({"hostPort": 8080, "containerPort": 80, "protocol": "tcp"})
+        );
+        assert!(pm["runtimeConfig"].get("dns").is_none());
+        assert_eq!(pm["prevResult"], prev);
+    }
+
+    #[test]
+    fn versions() {
+        assert!(version_at_least(&net("1.0.0"), 4));
+        assert!(version_at_least(&net("0.4.0"), 4));
+        assert!(!version_at_least(&net("0.3.1"), 4));
+    }
+
+    #[test]
+    fn plugin_error_messages() {
+        let ok = std::process::ExitStatus::default();
+        assert_eq!(
+            error_message(br#"{"code":7,"msg":"bad","details":"why"}"#, b"", ok),
+            "bad: why (code 7)"
+        );
+        assert_eq!(error_message(b"", b"boom\n", ok), "boom");
+    }
+}
