@@ -10,6 +10,23 @@ fn plugin_dirs() -> Vec<PathBuf> {
     vec!["/opt/cni/bin".into(), "/usr/lib/cni".into()]
 }
 
+/// A pinned network namespace, removed even when the test fails.
+struct Netns(PathBuf);
+
+impl Netns {
+    fn new(dir: &Path) -> Netns {
+        let p = dir.join("netns");
+        peapod_oci::ns::create_netns(&p).unwrap();
+        Netns(p)
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = peapod_oci::ns::remove_netns(&self.0);
+    }
+}
+
 fn in_netns(netns: &Path, cmd: &[&str]) -> String {
     let out = Command::new("nsenter")
         .arg(format!("--net={}", netns.display()))
@@ -48,8 +65,8 @@ fn iptables_mentions(id: &str) -> usize {
 fn add_check_del_with_the_default_network() {
     let tn = TestNet::reserve();
     let dir = tempfile::tempdir().unwrap();
-    let netns = dir.path().join("netns");
-    peapod_oci::ns::create_netns(&netns).unwrap();
+    let pinned = Netns::new(dir.path());
+    let netns = pinned.0.clone();
     let net = DefaultNetwork {
         name: format!("peapod-{}", tn.bridge),
         bridge: tn.bridge.clone(),
@@ -102,15 +119,14 @@ fn add_check_del_with_the_default_network() {
     assert_eq!(iptables_mentions(&id), 0, "rules left after DEL");
     // DEL is idempotent.
     cni.del(&id).unwrap();
-    peapod_oci::ns::remove_netns(&netns).unwrap();
 }
 
 #[test]
 fn del_after_the_namespace_is_gone_frees_the_address() {
     let tn = TestNet::reserve();
     let dir = tempfile::tempdir().unwrap();
-    let netns = dir.path().join("netns");
-    peapod_oci::ns::create_netns(&netns).unwrap();
+    let pinned = Netns::new(dir.path());
+    let netns = pinned.0.clone();
     let conf = ConfList::parse(
         Path::new("old.conflist"),
         &format!(
@@ -132,7 +148,7 @@ fn del_after_the_namespace_is_gone_frees_the_address() {
     };
     assert_eq!(cni.add(&conf, &att).unwrap().pod_ips("eth0").len(), 1);
     cni.check(&id).unwrap();
-    peapod_oci::ns::remove_netns(&netns).unwrap();
+    drop(pinned);
     cni.del(&id).unwrap();
     assert!(ipam_files(&dir.path().join("ipam")).is_empty());
 }
@@ -166,8 +182,8 @@ fn broken_configurations_name_file_and_plugin() {
     );
 
     // The plugin's own message comes through, and DEL cleans the failed ADD up.
-    let netns = dir.path().join("netns");
-    peapod_oci::ns::create_netns(&netns).unwrap();
+    let pinned = Netns::new(dir.path());
+    let netns = pinned.0.clone();
     let bad = ConfList::parse(
         Path::new("20-bad.conflist"),
         &format!(
@@ -197,7 +213,6 @@ fn broken_configurations_name_file_and_plugin() {
     assert_eq!(cni.cached(), vec![att.container_id.clone()]);
     cni.forget(&att.container_id);
     assert!(cni.cached().is_empty());
-    peapod_oci::ns::remove_netns(&netns).unwrap();
 
     let e = config::first_in(&{
         let d = dir.path().join("net.d");

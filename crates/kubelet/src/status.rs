@@ -167,7 +167,13 @@ impl PodWorker {
                 }
             })
             .collect();
-        let pod_ip = self.pod_ip();
+        let pod_ips: Vec<PodIP> = self
+            .pod_ips()
+            .into_iter()
+            .filter(|ip| !ip.is_empty())
+            .map(|ip| PodIP { ip })
+            .collect();
+        let pod_ip = pod_ips.first().map(|p| p.ip.clone()).unwrap_or_default();
         let host_ip = self.cfg.host_ip.clone();
         PodStatus {
             phase: Some(phase.to_string()),
@@ -178,7 +184,7 @@ impl PodWorker {
             }])
             .filter(|_| !host_ip.is_empty()),
             pod_ip: Some(pod_ip.clone()).filter(|s| !s.is_empty()),
-            pod_ips: Some(vec![PodIP { ip: pod_ip.clone() }]).filter(|_| !pod_ip.is_empty()),
+            pod_ips: Some(pod_ips).filter(|v| !v.is_empty()),
             start_time: Some(Time(self.start_time)),
             qos_class: Some(qos_class(&spec).to_string()),
             init_container_statuses: Some(inits).filter(|v| !v.is_empty()),

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use peapod_runtime::{
     ContainerState as RtState, ContainerStatus as RtStatus, DnsConfig, NamespaceMode,
-    NamespaceOptions, Runtime, SandboxConfig, SandboxMetadata, SandboxState,
+    NamespaceOptions, PortMapping, Runtime, SandboxConfig, SandboxMetadata, SandboxState,
 };
 use peapod_types::api::{Container, Pod};
 use peapod_types::backoff::Backoff;
@@ -321,19 +321,19 @@ impl PodWorker {
                 return Some(Instant::now() + Duration::from_secs(2));
             }
         }
-        let hosts = hosts_file(&self.pod, &self.pod_ip(), &self.cfg.cluster_domain);
-        if let Err(e) = std::fs::write(self.cfg.pod_dir.join("etc-hosts"), hosts) {
-            self.recorder.warning(
-                "FailedCreatePodSandBox",
-                "",
-                format!("writing /etc/hosts: {e}"),
-            );
-            return Some(Instant::now() + Duration::from_secs(2));
-        }
         let config = self.sandbox_config();
         match self.rt.run_pod_sandbox(config).await {
             Ok(id) => {
                 self.sandbox_id = Some(id);
+                // /etc/hosts names the pod's own IP, known only now.
+                let hosts = hosts_file(&self.pod, &self.pod_ip(), &self.cfg.cluster_domain);
+                if let Err(e) = std::fs::write(self.cfg.pod_dir.join("etc-hosts"), hosts) {
+                    self.recorder.warning(
+                        "FailedCreatePodSandBox",
+                        "",
+                        format!("writing /etc/hosts: {e}"),
+                    );
+                }
                 None
             }
             Err(e) => {
@@ -368,7 +368,18 @@ impl PodWorker {
             hostname: pod_hostname(&self.pod),
             log_directory: self.cfg.log_dir.clone(),
             dns: self.dns_config(),
-            port_mappings: Vec::new(),
+            port_mappings: spec
+                .containers
+                .iter()
+                .flat_map(|c| c.ports.iter().flatten())
+                .filter(|p| !host_net && p.host_port.is_some_and(|h| h > 0))
+                .map(|p| PortMapping {
+                    protocol: p.protocol.clone().unwrap_or_else(|| "TCP".into()),
+                    container_port: p.container_port,
+                    host_port: p.host_port.unwrap_or_default(),
+                    host_ip: p.host_ip.clone().unwrap_or_default(),
+                })
+                .collect(),
             labels: [
                 (
                     "io.kubernetes.pod.name".to_string(),
@@ -457,13 +468,18 @@ impl PodWorker {
     }
 
     pub(crate) fn pod_ip(&self) -> String {
+        self.pod_ips().into_iter().next().unwrap_or_default()
+    }
+
+    /// The pod's IPs: the node's with the host network, else the sandbox's.
+    pub(crate) fn pod_ips(&self) -> Vec<String> {
         if self.spec().host_network == Some(true) {
-            return self.cfg.host_ip.clone();
+            return vec![self.cfg.host_ip.clone()];
         }
         self.sandbox_id
             .as_ref()
             .and_then(|id| self.rt.pod_sandbox_status(id).ok())
-            .and_then(|s| s.ip)
+            .map(|s| s.ip.into_iter().chain(s.additional_ips).collect())
             .unwrap_or_default()
     }
 

@@ -16,6 +16,7 @@
 
 mod container;
 pub mod logs;
+mod network;
 mod records;
 mod sandbox;
 pub mod types;
@@ -51,6 +52,12 @@ pub enum Error {
     /// The OCI layer failed.
     #[error(transparent)]
     Oci(#[from] peapod_oci::Error),
+    /// Setting up or tearing down the pod network failed.
+    #[error("pod network: {0}")]
+    Network(#[from] peapod_cni::Error),
+    /// A hostPort is taken.
+    #[error("{0}")]
+    PortInUse(String),
     /// A file system operation failed.
     #[error("{context} {path}: {source}")]
     Io {
@@ -89,6 +96,21 @@ pub struct RuntimeConfig {
     pub pause_path: PathBuf,
     /// Run this image's entrypoint as infra instead of `peapod-pause`.
     pub infra_image: Option<String>,
+    /// CNI networking for pods with their own network namespace; `None`: loopback only.
+    pub network: Option<NetworkSettings>,
+}
+
+/// Where CNI configurations and plugins are, and the network to write when there is none.
+#[derive(Debug, Clone)]
+pub struct NetworkSettings {
+    /// The user's configuration directory (the first file by name is used).
+    pub config_dir: PathBuf,
+    /// Plugin directories, in order.
+    pub plugin_dirs: Vec<PathBuf>,
+    /// Bridge name of the default network.
+    pub default_bridge: String,
+    /// Subnet of the default network.
+    pub default_subnet: String,
 }
 
 /// The runtime: every sandbox and container under one state root.
@@ -105,6 +127,8 @@ pub struct Runtime {
 struct Live {
     /// Container (or sandbox) ID → becomes true when its process has exited.
     exited: HashMap<String, watch::Receiver<bool>>,
+    /// Sandbox ID → sockets holding its host ports.
+    ports: HashMap<String, Vec<std::os::fd::OwnedFd>>,
 }
 
 impl Runtime {
@@ -128,13 +152,15 @@ impl Runtime {
         }
         let images = Store::open(cfg.root.join("images"))?;
         let (events, _) = broadcast::channel(1024);
-        Ok(Arc::new(Runtime {
+        let rt = Arc::new(Runtime {
             cfg,
             images,
             exec,
             live: Mutex::new(Live::default()),
             events,
-        }))
+        });
+        rt.collect_network_garbage();
+        Ok(rt)
     }
 
     /// The runtime's name and version (CRI `Version`).

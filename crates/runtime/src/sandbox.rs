@@ -62,12 +62,13 @@ impl Runtime {
             std::fs::create_dir_all(&shm).map_err(io("creating", &shm))?;
             mount::tmpfs(&shm, Some(SHM_SIZE), 0o1777)?;
         }
-        let netns = if host_net {
-            None
+        let (netns, ips) = if host_net {
+            (None, Vec::new())
         } else {
             let pin = dir.join("netns");
             ns::create_netns(&pin)?;
-            Some(pin)
+            let ips = self.attach_network(id, config, &pin)?;
+            (Some(pin), ips)
         };
 
         // The infra process.
@@ -183,7 +184,8 @@ impl Runtime {
             metadata: config.metadata.clone(),
             state: SandboxState::Ready,
             created_at: now(),
-            ip: None,
+            ip: ips.first().cloned(),
+            additional_ips: ips.iter().skip(1).cloned().collect(),
             infra_pid: pid,
             netns,
             namespaces: ns_opts,
@@ -227,6 +229,7 @@ impl Runtime {
             .await;
         }
         let _ = self.exec.delete(&id);
+        self.detach_network(&id);
         if let Some(netns) = &rec.status.netns {
             ns::remove_netns(netns)?;
         }
@@ -265,6 +268,7 @@ impl Runtime {
             );
         }
         let _ = self.exec.delete(id);
+        self.detach_network(id);
         mount::unmount_all_under(dir)?;
         ns::remove_netns(&dir.join("netns"))?;
         if !cgroup_parent.is_empty() {

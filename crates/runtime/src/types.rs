@@ -111,6 +111,9 @@ pub struct SandboxStatus {
     pub created_at: String,
     /// The pod's IP address, when it has its own network.
     pub ip: Option<String>,
+    /// Its other addresses (another family), from the network plugin's result.
+    #[serde(default)]
+    pub additional_ips: Vec<String>,
     /// PID of the infra process (0 once gone).
     pub infra_pid: i32,
     /// The pinned network namespace, when the pod has its own.

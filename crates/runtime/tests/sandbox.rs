@@ -20,11 +20,18 @@ fn pause_binary() -> PathBuf {
 async fn sandbox_with_two_containers_shares_localhost() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
+    let net = peapod_testkit::TestNet::reserve();
     let rt = Runtime::new(RuntimeConfig {
         root: d.join("root"),
         run_root: d.join("run"),
         pause_path: pause_binary(),
         infra_image: None,
+        network: Some(NetworkSettings {
+            config_dir: d.join("no-such-dir"),
+            plugin_dirs: vec!["/usr/lib/cni".into(), "/opt/cni/bin".into()],
+            default_bridge: net.bridge.clone(),
+            default_subnet: net.subnet.clone(),
+        }),
     })
     .unwrap();
     let archive = d.join("bb.tar");
@@ -50,6 +57,13 @@ async fn sandbox_with_two_containers_shares_localhost() {
         .unwrap();
     let status = rt.pod_sandbox_status(&sb).unwrap();
     assert_eq!(status.state, SandboxState::Ready);
+    let ip = status.ip.clone().expect("the sandbox has an IP");
+    assert!(
+        ip.starts_with(net.subnet.trim_end_matches("0/24")),
+        "{ip} not in {}",
+        net.subnet
+    );
+    assert_ne!(ip, net.gateway());
 
     let server = rt
         .create_container(
@@ -152,6 +166,24 @@ async fn sandbox_with_two_containers_shares_localhost() {
     }
     assert_eq!(children.trim(), "", "child processes left");
     assert!(rt.list_pod_sandbox().is_empty());
+    let cache = d.join("root/cni/cache");
+    assert_eq!(
+        std::fs::read_dir(&cache).unwrap().count(),
+        0,
+        "CNI cache left"
+    );
+    let ipam = d.join("root/cni/networks/peapod");
+    let leased = std::fs::read_dir(&ipam)
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .parse::<std::net::IpAddr>()
+                .is_ok()
+        })
+        .count();
+    assert_eq!(leased, 0, "addresses left leased in {}", ipam.display());
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     assert!(
         !mounts.contains(d.to_str().unwrap()),

@@ -43,6 +43,15 @@ pub fn runtime_config(cfg: &Config) -> RuntimeConfig {
         run_root: cfg.run_root.clone(),
         pause_path: pause_path(cfg),
         infra_image: cfg.infra_image.clone(),
+        network: cfg
+            .network
+            .enabled
+            .then(|| peapod_runtime::NetworkSettings {
+                config_dir: cfg.network.config_dir.clone(),
+                plugin_dirs: cfg.network.plugin_dirs.clone(),
+                default_bridge: cfg.network.default_bridge.clone(),
+                default_subnet: cfg.network.default_subnet.clone(),
+            }),
     }
 }
 

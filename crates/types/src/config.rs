@@ -27,6 +27,36 @@ pub struct Config {
     pub backoff: Backoff,
     /// DNS settings given to pods.
     pub dns: Dns,
+    /// Pod networking through CNI.
+    pub network: Network,
+}
+
+/// Pod networking through CNI plugins.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Network {
+    /// Off: pods get a network namespace with loopback only.
+    pub enabled: bool,
+    /// Where network configurations are read; the first file by name is used.
+    pub config_dir: PathBuf,
+    /// Where plugins are looked for, in order.
+    pub plugin_dirs: Vec<PathBuf>,
+    /// Subnet of the network peapod writes when `config_dir` has none.
+    pub default_subnet: String,
+    /// Bridge of that network.
+    pub default_bridge: String,
+}
+
+impl Default for Network {
+    fn default() -> Self {
+        Network {
+            enabled: true,
+            config_dir: PathBuf::from("/etc/cni/net.d"),
+            plugin_dirs: vec!["/opt/cni/bin".into(), "/usr/lib/cni".into()],
+            default_subnet: "10.85.0.0/16".into(),
+            default_bridge: "peapod0".into(),
+        }
+    }
 }
 
 /// DNS settings for pods with `dnsPolicy: ClusterFirst`.
@@ -52,6 +82,7 @@ impl Default for Config {
                 cluster_dns: Vec::new(),
                 cluster_domain: "cluster.local".into(),
             },
+            network: Network::default(),
         }
     }
 }

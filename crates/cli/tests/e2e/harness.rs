@@ -25,15 +25,23 @@ fn archive() -> &'static Path {
 pub struct Env {
     pub dir: tempfile::TempDir,
     pub config: PathBuf,
+    /// This environment's own bridge and subnet.
+    pub net: peapod_testkit::TestNet,
 }
 
 impl Env {
     /// A fresh environment with the busybox image loaded and a fast crash-loop back-off.
     pub fn new() -> Env {
-        Self::with_backoff(0.2, 1.0)
+        Self::with_config(0.2, 1.0, "")
     }
 
     pub fn with_backoff(base: f64, max: f64) -> Env {
+        Self::with_config(base, max, "")
+    }
+
+    /// An environment whose config file also has `extra` (TOML, top-level keys first).
+    /// Its pod network is peapod's default network, on a bridge and subnet of its own.
+    pub fn with_config(base: f64, max: f64, extra: &str) -> Env {
         let exe = PathBuf::from(env!("CARGO_BIN_EXE_peapod"));
         assert!(
             exe.with_file_name("peapod-pause").is_file(),
@@ -43,16 +51,20 @@ impl Env {
             .prefix("peapod-e2e-")
             .tempdir()
             .unwrap();
+        let net = peapod_testkit::TestNet::reserve();
         let config = dir.path().join("config.toml");
         std::fs::write(
             &config,
             format!(
-                "root = \"{0}/lib\"\nrun_root = \"{0}/run\"\n[backoff]\nbase_seconds = {base}\nmax_seconds = {max}\n",
-                dir.path().display()
+                "root = \"{0}/lib\"\nrun_root = \"{0}/run\"\n{extra}\n[backoff]\nbase_seconds = {base}\nmax_seconds = {max}\n\
+                 [network]\nconfig_dir = \"{0}/net.d\"\ndefault_bridge = \"{1}\"\ndefault_subnet = \"{2}\"\n",
+                dir.path().display(),
+                net.bridge,
+                net.subnet,
             ),
         )
         .unwrap();
-        let env = Env { dir, config };
+        let env = Env { dir, config, net };
         let out = env.run(&["image", "load", archive().to_str().unwrap()]);
         assert!(
             out.status.success(),
@@ -203,7 +215,65 @@ impl Env {
                 left.push(format!("state: {}", e.path().display()));
             }
         }
+        left.extend(self.network_leftovers());
         left
+    }
+
+    /// What this environment's network still holds: cached attachments, leased addresses,
+    /// veths on its bridge, iptables rules naming its subnet.
+    pub fn network_leftovers(&self) -> Vec<String> {
+        let mut left = Vec::new();
+        let lib = self.path().join("lib/cni");
+        for e in std::fs::read_dir(lib.join("cache"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            left.push(format!("CNI cache: {}", e.path().display()));
+        }
+        for e in std::fs::read_dir(lib.join("networks/peapod"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            if e.file_name()
+                .to_string_lossy()
+                .parse::<std::net::IpAddr>()
+                .is_ok()
+            {
+                left.push(format!("leased address: {}", e.path().display()));
+            }
+        }
+        let brif = format!("/sys/class/net/{}/brif", self.net.bridge);
+        for e in std::fs::read_dir(brif).into_iter().flatten().flatten() {
+            left.push(format!(
+                "veth on the bridge: {}",
+                e.file_name().to_string_lossy()
+            ));
+        }
+        let prefix = self.net.subnet.trim_end_matches("0/24");
+        let rules = Command::new("iptables-save").output().unwrap();
+        for l in String::from_utf8_lossy(&rules.stdout).lines() {
+            if l.contains(prefix) {
+                left.push(format!("iptables: {l}"));
+            }
+        }
+        left
+    }
+
+    /// Free addresses are what the subnet has minus what is leased: the leases themselves.
+    pub fn leases(&self) -> usize {
+        std::fs::read_dir(self.path().join("lib/cni/networks/peapod"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .parse::<std::net::IpAddr>()
+                    .is_ok()
+            })
+            .count()
     }
 }
 

@@ -8,5 +8,6 @@ mod deletion;
 mod lifecycle;
 mod manifests;
 mod namespaces;
+mod network;
 mod shim;
 mod volumes;

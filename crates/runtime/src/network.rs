@@ -1,0 +1,216 @@
+//! The pod network: CNI ADD when a sandbox is made, DEL whenever it goes, host ports held.
+
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use nix::sys::socket::{
+    AddressFamily, SockFlag, SockProtocol, SockType, SockaddrIn, SockaddrIn6, bind, socket,
+};
+use peapod_cni::{Attachment, Cni, ConfList, DefaultNetwork, config};
+
+use crate::types::*;
+use crate::{Error, Result, Runtime, records};
+
+/// Name of the network peapod writes when the configuration directory has none.
+const DEFAULT_NAME: &str = "peapod";
+
+impl Runtime {
+    fn cni_dir(&self) -> PathBuf {
+        self.cfg.root.join("cni")
+    }
+
+    fn cni(&self) -> Option<Cni> {
+        let n = self.cfg.network.as_ref()?;
+        Some(Cni::new(
+            n.plugin_dirs.clone(),
+            self.cni_dir().join("cache"),
+        ))
+    }
+
+    /// The network pods join: the first configuration in the user's directory, else
+    /// peapod's own (written on first use).
+    pub fn network_config(&self) -> Result<Option<ConfList>> {
+        let Some(n) = &self.cfg.network else {
+            return Ok(None);
+        };
+        if let Some(c) = config::first_in(&n.config_dir)? {
+            return Ok(Some(c));
+        }
+        let own = self.cni_dir().join("net.d");
+        if let Some(c) = config::first_in(&own)? {
+            return Ok(Some(c));
+        }
+        let net = DefaultNetwork {
+            name: DEFAULT_NAME.into(),
+            bridge: n.default_bridge.clone(),
+            subnet: n.default_subnet.clone(),
+            ipam_dir: self.cni_dir().join("networks"),
+        };
+        let value = config::default_conflist(&net, &n.plugin_dirs);
+        let file = own.join("10-peapod.conflist");
+        std::fs::create_dir_all(&own).map_err(crate::io("creating", &own))?;
+        let tmp = own.join(".10-peapod.conflist.tmp");
+        std::fs::write(
+            &tmp,
+            serde_json::to_vec_pretty(&value).expect("JSON serializes"),
+        )
+        .map_err(crate::io("writing", &tmp))?;
+        std::fs::rename(&tmp, &file).map_err(crate::io("writing", &file))?;
+        tracing::info!("wrote the default pod network {}", file.display());
+        Ok(Some(ConfList::load(&file)?))
+    }
+
+    /// Attaches sandbox `id`'s namespace to the pod network; returns the pod's IPs.
+    /// Whatever part of it happened is undone by [`Runtime::detach_network`].
+    pub(crate) fn attach_network(
+        &self,
+        id: &str,
+        config: &SandboxConfig,
+        netns: &Path,
+    ) -> Result<Vec<String>> {
+        let (Some(cni), Some(net)) = (self.cni(), self.network_config()?) else {
+            return Ok(Vec::new());
+        };
+        cni.check_plugins(&net)?;
+        let held = self.hold_ports(id, config)?;
+        self.live.lock().unwrap().ports.insert(id.to_string(), held);
+        let m = &config.metadata;
+        let att = Attachment {
+            container_id: id.to_string(),
+            netns: netns.to_path_buf(),
+            ifname: "eth0".into(),
+            args: vec![
+                ("K8S_POD_NAMESPACE".into(), m.namespace.clone()),
+                ("K8S_POD_NAME".into(), m.name.clone()),
+                ("K8S_POD_INFRA_CONTAINER_ID".into(), id.to_string()),
+                ("K8S_POD_UID".into(), m.uid.clone()),
+            ],
+            port_mappings: config
+                .port_mappings
+                .iter()
+                .filter(|p| p.host_port > 0)
+                .map(|p| peapod_cni::PortMapping {
+                    host_port: p.host_port as u16,
+                    container_port: p.container_port as u16,
+                    protocol: p.protocol.to_ascii_lowercase(),
+                    host_ip: p.host_ip.clone(),
+                })
+                .collect(),
+            dns: Some(peapod_cni::Dns {
+                servers: config.dns.servers.clone(),
+                searches: config.dns.searches.clone(),
+                options: config.dns.options.clone(),
+            }),
+        };
+        let result = cni.add(&net, &att)?;
+        Ok(result.pod_ips("eth0"))
+    }
+
+    /// CNI DEL for sandbox `id`, and its host ports released. Succeeds when it was never
+    /// attached. A DEL that keeps failing is reported and given up, so that deleting a pod
+    /// is never stuck on a plugin.
+    pub(crate) fn detach_network(&self, id: &str) {
+        self.live.lock().unwrap().ports.remove(id);
+        let Some(cni) = self.cni() else {
+            return;
+        };
+        let mut last = None;
+        for _ in 0..3 {
+            match cni.del(id) {
+                Ok(()) => return,
+                Err(e) => {
+                    last = Some(e);
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+            }
+        }
+        if let Some(e) = last {
+            tracing::warn!(sandbox = id, "giving up on CNI DEL: {e}");
+            cni.forget(id);
+        }
+    }
+
+    /// Runs DEL for every cached attachment whose sandbox no longer exists (left by a crash
+    /// of the host or of a shim between ADD and its record).
+    pub fn collect_network_garbage(&self) {
+        let Some(cni) = self.cni() else {
+            return;
+        };
+        for id in cni.cached() {
+            if !self.sandbox_dir(&id).exists() {
+                tracing::info!(sandbox = %id, "releasing the network of a sandbox that is gone");
+                self.detach_network(&id);
+            }
+        }
+    }
+
+    /// Binds every host port the sandbox publishes, as the kubelet's host-port manager did,
+    /// so that a second pod asking for the same port and protocol fails here, by name,
+    /// before anything is set up for it.
+    fn hold_ports(&self, id: &str, config: &SandboxConfig) -> Result<Vec<OwnedFd>> {
+        let mut held = Vec::new();
+        for p in config.port_mappings.iter().filter(|p| p.host_port > 0) {
+            let proto = p.protocol.to_ascii_uppercase();
+            if let Some(other) = self.port_owner(id, p) {
+                return Err(Error::PortInUse(format!(
+                    "hostPort {}/{proto} is already used by pod {other}",
+                    p.host_port
+                )));
+            }
+            let ty = match proto.as_str() {
+                "TCP" => (SockType::Stream, SockProtocol::Tcp),
+                "UDP" => (SockType::Datagram, SockProtocol::Udp),
+                // SCTP sockets may not be available; portmap still maps the port.
+                _ => continue,
+            };
+            let ip: std::net::IpAddr = if p.host_ip.is_empty() {
+                std::net::Ipv4Addr::UNSPECIFIED.into()
+            } else {
+                p.host_ip.parse().map_err(|_| {
+                    Error::State(format!("hostIP {:?} is not an IP address", p.host_ip))
+                })?
+            };
+            let in_use = |e: nix::Error| {
+                Error::PortInUse(format!(
+                    "hostPort {}/{proto} on {ip} is not available: {e}",
+                    p.host_port
+                ))
+            };
+            let family = if ip.is_ipv4() {
+                AddressFamily::Inet
+            } else {
+                AddressFamily::Inet6
+            };
+            let fd = socket(family, ty.0, SockFlag::SOCK_CLOEXEC, ty.1).map_err(in_use)?;
+            let port = p.host_port as u16;
+            match ip {
+                std::net::IpAddr::V4(v4) => bind(
+                    fd.as_raw_fd(),
+                    &SockaddrIn::from(std::net::SocketAddrV4::new(v4, port)),
+                ),
+                std::net::IpAddr::V6(v6) => bind(
+                    fd.as_raw_fd(),
+                    &SockaddrIn6::from(std::net::SocketAddrV6::new(v6, port, 0, 0)),
+                ),
+            }
+            .map_err(in_use)?;
+            held.push(fd);
+        }
+        Ok(held)
+    }
+
+    /// The pod (namespace/name) of another ready sandbox publishing the same host port.
+    fn port_owner(&self, id: &str, p: &PortMapping) -> Option<String> {
+        records::load_all::<records::SandboxRecord>(&self.cfg.run_root.join("sandboxes"))
+            .into_iter()
+            .filter(|r| r.status.id != id && r.status.state == SandboxState::Ready)
+            .find(|r| {
+                r.config.port_mappings.iter().any(|q| {
+                    q.host_port == p.host_port
+                        && q.protocol.eq_ignore_ascii_case(&p.protocol)
+                        && (q.host_ip.is_empty() || p.host_ip.is_empty() || q.host_ip == p.host_ip)
+                })
+            })
+            .map(|r| format!("{}/{}", r.config.metadata.namespace, r.config.metadata.name))
+    }
+}
