@@ -431,3 +431,100 @@ fn broken_cni_configuration_is_reported_and_leaks_nothing() {
     env.ok(&["delete", "pod", &name, "--force"]);
     assert!(env.leftovers().is_empty(), "{:#?}", env.leftovers());
 }
+
+#[test]
+fn attachments_left_by_a_reboot_are_released_by_the_next_pod() {
+    let env = Env::new();
+    let lost = format!("lost-{}", unique());
+    env.apply_ok(&pod_yaml(
+        &lost,
+        &format!("  containers:\n  - {{name: c, image: {IMAGE}, command: [sleep, '3600']}}\n"),
+    ));
+    env.wait_phase(&lost, "Running");
+    assert_eq!(env.leases(), 1);
+    // What a reboot does: every process gone, /run (mounts, namespaces, records) wiped,
+    // iptables rules gone; the persistent root, with the CNI cache and leases, kept.
+    let shim = env.shim_pid(&lost);
+    let state = env.state(&lost);
+    let sandbox = state["sandbox_id"].as_str().unwrap().to_string();
+    let kill = |pid: i64| {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid as i32),
+            nix::sys::signal::SIGKILL,
+        );
+    };
+    kill(shim.into());
+    kill(state["infra_pid"].as_i64().unwrap());
+    for c in state["containers"].as_array().unwrap() {
+        kill(c["pid"].as_i64().unwrap());
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let run = env.path().join("run");
+    let mut targets: Vec<String> = std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4).map(str::to_string))
+        .filter(|t| t.starts_with(&*run.to_string_lossy()))
+        .collect();
+    targets.sort_by_key(|t| std::cmp::Reverse(t.len()));
+    for t in targets {
+        nix::mount::umount2(t.as_str(), nix::mount::MntFlags::MNT_DETACH).unwrap();
+    }
+    std::fs::remove_dir_all(&run).unwrap();
+    let saved = Command::new("iptables-save")
+        .args(["-t", "nat"])
+        .output()
+        .unwrap();
+    let rules = String::from_utf8_lossy(&saved.stdout).into_owned();
+    let mut chains = Vec::new();
+    for l in rules
+        .lines()
+        .filter(|l| l.contains(&sandbox) && l.starts_with("-A "))
+    {
+        let args: Vec<String> = l[3..]
+            .split(' ')
+            .map(|a| a.trim_matches('"').to_string())
+            .collect();
+        if let Some(j) = args.iter().position(|a| a == "-j") {
+            chains.push(args[j + 1].clone());
+        }
+        let del = format!("iptables -t nat -D {}", &l[3..]);
+        assert!(
+            Command::new("sh")
+                .args(["-c", &del])
+                .status()
+                .unwrap()
+                .success(),
+            "{del}"
+        );
+    }
+    for c in chains.iter().filter(|c| c.starts_with("CNI-")) {
+        let _ = Command::new("iptables")
+            .args(["-t", "nat", "-F", c])
+            .status();
+        let _ = Command::new("iptables")
+            .args(["-t", "nat", "-X", c])
+            .status();
+    }
+    assert_eq!(env.leases(), 1, "the lost pod's address is still leased");
+
+    let next = format!("next-{}", unique());
+    env.apply_ok(&pod_yaml(
+        &next,
+        &format!("  containers:\n  - {{name: c, image: {IMAGE}, command: [sleep, '3600']}}\n"),
+    ));
+    env.wait_phase(&next, "Running");
+    assert_eq!(env.leases(), 1, "only the new pod holds an address");
+    let cached: Vec<_> = std::fs::read_dir(env.path().join("lib/cni/cache"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(!cached.iter().any(|c| c.contains(&sandbox)), "{cached:?}");
+    env.ok(&["delete", "pod", &next, "--force"]);
+    assert!(
+        env.network_leftovers().is_empty(),
+        "{:#?}",
+        env.network_leftovers()
+    );
+}
