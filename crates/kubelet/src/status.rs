@@ -75,8 +75,8 @@ impl PodWorker {
                     ..Default::default()
                 });
                 st.last_state = self.previous(&c.name).map(|p| terminated(&p));
-                st.started = Some(true);
-                st.ready = !init || is_sidecar(c);
+                st.started = Some(self.started(Some(&s)));
+                st.ready = (!init || is_sidecar(c)) && self.probed_ready(&s);
             }
             RtState::Created => {
                 st.state = Some(waiting("ContainerCreating", None));

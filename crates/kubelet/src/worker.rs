@@ -17,6 +17,7 @@ use tokio::time::Instant;
 
 use crate::config::{PodFacts, container_config, hosts_file, pod_hostname};
 use crate::events::Recorder;
+use crate::probes::{self, ContainerProbes};
 use crate::{ContainerRef, PodState};
 
 /// Settings of the pod controller.
@@ -87,6 +88,8 @@ pub struct PodWorker {
     pub(crate) terminating: bool,
     pub(crate) start_time: jiff::Timestamp,
     pub(crate) conditions: HashMap<&'static str, (bool, jiff::Timestamp)>,
+    /// Probe state by container instance ID.
+    pub(crate) probes: HashMap<String, ContainerProbes>,
 }
 
 impl PodWorker {
@@ -105,6 +108,7 @@ impl PodWorker {
             terminating: false,
             start_time: jiff::Timestamp::now(),
             conditions: HashMap::new(),
+            probes: HashMap::new(),
         }
     }
 
@@ -209,7 +213,12 @@ impl PodWorker {
             let latest = self.latest(&c.name);
             let sidecar = is_sidecar(c);
             match latest.as_ref().map(|s| s.state) {
-                Some(RtState::Running) if sidecar => continue,
+                // A sidecar lets the next init container start once it has started.
+                Some(RtState::Running) if sidecar && self.started(latest.as_ref()) => continue,
+                Some(RtState::Running) if sidecar => {
+                    initialized = false;
+                    break;
+                }
                 Some(RtState::Running) | Some(RtState::Created) => {
                     initialized = false;
                     break;
@@ -279,10 +288,143 @@ impl PodWorker {
             }
         }
 
+        if let Some(at) = self.run_probes().await {
+            soonest(at);
+        }
+
         let phase = self.phase();
         if phase == "Succeeded" || phase == "Failed" {
             self.finish(phase).await;
             return None;
+        }
+        wake
+    }
+
+    /// Whether a running instance counts as started (its startup probe passed, or none).
+    pub(crate) fn started(&self, s: Option<&RtStatus>) -> bool {
+        s.is_some_and(|s| self.probes.get(&s.id).is_none_or(|p| p.started()))
+    }
+
+    /// Whether a running instance is ready by its probes.
+    pub(crate) fn probed_ready(&self, s: &RtStatus) -> bool {
+        self.probes.get(&s.id).is_none_or(|p| p.ready())
+    }
+
+    /// Runs the probes that are due; returns when the next one is.
+    async fn run_probes(&mut self) -> Option<Instant> {
+        let spec = self.spec().clone();
+        let candidates: Vec<Container> = spec
+            .containers
+            .iter()
+            .chain(
+                spec.init_containers
+                    .iter()
+                    .flatten()
+                    .filter(|c| is_sidecar(c)),
+            )
+            .filter(|c| {
+                c.startup_probe.is_some()
+                    || c.liveness_probe.is_some()
+                    || c.readiness_probe.is_some()
+            })
+            .cloned()
+            .collect();
+        let live: Vec<String> = self
+            .slots
+            .values()
+            .filter_map(|s| s.instances.last().cloned())
+            .collect();
+        self.probes.retain(|id, _| live.contains(id));
+        if candidates.is_empty() {
+            return None;
+        }
+        let sandbox = self
+            .sandbox_id
+            .as_ref()
+            .and_then(|id| self.rt.pod_sandbox_status(id).ok());
+        let netns = sandbox.as_ref().and_then(|s| s.netns.clone());
+        let host = self
+            .pod_ip()
+            .parse()
+            .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST));
+        let mut wake: Option<Instant> = None;
+        for c in &candidates {
+            let Some(s) = self.latest(&c.name).filter(|s| s.state == RtState::Running) else {
+                continue;
+            };
+            let now = Instant::now();
+            let started_at = instant_of(s.started_at.as_deref(), now);
+            let workers = self
+                .probes
+                .entry(s.id.clone())
+                .or_insert_with(|| ContainerProbes::new(c, started_at))
+                .workers
+                .len();
+            let target = probes::Target {
+                netns: netns.clone(),
+                host,
+                rt: Arc::clone(&self.rt),
+                container_id: s.id.clone(),
+            };
+            let path = self.field_path(&c.name);
+            let mut kill: Option<(probes::Kind, Option<i64>)> = None;
+            for i in 0..workers {
+                let entry = self.probes.get(&s.id).expect("inserted above");
+                let started = entry.started();
+                let w = entry.workers[i].clone();
+                let gated = w.kind != probes::Kind::Startup && !started;
+                let done = w.kind == probes::Kind::Startup && w.result == Some(true);
+                if gated || done {
+                    continue;
+                }
+                if w.next_at > Instant::now() {
+                    wake = Some(wake.map_or(w.next_at, |t: Instant| t.min(w.next_at)));
+                    continue;
+                }
+                let (ok, output) = probes::run(&w.probe, c, &target).await;
+                let entry = self.probes.get_mut(&s.id).expect("inserted above");
+                let w = &mut entry.workers[i];
+                let before = w.result;
+                w.next_at = Instant::now() + probes::period(&w.probe);
+                let failed = probes::record(w, ok);
+                let (kind, next, after) = (w.kind, w.next_at, w.result);
+                let grace = w.probe.termination_grace_period_seconds;
+                if !ok {
+                    self.recorder.warning(
+                        "Unhealthy",
+                        &path,
+                        probes::failed_message(kind, &output),
+                    );
+                }
+                // A changed result changes status (and may let init go on): look again now.
+                let next = if before != after {
+                    Instant::now()
+                } else {
+                    next
+                };
+                wake = Some(wake.map_or(next, |t: Instant| t.min(next)));
+                if failed && kind != probes::Kind::Readiness {
+                    kill = Some((kind, grace));
+                    break;
+                }
+            }
+            if let Some((kind, grace)) = kill {
+                self.recorder
+                    .normal("Killing", &path, probes::restart_message(kind, &c.name));
+                let grace = grace
+                    .or(spec.termination_grace_period_seconds)
+                    .unwrap_or(30)
+                    .max(0) as u64;
+                if let Err(e) = self
+                    .rt
+                    .stop_container(&s.id, Duration::from_secs(grace))
+                    .await
+                {
+                    tracing::warn!("stopping container {}: {e}", c.name);
+                }
+                self.probes.remove(&s.id);
+                wake = Some(Instant::now());
+            }
         }
         wake
     }

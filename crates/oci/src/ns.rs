@@ -112,3 +112,24 @@ pub fn pidfd_open(pid: i32) -> Result<OwnedFd> {
     // SAFETY: the kernel just returned this fd to us.
     Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
+
+/// Opens a TCP connection to `addr` from inside the network namespace at `netns` (the
+/// host's when `None`), within `timeout`. The namespace is entered on a short-lived thread,
+/// so the caller's never changes; the socket stays in the namespace it was made in.
+pub fn connect_tcp_in(
+    netns: Option<&Path>,
+    addr: std::net::SocketAddr,
+    timeout: std::time::Duration,
+) -> std::io::Result<std::net::TcpStream> {
+    let Some(netns) = netns else {
+        return std::net::TcpStream::connect_timeout(&addr, timeout);
+    };
+    let netns = netns.to_path_buf();
+    std::thread::spawn(move || {
+        let f = std::fs::File::open(&netns)?;
+        nix::sched::setns(&f, CloneFlags::CLONE_NEWNET).map_err(std::io::Error::from)?;
+        std::net::TcpStream::connect_timeout(&addr, timeout)
+    })
+    .join()
+    .unwrap_or_else(|_| Err(std::io::Error::other("the connecting thread panicked")))
+}

@@ -373,6 +373,78 @@ impl Runtime {
         }
         Ok(self.exec.exec(&status.id, req)?)
     }
+
+    /// Runs `cmd` in running container `id` and collects its output (CRI `ExecSync`). Past
+    /// `timeout` the process is killed and the call fails. Each stream keeps its first
+    /// 64 KiB (a pipe's worth); a process writing more blocks until the timeout.
+    pub async fn exec_sync(
+        &self,
+        id: &str,
+        cmd: Vec<String>,
+        timeout: Duration,
+    ) -> Result<ExecSyncResult> {
+        let (out_r, out_w) = pipe()?;
+        let (err_r, err_w) = pipe()?;
+        let null = std::fs::File::open("/dev/null").map_err(io("opening", "/dev/null"))?;
+        let pid = self.exec(
+            id,
+            ExecRequest {
+                args: cmd,
+                env: Default::default(),
+                cwd: None,
+                stdio: Some(Stdio {
+                    stdin: Some(null.into()),
+                    stdout: out_w,
+                    stderr: err_w,
+                }),
+            },
+        )?;
+        let reap =
+            |flags: WaitPidFlag| waitpid(Pid::from_raw(pid), Some(WaitPidFlag::__WALL | flags));
+        // SAFETY: the pidfd is owned by the AsyncFd for as long as it is registered.
+        let watched = ns::pidfd_open(pid)
+            .ok()
+            .and_then(|fd| unsafe { AsyncFd::register(fd) }.ok());
+        let exited = match watched {
+            Some(fd) => tokio::time::timeout(timeout, fd.readable()).await.is_ok(),
+            None => true,
+        };
+        if !exited {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+            let _ = reap(WaitPidFlag::empty());
+            return Err(Error::State(format!(
+                "command timed out after {}s",
+                timeout.as_secs_f64()
+            )));
+        }
+        let exit_code = match reap(WaitPidFlag::empty()) {
+            Ok(WaitStatus::Exited(_, c)) => c,
+            Ok(WaitStatus::Signaled(_, sig, _)) => 128 + sig as i32,
+            _ => -1,
+        };
+        Ok(ExecSyncResult {
+            exit_code,
+            stdout: drain(out_r),
+            stderr: drain(err_r),
+        })
+    }
+}
+
+/// Reads what a pipe holds, without blocking.
+fn drain(fd: OwnedFd) -> Vec<u8> {
+    let _ = nix::fcntl::fcntl(
+        &fd,
+        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+    );
+    let mut out = Vec::new();
+    let mut buf = [0u8; 8192];
+    while let Ok(n) = nix::unistd::read(&fd, &mut buf) {
+        if n == 0 {
+            break;
+        }
+        out.extend_from_slice(&buf[..n]);
+    }
+    out
 }
 
 /// Reaps what a failed create leaves behind, now and a little later (its processes may

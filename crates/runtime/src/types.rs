@@ -288,3 +288,14 @@ pub enum ContainerEventKind {
     /// Removed.
     Deleted,
 }
+
+/// What `exec_sync` collected (CRI `ExecSyncResponse`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExecSyncResult {
+    /// Exit code; 128 + the signal for a killed process.
+    pub exit_code: i32,
+    /// Standard output.
+    pub stdout: Vec<u8>,
+    /// Standard error.
+    pub stderr: Vec<u8>,
+}

@@ -9,5 +9,6 @@ mod lifecycle;
 mod manifests;
 mod namespaces;
 mod network;
+mod probes;
 mod shim;
 mod volumes;

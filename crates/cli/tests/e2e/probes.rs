@@ -1,0 +1,144 @@
+//! Probes: readiness, liveness and startup with exec, httpGet (named port) and tcpSocket.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::harness::*;
+
+fn condition(pod: &Value, kind: &str) -> String {
+    pod["status"]["conditions"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["type"] == kind))
+        .and_then(|c| c["status"].as_str())
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[test]
+fn readiness_flips_both_ways_while_running() {
+    let env = Env::new();
+    let name = format!("ready-{}", unique());
+    env.apply_ok(&pod_yaml(
+        &name,
+        &format!(
+            "  containers:
+  - name: c
+    image: {IMAGE}
+    command: [sleep, '3600']
+    readinessProbe:
+      exec: {{command: [cat, /tmp/ready]}}
+      periodSeconds: 1
+      failureThreshold: 1
+"
+        ),
+    ));
+    let pod = env.wait_phase(&name, "Running");
+    assert_eq!(cstatus(&pod, "c")["ready"], false);
+    assert_eq!(condition(&pod, "Ready"), "False");
+    env.exec(&name, "c", &["touch", "/tmp/ready"]);
+    let pod = env.wait_for(&name, Duration::from_secs(10), |p| {
+        condition(p, "Ready") == "True"
+    });
+    assert_eq!(cstatus(&pod, "c")["ready"], true);
+    assert_eq!(condition(&pod, "ContainersReady"), "True");
+    env.exec(&name, "c", &["rm", "/tmp/ready"]);
+    let pod = env.wait_for(&name, Duration::from_secs(10), |p| {
+        condition(p, "Ready") == "False"
+    });
+    assert_eq!(cstatus(&pod, "c")["restartCount"], 0);
+    assert!(cstatus(&pod, "c")["state"]["running"].is_object());
+    let events = env.ok(&["get", "events"]);
+    assert!(
+        events.contains("Readiness probe failed: cat: can't open '/tmp/ready'"),
+        "{events}"
+    );
+}
+
+#[test]
+fn liveness_failures_restart_the_container() {
+    let env = Env::new();
+    let name = format!("live-{}", unique());
+    env.apply_ok(&pod_yaml(
+        &name,
+        &format!(
+            "  terminationGracePeriodSeconds: 1
+  containers:
+  - name: c
+    image: {IMAGE}
+    command: [sleep, '3600']
+    livenessProbe:
+      exec: {{command: [sh, -c, 'echo not alive; exit 1']}}
+      periodSeconds: 1
+      failureThreshold: 3
+"
+        ),
+    ));
+    env.wait_phase(&name, "Running");
+    let pod = env.wait_for(&name, Duration::from_secs(20), |p| {
+        cstatus(p, "c")["restartCount"].as_i64() >= Some(1)
+    });
+    let c = cstatus(&pod, "c");
+    assert_eq!(c["restartCount"], 1);
+    assert_eq!(c["lastState"]["terminated"]["exitCode"], 137);
+    let events = env.ok(&["get", "events"]);
+    assert!(
+        events.contains("Liveness probe failed: not alive"),
+        "{events}"
+    );
+    assert!(
+        events.contains("Container c failed liveness probe, will be restarted"),
+        "{events}"
+    );
+}
+
+#[test]
+fn startup_probe_gates_liveness_and_http_by_named_port() {
+    let env = Env::new();
+    let name = format!("startup-{}", unique());
+    env.apply_ok(&pod_yaml(
+        &name,
+        &format!(
+            "  containers:
+  - name: web
+    image: {IMAGE}
+    command: [sh, -c, 'mkdir /www && echo ok > /www/index.html && sleep 3 && touch /tmp/started && exec httpd -f -p 8080 -h /www']
+    ports: [{{name: http, containerPort: 8080}}]
+    startupProbe:
+      exec: {{command: [test, -f, /tmp/started]}}
+      periodSeconds: 1
+      failureThreshold: 30
+    livenessProbe:
+      httpGet: {{path: /index.html, port: http}}
+      periodSeconds: 1
+      failureThreshold: 1
+    readinessProbe:
+      tcpSocket: {{port: 8080}}
+      periodSeconds: 1
+  - name: missing
+    image: {IMAGE}
+    command: [sleep, '3600']
+    readinessProbe:
+      httpGet: {{path: /nothing-here, port: 8080}}
+      periodSeconds: 1
+"
+        ),
+    ));
+    let pod = env.wait_phase(&name, "Running");
+    assert_eq!(cstatus(&pod, "web")["started"], false);
+    assert_eq!(cstatus(&pod, "web")["ready"], false);
+    let pod = env.wait_for(&name, Duration::from_secs(15), |p| {
+        cstatus(p, "web")["ready"] == true
+    });
+    let web = cstatus(&pod, "web");
+    assert_eq!(web["started"], true);
+    // Liveness (failureThreshold 1) would have killed it had it run before startup passed.
+    assert_eq!(web["restartCount"], 0);
+    assert_eq!(cstatus(&pod, "missing")["ready"], false);
+    let events = env.ok(&["get", "events"]);
+    assert!(
+        events.contains("Readiness probe failed: HTTP probe failed with statuscode: 404"),
+        "{events}"
+    );
+    assert!(!events.contains("Liveness probe failed"), "{events}");
+}
