@@ -15,13 +15,58 @@ fn time(s: Option<&str>) -> Option<Time> {
     s.and_then(|s| s.parse::<jiff::Timestamp>().ok()).map(Time)
 }
 
-fn terminated(s: &RtStatus) -> ContainerState {
+/// The kubelet's limits: a message file is read up to 4 KiB; a log fallback takes the last
+/// 80 lines, at most 2 KiB.
+const MAX_MESSAGE: usize = 4096;
+const MAX_LOG_LINES: usize = 80;
+const MAX_LOG_BYTES: usize = 2048;
+
+/// `state.terminated.message`: the termination message file, else (with
+/// `FallbackToLogsOnError` and a failure) the end of the log, else the runtime's message.
+fn termination_message(c: &Container, s: &RtStatus) -> String {
+    let path = c
+        .termination_message_path
+        .clone()
+        .unwrap_or_else(|| "/dev/termination-log".into());
+    let mut msg = String::new();
+    if let Some(m) = s.mounts.iter().find(|m| m.container_path == path)
+        && let Ok(data) = std::fs::read(&m.host_path)
+    {
+        msg = String::from_utf8_lossy(&data[..data.len().min(MAX_MESSAGE)]).into_owned();
+    }
+    let fallback = c.termination_message_policy.as_deref() == Some("FallbackToLogsOnError");
+    if msg.is_empty() && fallback && s.exit_code != 0 {
+        let log = std::fs::read_to_string(&s.log_path).unwrap_or_default();
+        let mut text = String::new();
+        for l in log.lines().filter_map(peapod_runtime::logs::parse) {
+            text.push_str(l.text);
+            if !l.partial {
+                text.push('\n');
+            }
+        }
+        let lines: Vec<&str> = text.lines().collect();
+        let tail = lines[lines.len().saturating_sub(MAX_LOG_LINES)..].join("\n");
+        let start = tail.len().saturating_sub(MAX_LOG_BYTES);
+        let start = (start..=tail.len())
+            .find(|i| tail.is_char_boundary(*i))
+            .unwrap_or(tail.len());
+        msg = tail[start..].to_string();
+    }
+    if msg.is_empty() {
+        s.message.clone()
+    } else {
+        msg
+    }
+}
+
+fn terminated(c: &Container, s: &RtStatus) -> ContainerState {
+    let message = termination_message(c, s);
     ContainerState {
         terminated: Some(ContainerStateTerminated {
             exit_code: s.exit_code,
             signal: s.signal,
             reason: Some(s.reason.clone()).filter(|r| !r.is_empty()),
-            message: Some(s.message.clone()).filter(|m| !m.is_empty()),
+            message: Some(message).filter(|m| !m.is_empty()),
             started_at: time(s.started_at.as_deref()),
             finished_at: time(s.finished_at.as_deref()),
             container_id: Some(format!("peapod://{}", s.id)),
@@ -74,13 +119,13 @@ impl PodWorker {
                     }),
                     ..Default::default()
                 });
-                st.last_state = self.previous(&c.name).map(|p| terminated(&p));
+                st.last_state = self.previous(&c.name).map(|p| terminated(c, &p));
                 st.started = Some(self.started(Some(&s)));
                 st.ready = (!init || is_sidecar(c)) && self.probed_ready(&s);
             }
             RtState::Created => {
                 st.state = Some(waiting("ContainerCreating", None));
-                st.last_state = self.previous(&c.name).map(|p| terminated(&p));
+                st.last_state = self.previous(&c.name).map(|p| terminated(c, &p));
             }
             RtState::Exited | RtState::Unknown => {
                 let mut s = s;
@@ -93,11 +138,11 @@ impl PodWorker {
                 match wait {
                     Some((reason, msg)) => {
                         st.state = Some(waiting(&reason, Some(msg)));
-                        st.last_state = Some(terminated(&s));
+                        st.last_state = Some(terminated(c, &s));
                     }
                     None => {
-                        st.state = Some(terminated(&s));
-                        st.last_state = self.previous(&c.name).map(|p| terminated(&p));
+                        st.state = Some(terminated(c, &s));
+                        st.last_state = self.previous(&c.name).map(|p| terminated(c, &p));
                     }
                 }
                 st.ready = init && !is_sidecar(c) && s.exit_code == 0;

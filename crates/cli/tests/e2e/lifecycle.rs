@@ -247,3 +247,40 @@ fn missing_image_waits_never_crashes() {
         "Container image \"localhost/nowhere/none:1\" is not present with pull policy of Never"
     );
 }
+
+#[test]
+fn termination_messages_by_policy() {
+    let env = Env::new();
+    let name = format!("tmsg-{}", unique());
+    env.apply_ok(&pod_yaml(
+        &name,
+        &format!(
+            "  restartPolicy: Never
+  containers:
+  - name: file
+    image: {IMAGE}
+    command: [sh, -c, 'echo -n bye from the file > /dev/termination-log; echo ignored']
+  - name: custom
+    image: {IMAGE}
+    terminationMessagePath: /tmp/why
+    command: [sh, -c, 'echo -n custom path > /tmp/why; exit 3']
+  - name: logs
+    image: {IMAGE}
+    terminationMessagePolicy: FallbackToLogsOnError
+    command: [sh, -c, 'for i in $(seq 1 100); do echo line $i; done; exit 1']
+  - name: nofallback
+    image: {IMAGE}
+    command: [sh, -c, 'echo not a message; exit 1']
+"
+        ),
+    ));
+    let pod = env.wait_phase(&name, "Failed");
+    let msg = |c: &str| cstatus(&pod, c)["state"]["terminated"]["message"].clone();
+    assert_eq!(msg("file"), "bye from the file");
+    assert_eq!(msg("custom"), "custom path");
+    let logs = msg("logs").as_str().unwrap().to_string();
+    let lines: Vec<&str> = logs.lines().collect();
+    assert_eq!(lines.len(), 80, "{logs}");
+    assert_eq!((lines[0], lines[79]), ("line 21", "line 100"));
+    assert!(msg("nofallback").is_null(), "{}", msg("nofallback"));
+}
