@@ -459,6 +459,11 @@ fn attachments_left_by_a_reboot_are_released_by_the_next_pod() {
         kill(c["pid"].as_i64().unwrap());
     }
     std::thread::sleep(Duration::from_millis(200));
+    let uid = state["pod"]["metadata"]["uid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    peapod_oci::cgroup::remove(&format!("/peapod/pod{uid}")).unwrap();
     let run = env.path().join("run");
     let mut targets: Vec<String> = std::fs::read_to_string("/proc/self/mountinfo")
         .unwrap()
