@@ -151,6 +151,25 @@ pub fn default_conflist(net: &DefaultNetwork, plugin_dirs: &[PathBuf]) -> Value 
     json!({"cniVersion": "1.0.0", "name": net.name, "plugins": plugins})
 }
 
+/// The configuration in `dir` (the first by name); when there is none, writes peapod's
+/// default network there as `10-peapod.conflist` and returns it.
+pub fn first_or_default(
+    dir: &Path,
+    net: &DefaultNetwork,
+    plugin_dirs: &[PathBuf],
+) -> Result<ConfList> {
+    if let Some(c) = first_in(dir)? {
+        return Ok(c);
+    }
+    let file = dir.join("10-peapod.conflist");
+    write_json(&file, &default_conflist(net, plugin_dirs)).map_err(|e| Error::Config {
+        file: file.clone(),
+        msg: format!("writing: {e}"),
+    })?;
+    tracing::info!("wrote the default pod network {}", file.display());
+    ConfList::load(&file)
+}
+
 /// Writes `value` to `path` atomically.
 pub(crate) fn write_json(path: &Path, value: &Value) -> std::io::Result<()> {
     if let Some(dir) = path.parent() {

@@ -205,23 +205,15 @@ impl Cni {
     /// added, or already deleted); the cache entry goes only when every plugin succeeded.
     pub fn del(&self, container_id: &str) -> Result<()> {
         let path = self.cache_path(container_id);
-        let cached: Cached = match std::fs::read(&path) {
-            Ok(data) => match serde_json::from_slice(&data) {
-                Ok(c) => c,
-                Err(e) => {
-                    tracing::warn!("dropping unreadable CNI cache {}: {e}", path.display());
-                    let _ = std::fs::remove_file(&path);
-                    return Ok(());
-                }
-            },
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => {
-                return Err(Error::Io {
-                    context: "reading",
-                    path,
-                    source: e,
-                });
+        let cached = match self.read_cache(container_id) {
+            Ok(Some(c)) => c,
+            Ok(None) => return Ok(()),
+            Err(e @ Error::Config { .. }) => {
+                tracing::warn!("dropping unreadable CNI cache: {e}");
+                let _ = std::fs::remove_file(&path);
+                return Ok(());
             }
+            Err(e) => return Err(e),
         };
         let net = ConfList::parse(&cached.file, &cached.conflist.to_string())?;
         let mut att = cached.attachment.clone();
@@ -253,15 +245,10 @@ impl Cni {
     /// CHECK: asks every plugin whether the attachment is still as ADD left it. Only for
     /// `cniVersion` 0.4.0 and later, and not when the configuration disables it.
     pub fn check(&self, container_id: &str) -> Result<()> {
-        let path = self.cache_path(container_id);
-        let data = std::fs::read(&path).map_err(|e| Error::Io {
+        let cached = self.read_cache(container_id)?.ok_or_else(|| Error::Io {
             context: "reading",
-            path: path.clone(),
-            source: e,
-        })?;
-        let cached: Cached = serde_json::from_slice(&data).map_err(|e| Error::Config {
-            file: path.clone(),
-            msg: e.to_string(),
+            path: self.cache_path(container_id),
+            source: std::io::ErrorKind::NotFound.into(),
         })?;
         let net = ConfList::parse(&cached.file, &cached.conflist.to_string())?;
         if !version_at_least(&net, 4) || net.disable_check {
@@ -277,6 +264,28 @@ impl Cni {
             )?;
         }
         Ok(())
+    }
+
+    /// The cached attachment of `container_id`; `None` when there is none.
+    fn read_cache(&self, container_id: &str) -> Result<Option<Cached>> {
+        let path = self.cache_path(container_id);
+        let data = match std::fs::read(&path) {
+            Ok(d) => d,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => {
+                return Err(Error::Io {
+                    context: "reading",
+                    path,
+                    source: e,
+                });
+            }
+        };
+        serde_json::from_slice(&data)
+            .map(Some)
+            .map_err(|e| Error::Config {
+                file: path,
+                msg: e.to_string(),
+            })
     }
 
     /// The container IDs with a cached attachment.

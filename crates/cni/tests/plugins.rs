@@ -36,19 +36,13 @@ fn in_netns(netns: &Path, cmd: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Leases of every network under an IPAM data directory.
 fn ipam_files(dir: &Path) -> Vec<String> {
     std::fs::read_dir(dir)
         .into_iter()
         .flatten()
         .flatten()
-        .flat_map(|net| {
-            std::fs::read_dir(net.path())
-                .into_iter()
-                .flatten()
-                .flatten()
-        })
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.parse::<std::net::IpAddr>().is_ok())
+        .flat_map(|net| peapod_testkit::leased_addresses(&net.path()))
         .collect()
 }
 

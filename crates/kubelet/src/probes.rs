@@ -271,8 +271,8 @@ async fn exec(cmd: Vec<String>, t: &Target, timeout: Duration) -> Outcome {
     }
 }
 
-/// Applies one outcome to a worker's thresholds; returns the settled result when it changed
-/// or when a failure is to be reported.
+/// Applies one outcome to a worker's thresholds; true when this run failed and the
+/// failures have reached the threshold (the probe's action is due).
 pub(crate) fn record(w: &mut Worker, ok: bool) -> bool {
     if ok {
         w.failures = 0;

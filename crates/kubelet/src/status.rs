@@ -59,22 +59,6 @@ fn termination_message(c: &Container, s: &RtStatus) -> String {
     }
 }
 
-fn terminated(c: &Container, s: &RtStatus) -> ContainerState {
-    let message = termination_message(c, s);
-    ContainerState {
-        terminated: Some(ContainerStateTerminated {
-            exit_code: s.exit_code,
-            signal: s.signal,
-            reason: Some(s.reason.clone()).filter(|r| !r.is_empty()),
-            message: Some(message).filter(|m| !m.is_empty()),
-            started_at: time(s.started_at.as_deref()),
-            finished_at: time(s.finished_at.as_deref()),
-            container_id: Some(format!("peapod://{}", s.id)),
-        }),
-        ..Default::default()
-    }
-}
-
 fn waiting(reason: &str, message: Option<String>) -> ContainerState {
     ContainerState {
         waiting: Some(ContainerStateWaiting {
@@ -86,6 +70,29 @@ fn waiting(reason: &str, message: Option<String>) -> ContainerState {
 }
 
 impl PodWorker {
+    /// `state.terminated` of an exited instance; its message is read once, then kept.
+    fn terminated(&self, c: &Container, s: &RtStatus) -> ContainerState {
+        let message = self
+            .messages
+            .lock()
+            .unwrap()
+            .entry(s.id.clone())
+            .or_insert_with(|| termination_message(c, s))
+            .clone();
+        ContainerState {
+            terminated: Some(ContainerStateTerminated {
+                exit_code: s.exit_code,
+                signal: s.signal,
+                reason: Some(s.reason.clone()).filter(|r| !r.is_empty()),
+                message: Some(message).filter(|m| !m.is_empty()),
+                started_at: time(s.started_at.as_deref()),
+                finished_at: time(s.finished_at.as_deref()),
+                container_id: Some(format!("peapod://{}", s.id)),
+            }),
+            ..Default::default()
+        }
+    }
+
     fn api_container_status(
         &self,
         c: &Container,
@@ -119,13 +126,13 @@ impl PodWorker {
                     }),
                     ..Default::default()
                 });
-                st.last_state = self.previous(&c.name).map(|p| terminated(c, &p));
+                st.last_state = self.previous(&c.name).map(|p| self.terminated(c, &p));
                 st.started = Some(self.started(Some(&s)));
                 st.ready = (!init || is_sidecar(c)) && self.probed_ready(&s);
             }
             RtState::Created => {
                 st.state = Some(waiting("ContainerCreating", None));
-                st.last_state = self.previous(&c.name).map(|p| terminated(c, &p));
+                st.last_state = self.previous(&c.name).map(|p| self.terminated(c, &p));
             }
             RtState::Exited | RtState::Unknown => {
                 let mut s = s;
@@ -138,11 +145,11 @@ impl PodWorker {
                 match wait {
                     Some((reason, msg)) => {
                         st.state = Some(waiting(&reason, Some(msg)));
-                        st.last_state = Some(terminated(c, &s));
+                        st.last_state = Some(self.terminated(c, &s));
                     }
                     None => {
-                        st.state = Some(terminated(c, &s));
-                        st.last_state = self.previous(&c.name).map(|p| terminated(c, &p));
+                        st.state = Some(self.terminated(c, &s));
+                        st.last_state = self.previous(&c.name).map(|p| self.terminated(c, &p));
                     }
                 }
                 st.ready = init && !is_sidecar(c) && s.exit_code == 0;

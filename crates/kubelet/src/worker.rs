@@ -90,6 +90,8 @@ pub struct PodWorker {
     pub(crate) conditions: HashMap<&'static str, (bool, jiff::Timestamp)>,
     /// Probe state by container instance ID.
     pub(crate) probes: HashMap<String, ContainerProbes>,
+    /// Termination messages of exited instances, read once (by container ID).
+    pub(crate) messages: std::sync::Mutex<HashMap<String, String>>,
 }
 
 impl PodWorker {
@@ -109,6 +111,7 @@ impl PodWorker {
             start_time: jiff::Timestamp::now(),
             conditions: HashMap::new(),
             probes: HashMap::new(),
+            messages: Default::default(),
         }
     }
 
@@ -343,9 +346,14 @@ impl PodWorker {
             .as_ref()
             .and_then(|id| self.rt.pod_sandbox_status(id).ok());
         let netns = sandbox.as_ref().and_then(|s| s.netns.clone());
-        let host = self
-            .pod_ip()
-            .parse()
+        // The pod's IP (the node's with the host network), else loopback.
+        let ip = if spec.host_network == Some(true) {
+            Some(self.cfg.host_ip.clone())
+        } else {
+            sandbox.and_then(|s| s.ip)
+        };
+        let host = ip
+            .and_then(|ip| ip.parse().ok())
             .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST));
         let mut wake: Option<Instant> = None;
         for c in &candidates {
@@ -454,6 +462,7 @@ impl PodWorker {
             for slot in self.slots.values_mut() {
                 slot.instances.clear();
             }
+            self.messages.lock().unwrap().clear();
             self.sandbox_attempt += 1;
         }
         match crate::volumes::setup(&self.cfg.pod_dir, self.spec()) {
@@ -776,6 +785,7 @@ impl PodWorker {
             Vec::new()
         };
         for old in stale {
+            self.messages.lock().unwrap().remove(&old);
             let _ = self.rt.remove_container(&old).await;
         }
         self.recorder

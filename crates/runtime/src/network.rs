@@ -36,28 +36,14 @@ impl Runtime {
         if let Some(c) = config::first_in(&n.config_dir)? {
             return Ok(Some(c));
         }
-        let own = self.cni_dir().join("net.d");
-        if let Some(c) = config::first_in(&own)? {
-            return Ok(Some(c));
-        }
         let net = DefaultNetwork {
             name: DEFAULT_NAME.into(),
             bridge: n.default_bridge.clone(),
             subnet: n.default_subnet.clone(),
             ipam_dir: self.cni_dir().join("networks"),
         };
-        let value = config::default_conflist(&net, &n.plugin_dirs);
-        let file = own.join("10-peapod.conflist");
-        std::fs::create_dir_all(&own).map_err(crate::io("creating", &own))?;
-        let tmp = own.join(".10-peapod.conflist.tmp");
-        std::fs::write(
-            &tmp,
-            serde_json::to_vec_pretty(&value).expect("JSON serializes"),
-        )
-        .map_err(crate::io("writing", &tmp))?;
-        std::fs::rename(&tmp, &file).map_err(crate::io("writing", &file))?;
-        tracing::info!("wrote the default pod network {}", file.display());
-        Ok(Some(ConfList::load(&file)?))
+        let own = self.cni_dir().join("net.d");
+        Ok(Some(config::first_or_default(&own, &net, &n.plugin_dirs)?))
     }
 
     /// Attaches sandbox `id`'s namespace to the pod network; returns the pod's IPs.

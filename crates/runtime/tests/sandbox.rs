@@ -173,16 +173,7 @@ async fn sandbox_with_two_containers_shares_localhost() {
         "CNI cache left"
     );
     let ipam = d.join("root/cni/networks/peapod");
-    let leased = std::fs::read_dir(&ipam)
-        .unwrap()
-        .flatten()
-        .filter(|e| {
-            e.file_name()
-                .to_string_lossy()
-                .parse::<std::net::IpAddr>()
-                .is_ok()
-        })
-        .count();
+    let leased = peapod_testkit::leased_addresses(&ipam).len();
     assert_eq!(leased, 0, "addresses left leased in {}", ipam.display());
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     assert!(

@@ -216,3 +216,15 @@ impl Drop for TestNet {
         let _ = std::fs::remove_file(&self.lock);
     }
 }
+
+/// The addresses host-local IPAM has leased in `dir` (one network's data directory): its
+/// files named by an IP address.
+pub fn leased_addresses(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.parse::<std::net::IpAddr>().is_ok())
+        .collect()
+}

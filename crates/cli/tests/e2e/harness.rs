@@ -231,18 +231,8 @@ impl Env {
         {
             left.push(format!("CNI cache: {}", e.path().display()));
         }
-        for e in std::fs::read_dir(lib.join("networks/peapod"))
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            if e.file_name()
-                .to_string_lossy()
-                .parse::<std::net::IpAddr>()
-                .is_ok()
-            {
-                left.push(format!("leased address: {}", e.path().display()));
-            }
+        for ip in peapod_testkit::leased_addresses(&lib.join("networks/peapod")) {
+            left.push(format!("leased address: {ip}"));
         }
         let brif = format!("/sys/class/net/{}/brif", self.net.bridge);
         for e in std::fs::read_dir(brif).into_iter().flatten().flatten() {
@@ -261,19 +251,9 @@ impl Env {
         left
     }
 
-    /// Free addresses are what the subnet has minus what is leased: the leases themselves.
+    /// How many addresses this environment's network has leased.
     pub fn leases(&self) -> usize {
-        std::fs::read_dir(self.path().join("lib/cni/networks/peapod"))
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter(|e| {
-                e.file_name()
-                    .to_string_lossy()
-                    .parse::<std::net::IpAddr>()
-                    .is_ok()
-            })
-            .count()
+        peapod_testkit::leased_addresses(&self.path().join("lib/cni/networks/peapod")).len()
     }
 }
 
