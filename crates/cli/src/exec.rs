@@ -4,6 +4,7 @@
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
 use anyhow::{Context, Result, bail};
+use nix::sys::termios::SetArg;
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 use peapod_oci::{ExecRequest, Stdio};
@@ -21,7 +22,7 @@ pub struct Args {
     #[arg(short, long, default_value = "default")]
     namespace: String,
     /// Pass standard input to the process.
-    #[arg(short, long)]
+    #[arg(short = 'i', long)]
     stdin: bool,
     /// Give the process a terminal.
     #[arg(short, long)]
@@ -51,77 +52,58 @@ pub fn run(cfg: &Config, args: &Args) -> Result<i32> {
         bail!("container {container:?} in pod {name:?} has not started");
     };
     let rt = peapod_runtime::Runtime::new(peapod_shim::runtime_config(cfg))?;
-    let mut pty: Option<(OwnedFd, nix::sys::termios::Termios)> = None;
     let stdio = if args.tty {
-        let p = nix::pty::openpty(None, None).context("allocating a terminal")?;
-        let saved = nix::sys::termios::tcgetattr(std::io::stdin()).ok();
-        let stdio = Stdio {
-            stdin: Some(dup(&p.slave)?),
-            stdout: dup(&p.slave)?,
-            stderr: dup(&p.slave)?,
-        };
-        if let Some(saved) = saved {
-            let mut raw = saved.clone();
-            nix::sys::termios::cfmakeraw(&mut raw);
-            let _ = nix::sys::termios::tcsetattr(
-                std::io::stdin(),
-                nix::sys::termios::SetArg::TCSANOW,
-                &raw,
-            );
-            pty = Some((p.master, saved));
-        } else {
-            pty = Some((p.master, unsafe_default_termios()?));
-        }
-        stdio
+        None
     } else {
         let stdin = if args.stdin {
             dup(std::io::stdin())?
         } else {
             std::fs::File::open("/dev/null")?.into()
         };
-        Stdio {
+        Some(Stdio {
             stdin: Some(stdin),
             stdout: dup(std::io::stdout())?,
             stderr: dup(std::io::stderr())?,
-        }
+        })
     };
     let req = ExecRequest {
         args: args.command.clone(),
         env: Default::default(),
         cwd: None,
-        stdio: Some(stdio),
+        stdio,
+        tty: args.tty,
     };
-    let pid = rt
+    let proc = rt
         .exec(&c.id, req)
-        .with_context(|| format!("exec in container {container:?}"));
-    let pid = match pid {
-        Ok(p) => p,
-        Err(e) => {
-            if let Some((_, saved)) = &pty {
-                let _ = nix::sys::termios::tcsetattr(
-                    std::io::stdin(),
-                    nix::sys::termios::SetArg::TCSANOW,
-                    saved,
-                );
-            }
-            return Err(e);
+        .with_context(|| format!("exec in container {container:?}"))?;
+    // With a terminal: the caller's terminal (if any) goes raw and takes the same size,
+    // and the streams are copied both ways until the terminal closes.
+    let mut restore = None;
+    let mut output = None;
+    if let Some(master) = &proc.pty {
+        let stdin = std::io::stdin();
+        if let Ok(saved) = nix::sys::termios::tcgetattr(&stdin) {
+            let mut raw = saved.clone();
+            nix::sys::termios::cfmakeraw(&mut raw);
+            let _ = nix::sys::termios::tcsetattr(&stdin, SetArg::TCSANOW, &raw);
+            restore = Some(saved);
+            copy_window_size(&stdin, master);
         }
-    };
-    if let Some((master, _)) = &pty {
-        pump(master, args.stdin)?;
+        output = Some(pump(master, args.stdin)?);
     }
     let status = loop {
-        match waitpid(Pid::from_raw(pid), Some(WaitPidFlag::__WALL)) {
+        match waitpid(Pid::from_raw(proc.pid), Some(WaitPidFlag::__WALL)) {
             Err(nix::errno::Errno::EINTR) => continue,
             other => break other,
         }
     };
-    if let Some((_, saved)) = &pty {
-        let _ = nix::sys::termios::tcsetattr(
-            std::io::stdin(),
-            nix::sys::termios::SetArg::TCSANOW,
-            saved,
-        );
+    // The terminal's last output, once the process is gone (bounded: a background process
+    // may still hold the terminal open).
+    if let Some(done) = output {
+        let _ = done.recv_timeout(std::time::Duration::from_secs(1));
+    }
+    if let Some(saved) = &restore {
+        let _ = nix::sys::termios::tcsetattr(std::io::stdin(), SetArg::TCSANOW, saved);
     }
     Ok(match status? {
         WaitStatus::Exited(_, code) => code,
@@ -130,15 +112,23 @@ pub fn run(cfg: &Config, args: &Args) -> Result<i32> {
     })
 }
 
-fn unsafe_default_termios() -> Result<nix::sys::termios::Termios> {
-    let p = nix::pty::openpty(None, None)?;
-    Ok(nix::sys::termios::tcgetattr(&p.slave)?)
+/// Gives the terminal `master` the window size of the caller's terminal `from`.
+fn copy_window_size(from: &impl AsFd, master: &OwnedFd) {
+    let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
+    // SAFETY: TIOCGWINSZ and TIOCSWINSZ read and write one `winsize` through the pointer.
+    unsafe {
+        if libc::ioctl(from.as_fd().as_raw_fd(), libc::TIOCGWINSZ, &mut ws) == 0 {
+            libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &ws);
+        }
+    }
 }
 
 /// Copies standard input to the terminal and the terminal to standard output, on two
-/// threads (started after the process exists, so no fork happens while they run).
-fn pump(master: &OwnedFd, stdin: bool) -> Result<()> {
+/// threads (started after the process exists, so no fork happens while they run). The
+/// receiver hears when the terminal's output has ended.
+fn pump(master: &OwnedFd, stdin: bool) -> Result<std::sync::mpsc::Receiver<()>> {
     let out = master.try_clone()?;
+    let (done, ended) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let mut buf = [0u8; 8192];
         loop {
@@ -151,6 +141,7 @@ fn pump(master: &OwnedFd, stdin: bool) -> Result<()> {
                 }
             }
         }
+        let _ = done.send(());
     });
     if stdin {
         let input = master.try_clone()?;
@@ -168,6 +159,5 @@ fn pump(master: &OwnedFd, stdin: bool) -> Result<()> {
             }
         });
     }
-    let _ = master.as_raw_fd();
-    Ok(())
+    Ok(ended)
 }

@@ -39,8 +39,20 @@ pub struct ExecRequest {
     pub env: HashMap<String, String>,
     /// Working directory; the container's when `None`.
     pub cwd: Option<PathBuf>,
-    /// Streams; inherited from the caller when `None`.
+    /// Streams; inherited from the caller when `None`. Ignored with `tty`.
     pub stdio: Option<Stdio>,
+    /// Give the process a terminal of its own: a new session whose controlling terminal is
+    /// a pseudo-terminal allocated inside the container; its master end is returned.
+    pub tty: bool,
+}
+
+/// A process started by [`Executor::exec`].
+#[derive(Debug)]
+pub struct ExecProcess {
+    /// Its PID (a child of the caller, reaped with `__WALL`).
+    pub pid: i32,
+    /// The master end of its terminal, when one was asked for.
+    pub pty: Option<OwnedFd>,
 }
 
 /// Creates, starts and deletes containers. CRI semantics: delete of a missing container
@@ -53,9 +65,8 @@ pub trait Executor {
     fn start(&self, id: &str) -> Result<()>;
     /// Removes what the executor keeps for a stopped container (state, cgroup).
     fn delete(&self, id: &str) -> Result<()>;
-    /// Starts a process in the running container `id`; returns its PID (a child of the
-    /// caller, reaped with `__WALL`).
-    fn exec(&self, id: &str, req: ExecRequest) -> Result<i32>;
+    /// Starts a process in the running container `id`.
+    fn exec(&self, id: &str, req: ExecRequest) -> Result<ExecProcess>;
 }
 
 /// The in-process executor built on youki's `libcontainer`.
@@ -152,7 +163,10 @@ impl Executor for Libcontainer {
         }
     }
 
-    fn exec(&self, id: &str, req: ExecRequest) -> Result<i32> {
+    fn exec(&self, id: &str, req: ExecRequest) -> Result<ExecProcess> {
+        if req.tty {
+            return self.exec_with_terminal(id, req);
+        }
         let mut b = ContainerBuilder::new(id.to_string(), SyscallType::Linux)
             .with_root_path(&self.state_root)
             .map_err(|e| failed("exec", id, e))?;
@@ -170,8 +184,110 @@ impl Executor for Libcontainer {
             .with_detach(true)
             .build()
             .map_err(|e| failed("exec", id, e))?;
-        Ok(pid.as_raw())
+        Ok(ExecProcess {
+            pid: pid.as_raw(),
+            pty: None,
+        })
     }
+}
+
+impl Libcontainer {
+    /// `exec` with a terminal. libcontainer allocates the pseudo-terminal inside the
+    /// container (from its own devpts), makes it the controlling terminal of a new session
+    /// and sends the master over a console socket; the process is described by a
+    /// `process.json` made from the container's own process with `terminal` set.
+    fn exec_with_terminal(&self, id: &str, req: ExecRequest) -> Result<ExecProcess> {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static N: AtomicU32 = AtomicU32::new(0);
+        let container = self
+            .load(id, "exec")?
+            .ok_or_else(|| failed("exec", id, std::io::Error::other("no such container")))?;
+        let config = container.bundle().join("config.json");
+        let spec = oci_spec::runtime::Spec::load(&config).map_err(|e| failed("exec", id, e))?;
+        let mut process = spec.process().clone().unwrap_or_default();
+        let mut env: Vec<String> = process
+            .env()
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|e| !req.env.contains_key(e.split('=').next().unwrap_or("")))
+            .collect();
+        env.extend(req.env.iter().map(|(k, v)| format!("{k}={v}")));
+        process
+            .set_args(Some(req.args))
+            .set_env(Some(env))
+            .set_terminal(Some(true))
+            .set_console_size(None);
+        if let Some(cwd) = req.cwd {
+            process.set_cwd(cwd);
+        }
+        let dir = self.state_root.join(format!(
+            ".exec-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir).map_err(crate::io("creating", &dir))?;
+        let result = (|| {
+            let json = dir.join("process.json");
+            let data = serde_json::to_vec(&process).map_err(|e| failed("exec", id, e))?;
+            std::fs::write(&json, data).map_err(crate::io("writing", &json))?;
+            let sock = dir.join("console.sock");
+            let listener = std::os::unix::net::UnixListener::bind(&sock)
+                .map_err(crate::io("binding", &sock))?;
+            let pid = ContainerBuilder::new(id.to_string(), SyscallType::Linux)
+                .with_root_path(&self.state_root)
+                .map_err(|e| failed("exec", id, e))?
+                .with_console_socket(Some(&sock))
+                .as_tenant()
+                .with_process(Some(&json))
+                .with_detach(true)
+                .build()
+                .map_err(|e| failed("exec", id, e))?;
+            // The process sent the master before it ran its program, and `build` returns
+            // only once it has: the connection is already queued.
+            listener
+                .set_nonblocking(true)
+                .map_err(crate::io("polling", &sock))?;
+            let (conn, _) = listener
+                .accept()
+                .map_err(crate::io("accepting the terminal from", &sock))?;
+            let master =
+                receive_fd(&conn).map_err(crate::io("receiving the terminal from", &sock))?;
+            Ok(ExecProcess {
+                pid: pid.as_raw(),
+                pty: Some(master),
+            })
+        })();
+        let _ = std::fs::remove_dir_all(&dir);
+        // libcontainer leaves its link to the console socket in the container's directory.
+        let _ = std::fs::remove_file(self.state_root.join(id).join("console-socket"));
+        result
+    }
+}
+
+/// Receives one file descriptor sent with `SCM_RIGHTS` on `conn`.
+fn receive_fd(conn: &std::os::unix::net::UnixStream) -> std::io::Result<OwnedFd> {
+    use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
+    use std::os::fd::{AsRawFd, FromRawFd};
+    conn.set_nonblocking(false)?;
+    let mut buf = [0u8; 64];
+    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+    let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+    let msg = recvmsg::<()>(
+        conn.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    )?;
+    for c in msg.cmsgs()? {
+        if let ControlMessageOwned::ScmRights(fds) = c
+            && let Some(&fd) = fds.first()
+        {
+            // SAFETY: the kernel just installed this descriptor for us; nobody else owns it.
+            return Ok(unsafe { OwnedFd::from_raw_fd(fd) });
+        }
+    }
+    Err(std::io::Error::other("no descriptor in the message"))
 }
 
 /// Reaps the exited helper processes a failed create leaves behind: libcontainer names its

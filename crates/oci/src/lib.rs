@@ -11,7 +11,7 @@ pub mod mount;
 pub mod ns;
 pub mod spec;
 
-pub use executor::{ExecRequest, Executor, Libcontainer, Stdio};
+pub use executor::{ExecProcess, ExecRequest, Executor, Libcontainer, Stdio};
 pub use spec::{ContainerSpec, MountSpec, NamespaceSpec, NsKind};
 
 use std::path::PathBuf;

@@ -9,7 +9,9 @@ use std::time::Duration;
 use nix::sys::signal::{Signal, kill};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
-use peapod_oci::{ContainerSpec, ExecRequest, MountSpec, NamespaceSpec, NsKind, Stdio, mount, ns};
+use peapod_oci::{
+    ContainerSpec, ExecProcess, ExecRequest, MountSpec, NamespaceSpec, NsKind, Stdio, mount, ns,
+};
 use tokio::io::unix::AsyncFd;
 use tokio::sync::watch;
 
@@ -361,9 +363,9 @@ impl Runtime {
         out
     }
 
-    /// Starts a process in a running container (CRI `Exec`); returns its PID, a child of the
+    /// Starts a process in a running container (CRI `Exec`). Its PID is a child of the
     /// caller (reap it with `__WALL`).
-    pub fn exec(&self, id: &str, req: ExecRequest) -> Result<i32> {
+    pub fn exec(&self, id: &str, req: ExecRequest) -> Result<ExecProcess> {
         let status = self.container_status(id)?;
         if status.state != ContainerState::Running {
             return Err(Error::State(format!(
@@ -386,19 +388,22 @@ impl Runtime {
         let (out_r, out_w) = pipe()?;
         let (err_r, err_w) = pipe()?;
         let null = std::fs::File::open("/dev/null").map_err(io("opening", "/dev/null"))?;
-        let pid = self.exec(
-            id,
-            ExecRequest {
-                args: cmd,
-                env: Default::default(),
-                cwd: None,
-                stdio: Some(Stdio {
-                    stdin: Some(null.into()),
-                    stdout: out_w,
-                    stderr: err_w,
-                }),
-            },
-        )?;
+        let pid = self
+            .exec(
+                id,
+                ExecRequest {
+                    args: cmd,
+                    env: Default::default(),
+                    cwd: None,
+                    stdio: Some(Stdio {
+                        stdin: Some(null.into()),
+                        stdout: out_w,
+                        stderr: err_w,
+                    }),
+                    tty: false,
+                },
+            )?
+            .pid;
         let reap =
             |flags: WaitPidFlag| waitpid(Pid::from_raw(pid), Some(WaitPidFlag::__WALL | flags));
         // SAFETY: the pidfd is owned by the AsyncFd for as long as it is registered.

@@ -87,8 +87,40 @@ fn layer(busybox: &Path) -> Result<Vec<u8>> {
     Ok(t.into_inner()?)
 }
 
+/// The parts of an image's config a test may want to change.
+#[derive(Debug, Clone)]
+pub struct ImageOptions {
+    /// `Entrypoint` (none when empty).
+    pub entrypoint: Vec<String>,
+    /// `Cmd`; `["sh"]` by default.
+    pub cmd: Vec<String>,
+    /// `StopSignal`, e.g. `SIGUSR1`.
+    pub stop_signal: Option<String>,
+}
+
+impl Default for ImageOptions {
+    fn default() -> Self {
+        ImageOptions {
+            entrypoint: Vec::new(),
+            cmd: vec!["sh".into()],
+            stop_signal: None,
+        }
+    }
+}
+
 /// Writes an OCI image-layout archive named `name` to `out`, built from `busybox`.
 pub fn write_busybox_archive(busybox: &Path, name: &str, out: &Path) -> Result<()> {
+    write_busybox_archive_with(busybox, name, &ImageOptions::default(), out)
+}
+
+/// Like [`write_busybox_archive`], with the image config's entrypoint, cmd and stop signal
+/// given by `opts`.
+pub fn write_busybox_archive_with(
+    busybox: &Path,
+    name: &str,
+    opts: &ImageOptions,
+    out: &Path,
+) -> Result<()> {
     let tar = layer(busybox)?;
     let diff_id = sha(&tar);
     let mut gz = flate2::GzBuilder::new()
@@ -101,13 +133,20 @@ pub fn write_busybox_archive(busybox: &Path, name: &str, out: &Path) -> Result<(
         "aarch64" => "arm64",
         a => a,
     };
+    let mut image_config = json!({
+        "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
+        "Cmd": opts.cmd,
+    });
+    if !opts.entrypoint.is_empty() {
+        image_config["Entrypoint"] = json!(opts.entrypoint);
+    }
+    if let Some(sig) = &opts.stop_signal {
+        image_config["StopSignal"] = json!(sig);
+    }
     let config = serde_json::to_vec(&json!({
         "architecture": arch,
         "os": "linux",
-        "config": {
-            "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
-            "Cmd": ["sh"],
-        },
+        "config": image_config,
         "rootfs": {"type": "layers", "diff_ids": [diff_id]},
         "history": [{"created_by": "peapod-testkit: static busybox"}],
     }))?;

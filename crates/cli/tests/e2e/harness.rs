@@ -78,6 +78,19 @@ impl Env {
         self.dir.path()
     }
 
+    /// Builds a busybox image named `name` with the config `opts` and loads it.
+    pub fn load_image(&self, name: &str, opts: &peapod_testkit::ImageOptions) {
+        let p = self.path().join(format!("image-{}.tar", unique()));
+        peapod_testkit::write_busybox_archive_with(
+            peapod_testkit::HOST_BUSYBOX.as_ref(),
+            name,
+            opts,
+            &p,
+        )
+        .unwrap();
+        self.ok(&["image", "load", p.to_str().unwrap()]);
+    }
+
     /// Runs `peapod ARGS` with this environment's configuration.
     pub fn run(&self, args: &[&str]) -> Output {
         Command::new(env!("CARGO_BIN_EXE_peapod"))

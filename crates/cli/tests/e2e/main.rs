@@ -4,6 +4,7 @@
 
 mod harness;
 
+mod cli;
 mod deletion;
 mod lifecycle;
 mod manifests;

@@ -1,0 +1,488 @@
+//! The kubectl-shaped commands: logs and its flags, exec's exit codes and streams, image
+//! ls/rm, get's output formats; and the config and image settings the CLI passes on
+//! (infra_image, the image's STOPSIGNAL).
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::harness::*;
+
+#[test]
+fn logs_current_previous_timestamps_and_follow() {
+    let env = Env::new();
+    let name = format!("logs-{}", unique());
+    // The first run prints "first" and fails; the second prints "second" and ticks on.
+    env.apply_ok(&pod_yaml(
+        &name,
+        &format!(
+            "  containers:
+  - name: app
+    image: {IMAGE}
+    command: [sh, -c, 'if [ -e /data/ran ]; then echo second; while true; do echo tick; sleep 0.2; done; else touch /data/ran; echo first; echo oops >&2; exit 1; fi']
+    volumeMounts: [{{name: data, mountPath: /data}}]
+  - name: other
+    image: {IMAGE}
+    command: [sh, -c, 'for i in 1 2 3; do echo line $i; sleep 0.3; done']
+  volumes:
+  - {{name: data, emptyDir: {{}}}}
+"
+        ),
+    ));
+    env.wait_for(&name, Duration::from_secs(30), |p| {
+        cstatus(p, "app")["restartCount"] == 1 && cstatus(p, "app")["state"]["running"].is_object()
+    });
+
+    // -c is needed with two containers; the error names the choices.
+    let out = env.run(&["logs", &name]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("choose one of: [app other]"), "{err}");
+
+    let prev = env.ok(&["logs", &name, "-c", "app", "--previous"]);
+    assert_eq!(prev, "first\noops\n");
+    let cur = env.ok(&["logs", &name, "-c", "app"]);
+    assert!(cur.starts_with("second\ntick\n"), "{cur}");
+    assert!(!cur.contains("first"), "{cur}");
+
+    // --timestamps: RFC 3339 with nanoseconds, then a space, then the line.
+    let ts = env.ok(&["logs", &name, "-c", "app", "-p", "--timestamps"]);
+    let lines: Vec<&str> = ts.lines().collect();
+    assert_eq!(lines.len(), 2, "{ts}");
+    for (l, want) in lines.iter().zip(["first", "oops"]) {
+        let (stamp, text) = l.split_once(' ').unwrap();
+        assert_eq!(text, want);
+        let t: jiff::Timestamp = stamp.parse().unwrap_or_else(|e| panic!("{stamp}: {e}"));
+        let age = jiff::Timestamp::now().duration_since(t);
+        assert!(
+            age.as_secs() >= 0 && age.as_secs() < 60,
+            "stamp {stamp} is not recent"
+        );
+    }
+
+    // -f on a container that ends: prints every line as it comes, and returns when the
+    // container stops.
+    let mut follow = Command::new(env!("CARGO_BIN_EXE_peapod"))
+        .arg("--config")
+        .arg(&env.config)
+        .args(["logs", &name, "-c", "other", "-f"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut got = Vec::new();
+    for l in BufReader::new(follow.stdout.take().unwrap()).lines() {
+        got.push(l.unwrap());
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let st = loop {
+        if let Some(st) = follow.try_wait().unwrap() {
+            break st;
+        }
+        if Instant::now() > deadline {
+            let _ = follow.kill();
+            panic!("logs -f did not return after the container stopped");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(st.success());
+    assert_eq!(got, ["line 1", "line 2", "line 3"]);
+
+    // -f on a running container keeps printing new lines.
+    let mut follow = Command::new(env!("CARGO_BIN_EXE_peapod"))
+        .arg("--config")
+        .arg(&env.config)
+        .args(["logs", &name, "-c", "app", "-f"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut reader = BufReader::new(follow.stdout.take().unwrap());
+    let before = env.ok(&["logs", &name, "-c", "app"]).lines().count();
+    let mut n = 0;
+    let mut line = String::new();
+    while n < before + 5 {
+        line.clear();
+        assert!(
+            reader.read_line(&mut line).unwrap() > 0,
+            "logs -f ended early"
+        );
+        n += 1;
+    }
+    assert_eq!(line, "tick\n");
+    follow.kill().unwrap();
+    let _ = follow.wait();
+}
+
+#[test]
+fn exec_passes_exit_codes_and_streams_through() {
+    let env = Env::new();
+    let name = format!("exec-{}", unique());
+    env.apply_ok(&pod_yaml(
+        &name,
+        &format!(
+            "  containers:
+  - name: app
+    image: {IMAGE}
+    command: [sleep, '3600']
+"
+        ),
+    ));
+    env.wait_phase(&name, "Running");
+    for code in [0, 1, 7, 42] {
+        let (got, _) = env.exec(&name, "app", &["sh", "-c", &format!("exit {code}")]);
+        assert_eq!(got, code);
+    }
+    // Killed by a signal: 128 + the signal, as a shell reports it.
+    let (got, _) = env.exec(&name, "app", &["sh", "-c", "kill -9 $$"]);
+    assert_eq!(got, 137);
+
+    // Standard output and error reach the caller separately.
+    let out = env.run(&["exec", &name, "--", "sh", "-c", "echo out; echo err >&2"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "out\n");
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "err\n");
+
+    // -i passes standard input; without it the command reads nothing.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_peapod"))
+        .arg("--config")
+        .arg(&env.config)
+        .args(["exec", "-i", &name, "--", "sh", "-c", "tr a-z A-Z; exit 3"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"hello pod\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "HELLO POD\n");
+    let (_, got) = env.exec(&name, "app", &["cat"]);
+    assert_eq!(got, "");
+
+    // The command runs in the container: its hostname, its root, its environment.
+    let (_, host) = env.exec(&name, "app", &["hostname"]);
+    assert_eq!(host.trim(), name);
+
+    // A command that does not exist, and a container that does not.
+    let out = env.run(&["exec", &name, "--", "/no/such/binary"]);
+    assert!(!out.status.success());
+    let out = env.run(&["exec", &name, "-c", "nope", "--", "true"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("\"nope\" is not valid"), "{err}");
+}
+
+#[test]
+fn image_ls_and_rm() {
+    let env = Env::new();
+    env.load_image(
+        "localhost/peapod/other:2.0",
+        &peapod_testkit::ImageOptions::default(),
+    );
+    let ls = env.ok(&["image", "ls"]);
+    let rows: Vec<Vec<&str>> = ls.lines().map(|l| l.split_whitespace().collect()).collect();
+    assert_eq!(
+        rows[0],
+        ["IMAGE", "TAG", "IMAGE", "ID", "DIGEST", "SIZE", "AGE"]
+    );
+    assert_eq!(rows.len(), 3, "{ls}");
+    let busybox = rows
+        .iter()
+        .find(|r| r[0] == "localhost/peapod/busybox")
+        .unwrap_or_else(|| panic!("{ls}"));
+    assert_eq!(busybox[1], "1.0");
+    assert_eq!(busybox[2].len(), 12);
+    assert!(busybox[3].starts_with("sha256:"));
+    assert!(
+        rows.iter()
+            .any(|r| r[0] == "localhost/peapod/other" && r[1] == "2.0")
+    );
+
+    // An image a container uses is kept unless forced.
+    let name = format!("user-{}", unique());
+    env.apply_ok(&pod_yaml(
+        &name,
+        "  containers:\n  - name: app\n    image: localhost/peapod/other:2.0\n    command: [sleep, '3600']\n",
+    ));
+    env.wait_phase(&name, "Running");
+    let out = env.run(&["image", "rm", "localhost/peapod/other:2.0"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("in use by container app"), "{err}");
+    assert!(env.ok(&["image", "ls"]).contains("localhost/peapod/other"));
+
+    env.ok(&["delete", "pod", &name, "--force"]);
+    let out = env.ok(&["image", "rm", "localhost/peapod/other:2.0"]);
+    assert_eq!(out, "Untagged: localhost/peapod/other:2.0\n");
+    let ls = env.ok(&["image", "ls"]);
+    assert!(!ls.contains("localhost/peapod/other"), "{ls}");
+    assert!(ls.contains("localhost/peapod/busybox"), "{ls}");
+
+    // Removing what is not there names it.
+    let out = env.run(&["image", "rm", "localhost/peapod/other:2.0"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("localhost/peapod/other"), "{err}");
+
+    // --force removes an image in use; the running container keeps its root.
+    let name = format!("forced-{}", unique());
+    env.apply_ok(&pod_yaml(
+        &name,
+        &format!(
+            "  containers:\n  - name: app\n    image: {IMAGE}\n    command: [sleep, '3600']\n"
+        ),
+    ));
+    env.wait_phase(&name, "Running");
+    env.ok(&["image", "rm", "--force", IMAGE]);
+    assert_eq!(env.exec(&name, "app", &["true"]).0, 0);
+    env.ok(&["delete", "pod", &name, "--force"]);
+    assert!(env.leftovers().is_empty(), "{:?}", env.leftovers());
+}
+
+#[test]
+fn get_output_formats() {
+    let env = Env::new();
+    let names: Vec<String> = (0..2).map(|i| format!("fmt{i}-{}", unique())).collect();
+    for n in &names {
+        env.apply_ok(&pod_yaml(
+            n,
+            &format!(
+                "  containers:\n  - name: app\n    image: {IMAGE}\n    command: [sleep, '3600']\n"
+            ),
+        ));
+        env.wait_phase(n, "Running");
+    }
+    // -o name: one `pod/NAME` per pod.
+    let mut listed: Vec<String> = env
+        .ok(&["get", "pods", "-o", "name"])
+        .lines()
+        .map(str::to_string)
+        .collect();
+    listed.sort();
+    let want: Vec<String> = names.iter().map(|n| format!("pod/{n}")).collect();
+    assert_eq!(listed, want);
+
+    // -o yaml for one pod: the Pod object, as -o json shows it.
+    let yaml = env.ok(&["get", "pods", &names[0], "-o", "yaml"]);
+    let from_yaml: serde_json::Value = serde_yaml_ng::from_str(&yaml).unwrap();
+    assert_eq!(from_yaml["kind"], "Pod");
+    assert_eq!(from_yaml["apiVersion"], "v1");
+    assert_eq!(from_yaml["metadata"]["name"], names[0].as_str());
+    assert_eq!(from_yaml["status"]["phase"], "Running");
+    assert_eq!(
+        from_yaml["metadata"]["uid"],
+        env.pod(&names[0])["metadata"]["uid"]
+    );
+
+    // -o yaml for all: a List of them.
+    let yaml = env.ok(&["get", "pods", "-o", "yaml"]);
+    let list: serde_json::Value = serde_yaml_ng::from_str(&yaml).unwrap();
+    assert_eq!(list["kind"], "List");
+    assert_eq!(list["items"].as_array().unwrap().len(), 2);
+
+    // The table: NAME READY STATUS RESTARTS AGE.
+    let table = env.ok(&["get", "pods"]);
+    let mut lines = table.lines();
+    let head: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+    assert_eq!(head, ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]);
+    for l in lines {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        assert!(names.iter().any(|n| n == f[0]), "{table}");
+        assert_eq!(&f[1..4], ["1/1", "Running", "0"]);
+    }
+
+    // A pod that does not exist, and a format that does not.
+    let out = env.run(&["get", "pods", "nope", "-o", "name"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("\"nope\" not found"));
+    let out = env.run(&["get", "pods", "-o", "xml"]);
+    assert!(!out.status.success());
+}
+
+/// The image's STOPSIGNAL is what a graceful delete sends; `lifecycle.stopSignal` overrides it.
+#[test]
+fn image_stop_signal_and_lifecycle_stop_signal() {
+    let env = Env::new();
+    let img = "localhost/peapod/stopsignal:1.0";
+    env.load_image(
+        img,
+        &peapod_testkit::ImageOptions {
+            stop_signal: Some("SIGUSR1".into()),
+            ..Default::default()
+        },
+    );
+    let out = env.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let name = format!("stopsig-{}", unique());
+    let trap = |file: &str| {
+        format!(
+            "[sh, -c, 'for s in TERM USR1 USR2; do trap \"echo $s > /out/{file}; exit 0\" $s; done; while true; do sleep 0.1; done']"
+        )
+    };
+    env.apply_ok(&pod_yaml(
+        &name,
+        &format!(
+            "  terminationGracePeriodSeconds: 10
+  os: {{name: linux}}
+  containers:
+  - name: from-image
+    image: {img}
+    command: {}
+    volumeMounts: [{{name: out, mountPath: /out}}]
+  - name: from-spec
+    image: {img}
+    command: {}
+    lifecycle: {{stopSignal: SIGUSR2}}
+    volumeMounts: [{{name: out, mountPath: /out}}]
+  - name: default
+    image: {IMAGE}
+    command: {}
+    volumeMounts: [{{name: out, mountPath: /out}}]
+  volumes:
+  - {{name: out, hostPath: {{path: {}}}}}
+",
+            trap("from-image"),
+            trap("from-spec"),
+            trap("default"),
+            out.display()
+        ),
+    ));
+    env.wait_phase(&name, "Running");
+    std::thread::sleep(Duration::from_millis(300));
+    let t0 = Instant::now();
+    env.ok(&["delete", "pod", &name]);
+    assert!(t0.elapsed() < Duration::from_secs(8), "a trap did not fire");
+    let read = |f: &str| std::fs::read_to_string(out.join(f)).unwrap_or_default();
+    assert_eq!(read("from-image"), "USR1\n");
+    assert_eq!(read("from-spec"), "USR2\n");
+    assert_eq!(read("default"), "TERM\n");
+    assert!(env.leftovers().is_empty(), "{:?}", env.leftovers());
+}
+
+/// With `infra_image` set, the infra process is that image's entrypoint, in the image's
+/// root, holding the namespaces the containers join.
+#[test]
+fn infra_image_runs_the_images_entrypoint() {
+    let infra = "localhost/peapod/infra:1.0";
+    let env = Env::with_config(0.2, 1.0, &format!("infra_image = \"{infra}\""));
+    env.load_image(
+        infra,
+        &peapod_testkit::ImageOptions {
+            entrypoint: vec!["sleep".into()],
+            cmd: vec!["2147483647".into()],
+            stop_signal: None,
+        },
+    );
+    let name = format!("infraimg-{}", unique());
+    env.apply_ok(&pod_yaml(
+        &name,
+        &format!(
+            "  containers:
+  - name: app
+    image: {IMAGE}
+    command: [sleep, '3600']
+"
+        ),
+    ));
+    env.wait_phase(&name, "Running");
+    let state = env.state(&name);
+    let infra_pid = state["infra_pid"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("no infra_pid in {state}"));
+    let cmdline = std::fs::read(format!("/proc/{infra_pid}/cmdline")).unwrap();
+    assert_eq!(cmdline, b"sleep\x002147483647\x00");
+    let app_pid = state["containers"][0]["pid"].as_i64().unwrap();
+    for ns in ["net", "ipc", "uts"] {
+        let a = std::fs::read_link(format!("/proc/{infra_pid}/ns/{ns}")).unwrap();
+        let b = std::fs::read_link(format!("/proc/{app_pid}/ns/{ns}")).unwrap();
+        assert_eq!(a, b, "{ns} namespace not shared with the image's infra");
+    }
+    // The infra's root is the image's: it has busybox.
+    assert!(
+        std::path::Path::new(&format!("/proc/{infra_pid}/root/bin/busybox")).exists(),
+        "the infra does not run in the image's root"
+    );
+    env.ok(&["delete", "pod", &name, "--force"]);
+    assert!(!alive(infra_pid));
+    assert!(env.leftovers().is_empty(), "{:?}", env.leftovers());
+
+    // An infra image that is not there: a clear error, nothing left.
+    let env = Env::with_config(0.2, 1.0, "infra_image = \"localhost/peapod/missing:1.0\"");
+    let name = format!("noinfra-{}", unique());
+    env.apply(&pod_yaml(
+        &name,
+        &format!(
+            "  containers:\n  - name: app\n    image: {IMAGE}\n    command: [sleep, '3600']\n"
+        ),
+    ));
+    let pod = env.wait_for(&name, Duration::from_secs(30), |_| {
+        env.ok(&["get", "events"])
+            .contains("FailedCreatePodSandBox")
+    });
+    let events = env.ok(&["get", "events"]);
+    assert!(
+        events.contains("FailedCreatePodSandBox") && events.contains("localhost/peapod/missing"),
+        "{events}\n{}",
+        pod["status"]
+    );
+    env.ok(&["delete", "pod", &name, "--force"]);
+    assert!(env.leftovers().is_empty(), "{:?}", env.leftovers());
+}
+
+/// `exec -t`: the process leads a new session whose controlling terminal is a terminal of
+/// the container's own devpts; output comes through it and the exit code still passes.
+#[test]
+fn exec_with_a_terminal() {
+    let env = Env::new();
+    let name = format!("tty-{}", unique());
+    env.apply_ok(&pod_yaml(
+        &name,
+        &format!(
+            "  containers:\n  - name: app\n    image: {IMAGE}\n    command: [sleep, '3600']\n"
+        ),
+    ));
+    env.wait_phase(&name, "Running");
+    let script = "tty; [ -t 0 ] && [ -t 1 ] && echo stdio-is-tty; \
+                  set -- $(cut -d' ' -f1,6,7 /proc/$$/stat); echo pid=$1 sid=$2 tty_nr=$3; exit 5";
+    let out = env.run(&["exec", "-t", &name, "--", "sh", "-c", script]);
+    let text = String::from_utf8_lossy(&out.stdout).replace("\r\n", "\n");
+    assert_eq!(out.status.code(), Some(5), "{text}");
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("/dev/pts/0"), "{text}");
+    assert_eq!(lines.next(), Some("stdio-is-tty"), "{text}");
+    let ids: std::collections::HashMap<&str, i64> = lines
+        .next()
+        .unwrap_or_else(|| panic!("{text}"))
+        .split(' ')
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k, v.parse().unwrap()))
+        .collect();
+    assert_eq!(ids["pid"], ids["sid"], "not a session leader: {text}");
+    assert_ne!(ids["tty_nr"], 0, "no controlling terminal: {text}");
+    // Input typed at the terminal reaches the process (-i -t).
+    let mut child = Command::new(env!("CARGO_BIN_EXE_peapod"))
+        .arg("--config")
+        .arg(&env.config)
+        .args([
+            "exec",
+            "-i",
+            "-t",
+            &name,
+            "--",
+            "sh",
+            "-c",
+            "read line; echo got:$line",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"typed\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("got:typed"));
+    env.ok(&["delete", "pod", &name, "--force"]);
+    assert!(env.leftovers().is_empty(), "{:?}", env.leftovers());
+}
