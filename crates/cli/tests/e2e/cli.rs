@@ -486,3 +486,79 @@ fn exec_with_a_terminal() {
     env.ok(&["delete", "pod", &name, "--force"]);
     assert!(env.leftovers().is_empty(), "{:?}", env.leftovers());
 }
+
+/// `--help` on every command; namespaces with -n and -A; apply from standard input;
+/// `delete --grace-period`.
+#[test]
+fn help_namespaces_stdin_and_grace_period() {
+    let env = Env::new();
+    for cmd in [
+        vec![],
+        vec!["apply"],
+        vec!["get"],
+        vec!["describe"],
+        vec!["logs"],
+        vec!["exec"],
+        vec!["delete"],
+        vec!["image"],
+        vec!["image", "load"],
+        vec!["image", "ls"],
+        vec!["image", "rm"],
+    ] {
+        let mut args = cmd.clone();
+        args.push("--help");
+        let out = env.ok(&args);
+        assert!(out.contains("Usage: peapod"), "{cmd:?}: {out}");
+    }
+
+    let name = format!("nsd-{}", unique());
+    let yaml = format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\n  namespace: team\nspec:\n  terminationGracePeriodSeconds: 30\n  containers:\n  - name: app\n    image: {IMAGE}\n    command: [sh, -c, 'trap \"\" TERM; while true; do sleep 0.1; done']\n"
+    );
+    let mut child = Command::new(env!("CARGO_BIN_EXE_peapod"))
+        .arg("--config")
+        .arg(&env.config)
+        .args(["apply", "-f", "-", "--wait"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(yaml.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("pod/{name} created")));
+
+    // Not in the default namespace; found with -n and listed with -A.
+    assert!(!env.run(&["get", "pods", &name]).status.success());
+    let pod: serde_json::Value =
+        serde_json::from_str(&env.ok(&["get", "pods", &name, "-n", "team", "-o", "json"])).unwrap();
+    assert_eq!(pod["metadata"]["namespace"], "team");
+    assert_eq!(pod["status"]["phase"], "Running");
+    let all = env.ok(&["get", "pods", "-A"]);
+    assert!(all.starts_with("NAMESPACE"), "{all}");
+    assert!(
+        all.lines()
+            .any(|l| l.starts_with("team") && l.contains(&name)),
+        "{all}"
+    );
+
+    // --grace-period 1 overrides the pod's 30 s for a container that ignores SIGTERM.
+    let t0 = Instant::now();
+    env.ok(&["delete", "pod", &name, "-n", "team", "--grace-period", "1"]);
+    let took = t0.elapsed();
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(6),
+        "deletion took {took:?}"
+    );
+    assert!(env.leftovers().is_empty(), "{:?}", env.leftovers());
+}
