@@ -116,26 +116,8 @@ pub(crate) async fn run(probe: &Probe, c: &Container, t: &Target) -> Outcome {
     if let Some(e) = &probe.exec {
         return exec(e.command.clone().unwrap_or_default(), t, timeout).await;
     }
-    let port_of = |p: &IntOrString| -> Result<u16, String> {
-        match p {
-            IntOrString::Int(n) => u16::try_from(*n).map_err(|_| format!("invalid port {n}")),
-            IntOrString::String(name) => c
-                .ports
-                .iter()
-                .flatten()
-                .find(|p| p.name.as_deref() == Some(name.as_str()))
-                .map(|p| p.container_port as u16)
-                .ok_or_else(|| format!("port {name:?} is not a named port of the container")),
-        }
-    };
-    let host = |h: &Option<String>| -> Result<IpAddr, String> {
-        match h.as_deref().filter(|h| !h.is_empty()) {
-            None => Ok(t.host),
-            Some(h) => h
-                .parse()
-                .map_err(|_| format!("host {h:?} is not an IP address")),
-        }
-    };
+    let port_of = |p: &IntOrString| port_of(c, p);
+    let host = |h: &Option<String>| host_of(t, h.as_deref());
     if let Some(h) = &probe.http_get {
         let (port, ip) = match (port_of(&h.port), host(&h.host)) {
             (Ok(p), Ok(i)) => (p, i),
@@ -157,7 +139,14 @@ pub(crate) async fn run(probe: &Probe, c: &Container, t: &Target) -> Outcome {
             .collect();
         let netns = t.netns.clone();
         let addr = SocketAddr::new(ip, port);
-        return blocking(move || http_get(netns, addr, &path, &headers, timeout)).await;
+        return blocking(
+            move || match http_get(netns, addr, &path, &headers, timeout) {
+                Ok(c) if (200..400).contains(&c) => (true, String::new()),
+                Ok(c) => (false, format!("HTTP probe failed with statuscode: {c}")),
+                Err(e) => (false, e),
+            },
+        )
+        .await;
     }
     if let Some(s) = &probe.tcp_socket {
         let (port, ip) = match (port_of(&s.port), host(&s.host)) {
@@ -183,13 +172,37 @@ pub(crate) async fn run(probe: &Probe, c: &Container, t: &Target) -> Outcome {
     (false, "the probe has no handler".into())
 }
 
-async fn blocking(f: impl FnOnce() -> Outcome + Send + 'static) -> Outcome {
+/// A port given by number or by the name of one of the container's ports.
+pub(crate) fn port_of(c: &Container, p: &IntOrString) -> Result<u16, String> {
+    match p {
+        IntOrString::Int(n) => u16::try_from(*n).map_err(|_| format!("invalid port {n}")),
+        IntOrString::String(name) => c
+            .ports
+            .iter()
+            .flatten()
+            .find(|p| p.name.as_deref() == Some(name))
+            .map(|p| p.container_port as u16)
+            .ok_or_else(|| format!("port {name:?} is not a named port of the container")),
+    }
+}
+
+/// The host a network handler connects to: the one given, else the pod's IP.
+pub(crate) fn host_of(t: &Target, h: Option<&str>) -> Result<IpAddr, String> {
+    match h.filter(|h| !h.is_empty()) {
+        None => Ok(t.host),
+        Some(h) => h
+            .parse()
+            .map_err(|_| format!("host {h:?} is not an IP address")),
+    }
+}
+
+pub(crate) async fn blocking(f: impl FnOnce() -> Outcome + Send + 'static) -> Outcome {
     tokio::task::spawn_blocking(f)
         .await
         .unwrap_or_else(|e| (false, format!("probe task failed: {e}")))
 }
 
-fn dial_error(e: &std::io::Error) -> String {
+pub(crate) fn dial_error(e: &std::io::Error) -> String {
     match e.kind() {
         std::io::ErrorKind::ConnectionRefused => "connect: connection refused".into(),
         std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock => "i/o timeout".into(),
@@ -197,16 +210,17 @@ fn dial_error(e: &std::io::Error) -> String {
     }
 }
 
-/// An HTTP/1.1 GET; success for status codes 200 to 399, as the kubelet counts them.
-fn http_get(
+/// An HTTP/1.1 GET from inside `netns`; the response's status code, or what went wrong.
+/// (Probes succeed on 200 to 399; hooks on any response.)
+pub(crate) fn http_get(
     netns: Option<PathBuf>,
     addr: SocketAddr,
     path: &str,
     headers: &[(String, String)],
     timeout: Duration,
-) -> Outcome {
+) -> Result<u16, String> {
     let url = format!("http://{addr}{path}");
-    let fail = |e: String| (false, format!("Get {url:?}: {e}"));
+    let fail = |e: String| Err(format!("Get {url:?}: {e}"));
     let mut s = match peapod_oci::ns::connect_tcp_in(netns.as_deref(), addr, timeout) {
         Ok(s) => s,
         Err(e) => return fail(format!("dial tcp {addr}: {}", dial_error(&e))),
@@ -252,8 +266,7 @@ fn http_get(
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|c| c.parse().ok());
     match code {
-        Some(c) if (200..400).contains(&c) => (true, String::new()),
-        Some(c) => (false, format!("HTTP probe failed with statuscode: {c}")),
+        Some(c) => Ok(c),
         None => fail("malformed HTTP response".into()),
     }
 }

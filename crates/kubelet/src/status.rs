@@ -119,6 +119,10 @@ impl PodWorker {
         st.image_id = s.image_ref.clone();
         st.container_id = Some(format!("peapod://{}", s.id));
         match s.state {
+            RtState::Running if self.hook_running.as_deref() == Some(s.id.as_str()) => {
+                st.state = Some(waiting("ContainerCreating", None));
+                st.last_state = self.previous(&c.name).map(|p| self.terminated(c, &p));
+            }
             RtState::Running => {
                 st.state = Some(ContainerState {
                     running: Some(ContainerStateRunning {
@@ -227,8 +231,11 @@ impl PodWorker {
             .collect();
         let pod_ip = pod_ips.first().map(|p| p.ip.clone()).unwrap_or_default();
         let host_ip = self.cfg.host_ip.clone();
+        let (reason, message) = self.status_reason.clone().unzip();
         PodStatus {
             phase: Some(phase.to_string()),
+            reason,
+            message,
             conditions: Some(conds),
             host_ip: Some(host_ip.clone()).filter(|s| !s.is_empty()),
             host_ips: Some(vec![HostIP {

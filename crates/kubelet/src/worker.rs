@@ -17,6 +17,7 @@ use tokio::time::Instant;
 
 use crate::config::{PodFacts, container_config, hosts_file, pod_hostname};
 use crate::events::Recorder;
+use crate::hooks;
 use crate::probes::{self, ContainerProbes};
 use crate::{ContainerRef, PodState};
 
@@ -73,6 +74,9 @@ pub(crate) struct Slot {
     pub pull_backoff: Option<BackoffEntry>,
 }
 
+/// What receives the pod's state after every change.
+type Publisher = Box<dyn FnMut(&PodState) + Send>;
+
 /// The controller of one pod.
 pub struct PodWorker {
     pub(crate) rt: Arc<Runtime>,
@@ -92,6 +96,12 @@ pub struct PodWorker {
     pub(crate) probes: HashMap<String, ContainerProbes>,
     /// Termination messages of exited instances, read once (by container ID).
     pub(crate) messages: std::sync::Mutex<HashMap<String, String>>,
+    /// The pod status's reason and message (e.g. DeadlineExceeded).
+    pub(crate) status_reason: Option<(String, String)>,
+    /// The container instance whose postStart hook is running (it is not yet Running).
+    pub(crate) hook_running: Option<String>,
+    /// Where the state goes after every change.
+    publisher: Option<Publisher>,
 }
 
 impl PodWorker {
@@ -112,6 +122,9 @@ impl PodWorker {
             conditions: HashMap::new(),
             probes: HashMap::new(),
             messages: Default::default(),
+            status_reason: None,
+            hook_running: None,
+            publisher: None,
         }
     }
 
@@ -155,8 +168,9 @@ impl PodWorker {
     pub async fn run(
         mut self,
         mut commands: mpsc::Receiver<Command>,
-        mut publish: impl FnMut(&PodState),
+        publish: impl FnMut(&PodState) + Send + 'static,
     ) {
+        self.publisher = Some(Box::new(publish));
         let mut events = self.rt.subscribe();
         let node = self.cfg.node_name.clone();
         let msg = format!(
@@ -167,7 +181,7 @@ impl PodWorker {
         self.recorder.normal("Scheduled", "", msg);
         loop {
             let wake = self.sync().await;
-            publish(&self.state());
+            self.publish();
             let sleep = async {
                 match wake {
                     Some(at) => tokio::time::sleep_until(at).await,
@@ -186,7 +200,7 @@ impl PodWorker {
                 cmd = commands.recv() => match cmd {
                     Some(Command::Delete { grace }) => {
                         self.terminating = true;
-                        publish(&self.state());
+                        self.publish();
                         self.terminate(grace).await;
                         return;
                     }
@@ -196,16 +210,38 @@ impl PodWorker {
         }
     }
 
+    /// Publishes the current state.
+    fn publish(&mut self) {
+        let state = self.state();
+        if let Some(p) = self.publisher.as_mut() {
+            p(&state);
+        }
+    }
+
     /// One pass of the kubelet's SyncPod; returns when to look again (besides events).
     async fn sync(&mut self) -> Option<Instant> {
         if self.terminal_phase.is_some() {
             return None;
         }
+        // activeDeadlineSeconds, counted from the pod's start time.
+        let mut deadline_at = None;
+        if let Some(secs) = self.spec().active_deadline_seconds {
+            let active = jiff::Timestamp::now().duration_since(self.start_time);
+            let left = jiff::SignedDuration::from_secs(secs) - active;
+            if left <= jiff::SignedDuration::ZERO {
+                let msg = "Pod was active on the node longer than the specified deadline";
+                self.recorder.normal("DeadlineExceeded", "", msg);
+                self.status_reason = Some(("DeadlineExceeded".into(), msg.into()));
+                self.finish("Failed").await;
+                return None;
+            }
+            deadline_at = Some(Instant::now() + left.unsigned_abs());
+        }
         if let Some(wake) = self.ensure_sandbox().await {
-            return Some(wake);
+            return Some(deadline_at.map_or(wake, |d| d.min(wake)));
         }
         let now = Instant::now();
-        let mut wake: Option<Instant> = None;
+        let mut wake: Option<Instant> = deadline_at;
         let mut soonest = |t: Instant| wake = Some(wake.map_or(t, |w| w.min(t)));
         let never = self.spec().restart_policy.as_deref() == Some("Never");
 
@@ -341,20 +377,6 @@ impl PodWorker {
         if candidates.is_empty() {
             return None;
         }
-        let sandbox = self
-            .sandbox_id
-            .as_ref()
-            .and_then(|id| self.rt.pod_sandbox_status(id).ok());
-        let netns = sandbox.as_ref().and_then(|s| s.netns.clone());
-        // The pod's IP (the node's with the host network), else loopback.
-        let ip = if spec.host_network == Some(true) {
-            Some(self.cfg.host_ip.clone())
-        } else {
-            sandbox.and_then(|s| s.ip)
-        };
-        let host = ip
-            .and_then(|ip| ip.parse().ok())
-            .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST));
         let mut wake: Option<Instant> = None;
         for c in &candidates {
             let Some(s) = self.latest(&c.name).filter(|s| s.state == RtState::Running) else {
@@ -368,12 +390,7 @@ impl PodWorker {
                 .or_insert_with(|| ContainerProbes::new(c, started_at))
                 .workers
                 .len();
-            let target = probes::Target {
-                netns: netns.clone(),
-                host,
-                rt: Arc::clone(&self.rt),
-                container_id: s.id.clone(),
-            };
+            let target = self.target(&s.id);
             let path = self.field_path(&c.name);
             let mut kill: Option<(probes::Kind, Option<i64>)> = None;
             for i in 0..workers {
@@ -423,18 +440,40 @@ impl PodWorker {
                     .or(spec.termination_grace_period_seconds)
                     .unwrap_or(30)
                     .max(0) as u64;
-                if let Err(e) = self
-                    .rt
-                    .stop_container(&s.id, Duration::from_secs(grace))
-                    .await
-                {
-                    tracing::warn!("stopping container {}: {e}", c.name);
+                let label = self.pod_label();
+                let failed = hooks::kill(c, &target, &label, Duration::from_secs(grace)).await;
+                if let Some(msg) = failed {
+                    self.recorder.warning("FailedPreStopHook", &path, msg);
                 }
                 self.probes.remove(&s.id);
                 wake = Some(Instant::now());
             }
         }
         wake
+    }
+
+    /// How probes and hooks reach container instance `container_id`: the pod's netns and
+    /// IP (the node's with the host network, else loopback).
+    pub(crate) fn target(&self, container_id: &str) -> probes::Target {
+        let sandbox = self
+            .sandbox_id
+            .as_ref()
+            .and_then(|id| self.rt.pod_sandbox_status(id).ok());
+        let netns = sandbox.as_ref().and_then(|s| s.netns.clone());
+        let ip = if self.spec().host_network == Some(true) {
+            Some(self.cfg.host_ip.clone())
+        } else {
+            sandbox.and_then(|s| s.ip)
+        };
+        let host = ip
+            .and_then(|ip| ip.parse().ok())
+            .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST));
+        probes::Target {
+            netns,
+            host,
+            rt: Arc::clone(&self.rt),
+            container_id: container_id.to_string(),
+        }
     }
 
     /// Makes sure a ready sandbox exists; returns a retry time when it could not.
@@ -795,11 +834,49 @@ impl PodWorker {
                 self.recorder
                     .normal("Started", &path, format!("Started container {}", c.name))
             }
-            Err(e) => self
-                .recorder
-                .warning("Failed", &path, format!("Error: {e}")),
+            Err(e) => {
+                self.recorder
+                    .warning("Failed", &path, format!("Error: {e}"));
+                return None;
+            }
+        }
+        // postStart runs before anything else happens to the pod (the kubelet's sync
+        // waits for it too), so the container is not seen running until it returns.
+        if let Some(h) = c.lifecycle.as_ref().and_then(|l| l.post_start.as_ref()) {
+            // What is known so far is published first: the container shows as being
+            // created while its hook runs.
+            self.hook_running = Some(id.clone());
+            self.publish();
+            let target = self.target(&id);
+            let label = self.pod_label();
+            if let Err(msg) = hooks::run(h, c, &target, &label, hooks::HOOK_LIMIT).await {
+                self.recorder
+                    .warning("FailedPostStartHook", &path, msg.clone());
+                self.recorder
+                    .normal("Killing", &path, "FailedPostStartHook");
+                let grace = self.spec().termination_grace_period_seconds.unwrap_or(30);
+                let grace = Duration::from_secs(grace.max(0) as u64);
+                if let Some(m) = hooks::kill(c, &target, &label, grace).await {
+                    self.recorder.warning("FailedPreStopHook", &path, m);
+                }
+                if self.would_restart(c) {
+                    self.slots.entry(c.name.clone()).or_default().waiting =
+                        Some(("PostStartHookError".into(), msg));
+                }
+            }
+            self.hook_running = None;
         }
         None
+    }
+
+    /// Whether an exited `c` is restarted: sidecars always; init containers unless the
+    /// policy is Never (after a failure); app containers by the pod's policy.
+    fn would_restart(&self, c: &Container) -> bool {
+        let policy = self.spec().restart_policy.as_deref().unwrap_or("Always");
+        if is_sidecar(c) {
+            return true;
+        }
+        policy != "Never"
     }
 
     /// Applies the image pull policy; the error is (reason, message).
@@ -866,14 +943,20 @@ impl PodWorker {
                         &path,
                         format!("Stopping container {}", c.name),
                     );
-                    let rt = Arc::clone(&self.rt);
+                    let target = self.target(&s.id);
+                    let label = self.pod_label();
+                    let c = (*c).clone();
                     let left = deadline.saturating_duration_since(Instant::now());
-                    stops.push(async move { rt.stop_container(&s.id, left).await });
+                    stops.push(async move {
+                        let failed = hooks::kill(&c, &target, &label, left).await;
+                        (c.name, failed)
+                    });
                 }
             }
-            for r in join_all(stops).await {
-                if let Err(e) = r {
-                    tracing::warn!("stopping a container: {e}");
+            for (name, failed) in join_all(stops).await {
+                if let Some(msg) = failed {
+                    let path = self.field_path(&name);
+                    self.recorder.warning("FailedPreStopHook", &path, msg);
                 }
             }
         }

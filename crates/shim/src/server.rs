@@ -105,7 +105,7 @@ async fn serve(cfg: Config, pod: Pod, paths: Paths, uid: String) -> Result<(), S
     let worker = PodWorker::new(Arc::clone(&rt), pod, kcfg);
     let state_file = paths.state_file();
     worker
-        .run(cmd_rx, |state| {
+        .run(cmd_rx, move |state| {
             let data = serde_json::to_vec(state).expect("state serializes");
             if let Err(e) = write_atomic(&state_file, &data) {
                 tracing::error!("publishing state: {e}");

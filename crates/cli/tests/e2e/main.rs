@@ -6,6 +6,7 @@ mod harness;
 
 mod cli;
 mod deletion;
+mod hooks;
 mod lifecycle;
 mod manifests;
 mod namespaces;

@@ -1,0 +1,139 @@
+//! Lifecycle hooks and the kubelet's way of killing a container.
+//!
+//! - `postStart` runs right after the container starts; the container does not count as
+//!   running until it returns, and a failure kills it (`FailedPostStartHook`).
+//! - `preStop` runs before the stop signal, within the grace period, and what it takes is
+//!   taken from the grace period; the container then always gets at least 2 s more.
+//!
+//! Handlers: `exec` (through the runtime's `exec_sync`), `httpGet` (from inside the pod's
+//! network namespace; any response counts as success, as for the kubelet's hooks) and
+//! `sleep`.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use peapod_types::api::{Container, LifecycleHandler};
+use tokio::time::Instant;
+
+use crate::probes::{self, Target};
+
+/// A hook runs without a limit of its own (a preStop hook is bounded by the grace period);
+/// this bounds what an exec hook may take at all.
+pub(crate) const HOOK_LIMIT: Duration = Duration::from_secs(24 * 3600);
+
+/// The least time a container is given between its stop signal and SIGKILL, when it is
+/// given any (the kubelet's `minimumGracePeriodInSeconds`).
+pub(crate) const MINIMUM_GRACE: Duration = Duration::from_secs(2);
+
+/// Runs `h` for container `c`; the error is the kubelet's message for the failure. An exec
+/// handler's process is killed (and reaped) once `limit` has passed.
+pub(crate) async fn run(
+    h: &LifecycleHandler,
+    c: &Container,
+    t: &Target,
+    pod: &str,
+    limit: Duration,
+) -> Result<(), String> {
+    if let Some(e) = &h.exec {
+        let cmd = e.command.clone().unwrap_or_default();
+        let shown = format!("[{}]", cmd.join(" "));
+        let fail = |error: String, output: String| {
+            Err(format!(
+                "Exec lifecycle hook ({shown}) for Container {:?} in Pod {pod:?} failed - error: {error}, message: {output:?}",
+                c.name
+            ))
+        };
+        let limit = limit.min(HOOK_LIMIT);
+        return match t.rt.exec_sync(&t.container_id, cmd.clone(), limit).await {
+            Err(e) => fail(e.to_string(), String::new()),
+            Ok(r) if r.exit_code == 0 => Ok(()),
+            Ok(r) => {
+                let mut out = String::from_utf8_lossy(&r.stdout).into_owned();
+                out.push_str(&String::from_utf8_lossy(&r.stderr));
+                fail(
+                    format!("command '{}' exited with {}: ", cmd.join(" "), r.exit_code),
+                    out,
+                )
+            }
+        };
+    }
+    if let Some(g) = &h.http_get {
+        let path = g.path.clone().unwrap_or_else(|| "/".into());
+        let fail = |error: String| {
+            Err(format!(
+                "HTTP lifecycle hook ({path}) for Container {:?} in Pod {pod:?} failed - error: {error}",
+                c.name
+            ))
+        };
+        let scheme = g.scheme.as_deref().unwrap_or("HTTP");
+        if scheme != "HTTP" {
+            return fail(format!("scheme {scheme} is not supported by peapod"));
+        }
+        let (port, ip) = match (
+            probes::port_of(c, &g.port),
+            probes::host_of(t, g.host.as_deref()),
+        ) {
+            (Ok(p), Ok(i)) => (p, i),
+            (Err(e), _) | (_, Err(e)) => return fail(e),
+        };
+        let headers: Vec<(String, String)> = g
+            .http_headers
+            .iter()
+            .flatten()
+            .map(|x| (x.name.clone(), x.value.clone()))
+            .collect();
+        let netns = t.netns.clone();
+        let addr = SocketAddr::new(ip, port);
+        let p = path.clone();
+        let got = tokio::task::spawn_blocking(move || {
+            probes::http_get(netns, addr, &p, &headers, Duration::from_secs(10))
+        })
+        .await
+        .unwrap_or_else(|e| Err(e.to_string()));
+        return match got {
+            Ok(_) => Ok(()),
+            Err(e) => fail(e),
+        };
+    }
+    if let Some(s) = &h.sleep {
+        tokio::time::sleep(Duration::from_secs(s.seconds.max(0) as u64)).await;
+        return Ok(());
+    }
+    Err(format!(
+        "Lifecycle hook for Container {:?} in Pod {pod:?} failed - error: invalid handler: only exec, httpGet and sleep are supported",
+        c.name
+    ))
+}
+
+/// Stops a running container instance as the kubelet's `killContainer` does: its preStop
+/// hook first, bounded by `grace`; then its stop signal with what is left of `grace` (at
+/// least [`MINIMUM_GRACE`]), then SIGKILL. A zero `grace` kills at once, hook skipped.
+/// Returns the preStop hook's failure message, if it failed.
+pub(crate) async fn kill(c: &Container, t: &Target, pod: &str, grace: Duration) -> Option<String> {
+    let mut hook_error = None;
+    let mut left = grace;
+    if !grace.is_zero()
+        && let Some(h) = c.lifecycle.as_ref().and_then(|l| l.pre_stop.as_ref())
+    {
+        let start = Instant::now();
+        match tokio::time::timeout(grace, run(h, c, t, pod, grace)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) | Err(_) if start.elapsed() >= grace => tracing::info!(
+                "preStop hook of container {} did not complete in {}s",
+                c.name,
+                grace.as_secs()
+            ),
+            Ok(Err(msg)) => hook_error = Some(msg),
+            Err(_) => {}
+        }
+        // The kubelet counts whole seconds spent in the hook.
+        left = grace.saturating_sub(Duration::from_secs(start.elapsed().as_secs()));
+    }
+    if !grace.is_zero() {
+        left = left.max(MINIMUM_GRACE);
+    }
+    if let Err(e) = t.rt.stop_container(&t.container_id, left).await {
+        tracing::warn!("stopping container {}: {e}", c.name);
+    }
+    hook_error
+}
