@@ -5,7 +5,7 @@ use peapod_shim::PodHandle;
 use peapod_types::api::{ContainerState, ContainerStatus, Pod};
 use peapod_types::config::Config;
 
-use crate::util::{age, print_table};
+use crate::util::{age, column_widths, format_row, print_table};
 
 /// Arguments of `get`.
 #[derive(clap::Args)]
@@ -23,6 +23,9 @@ pub struct GetArgs {
     /// Output format: wide, yaml, json or name.
     #[arg(short, long)]
     output: Option<String>,
+    /// After listing, keep watching: print each change as it happens (until interrupted).
+    #[arg(short, long)]
+    watch: bool,
 }
 
 /// Arguments of `describe`.
@@ -66,11 +69,7 @@ pub fn get(cfg: &Config, args: &GetArgs) -> Result<i32> {
             } else {
                 serde_json::json!({"apiVersion": "v1", "kind": "List", "items": objects, "metadata": {"resourceVersion": ""}})
             };
-            if args.output.as_deref() == Some("json") {
-                println!("{}", serde_json::to_string_pretty(&value)?);
-            } else {
-                print!("{}", serde_yaml_ng::to_string(&value)?);
-            }
+            print_object(args, &value)?;
         }
         Some("name") => {
             for p in &objects {
@@ -78,54 +77,142 @@ pub fn get(cfg: &Config, args: &GetArgs) -> Result<i32> {
             }
         }
         Some("wide") | None => {
-            if objects.is_empty() {
+            if objects.is_empty() && !args.watch {
                 eprintln!("No resources found in {} namespace.", args.namespace);
                 return Ok(0);
             }
-            let wide = args.output.is_some();
-            let mut header: Vec<String> = Vec::new();
-            if args.all_namespaces {
-                header.push("NAMESPACE".into());
-            }
-            header.extend(["NAME", "READY", "STATUS", "RESTARTS", "AGE"].map(String::from));
-            if wide {
-                header.extend(["IP", "NODE"].map(String::from));
-            }
-            let mut rows = vec![header];
+            let mut rows = vec![pod_header(args)];
             for (pod, h) in objects.iter().zip(&pods) {
-                let mut row = Vec::new();
-                if args.all_namespaces {
-                    row.push(h.namespace().to_string());
-                }
-                let (ready, status, restarts) =
-                    summary(pod, h.state.as_ref().is_some_and(|s| s.terminating));
-                row.extend([
-                    h.name().to_string(),
-                    ready,
-                    status,
-                    restarts,
-                    age(pod.metadata.creation_timestamp.as_ref()),
-                ]);
-                if wide {
-                    let st = pod.status.as_ref();
-                    row.push(
-                        st.and_then(|s| s.pod_ip.clone())
-                            .unwrap_or_else(|| "<none>".into()),
-                    );
-                    row.push(
-                        pod.spec
-                            .as_ref()
-                            .and_then(|s| s.node_name.clone())
-                            .unwrap_or_else(|| peapod_shim::node_name(cfg)),
-                    );
-                }
-                rows.push(row);
+                rows.push(pod_row(cfg, args, pod, h));
             }
             print_table(&rows);
+            if args.watch {
+                watch_pods(cfg, args, column_widths(&rows), &pods);
+            }
+            return Ok(0);
         }
         Some(other) => bail!("unsupported output format {other:?}: use wide, yaml, json or name"),
     }
+    if args.watch {
+        let widths = Vec::new();
+        watch_pods(cfg, args, widths, &pods);
+    }
     Ok(0)
+}
+
+fn print_object(args: &GetArgs, value: &serde_json::Value) -> Result<()> {
+    if args.output.as_deref() == Some("json") {
+        println!("{}", serde_json::to_string_pretty(value)?);
+    } else {
+        print!("{}", serde_yaml_ng::to_string(value)?);
+    }
+    Ok(())
+}
+
+fn pod_header(args: &GetArgs) -> Vec<String> {
+    let mut header: Vec<String> = Vec::new();
+    if args.all_namespaces {
+        header.push("NAMESPACE".into());
+    }
+    header.extend(["NAME", "READY", "STATUS", "RESTARTS", "AGE"].map(String::from));
+    if args.output.is_some() {
+        header.extend(["IP", "NODE"].map(String::from));
+    }
+    header
+}
+
+/// One line of the pods table (AGE is the fifth column, or the sixth with -A).
+fn pod_row(cfg: &Config, args: &GetArgs, pod: &Pod, h: &PodHandle) -> Vec<String> {
+    let mut row = Vec::new();
+    if args.all_namespaces {
+        row.push(h.namespace().to_string());
+    }
+    let (ready, status, restarts) = summary(pod, h.state.as_ref().is_some_and(|s| s.terminating));
+    row.extend([
+        h.name().to_string(),
+        ready,
+        status,
+        restarts,
+        age(pod.metadata.creation_timestamp.as_ref()),
+    ]);
+    if args.output.is_some() {
+        let st = pod.status.as_ref();
+        row.push(
+            st.and_then(|s| s.pod_ip.clone())
+                .unwrap_or_else(|| "<none>".into()),
+        );
+        row.push(
+            pod.spec
+                .as_ref()
+                .and_then(|s| s.node_name.clone())
+                .unwrap_or_else(|| peapod_shim::node_name(cfg)),
+        );
+    }
+    row
+}
+
+/// How often `-w` looks at the pods' published state.
+const WATCH_INTERVAL: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// `get pods -w`: prints a pod again each time its status changes (its row, or the
+/// object with -o json|yaml|name), as kubectl's watch does, until interrupted.
+fn watch_pods(cfg: &Config, args: &GetArgs, widths: Vec<usize>, initial: &[PodHandle]) -> ! {
+    // What was last shown of each pod, by UID: its row without AGE for the table, its
+    // status otherwise.
+    let table = !matches!(args.output.as_deref(), Some("json" | "yaml" | "name"));
+    let age_col = if args.all_namespaces { 5 } else { 4 };
+    let key = |h: &PodHandle| -> String {
+        let pod = h.current();
+        if table {
+            let mut row = pod_row(cfg, args, &pod, h);
+            row.remove(age_col);
+            return row.join("\u{1f}");
+        }
+        let terminating = h.state.as_ref().is_some_and(|s| s.terminating);
+        format!(
+            "{}|{terminating}",
+            serde_json::to_string(&pod.status).unwrap_or_default()
+        )
+    };
+    let mut shown: std::collections::HashMap<String, String> =
+        initial.iter().map(|h| (h.uid.clone(), key(h))).collect();
+    loop {
+        std::thread::sleep(WATCH_INTERVAL);
+        let pods: Vec<PodHandle> = peapod_shim::list_pods(cfg)
+            .into_iter()
+            .filter(|p| args.all_namespaces || p.namespace() == args.namespace)
+            .filter(|p| args.name.as_deref().is_none_or(|n| p.name() == n))
+            .collect();
+        for h in &pods {
+            let k = key(h);
+            if shown.get(&h.uid) == Some(&k) {
+                continue;
+            }
+            shown.insert(h.uid.clone(), k);
+            let pod = h.current();
+            let out = match args.output.as_deref() {
+                Some("name") => {
+                    println!("pod/{}", h.name());
+                    Ok(())
+                }
+                Some("json") | Some("yaml") => serde_json::to_value(&pod)
+                    .map_err(anyhow::Error::from)
+                    .and_then(|v| print_object(args, &v)),
+                _ => {
+                    println!("{}", format_row(&pod_row(cfg, args, &pod, h), &widths));
+                    Ok(())
+                }
+            };
+            if out.is_err() {
+                std::process::exit(1);
+            }
+        }
+        shown.retain(|uid, _| pods.iter().any(|h| &h.uid == uid));
+        use std::io::Write;
+        if std::io::stdout().flush().is_err() {
+            std::process::exit(0);
+        }
+    }
 }
 
 /// READY, STATUS and RESTARTS as kubectl's pod printer computes them.
@@ -236,6 +323,40 @@ pub fn summary(pod: &Pod, terminating: bool) -> (String, String, String) {
     )
 }
 
+/// Every event of `pods` with its pod's name, oldest first.
+fn events_of(pods: &[PodHandle]) -> Vec<(String, String, usize, peapod_kubelet::Event)> {
+    let mut all = Vec::new();
+    for p in pods {
+        for (i, e) in p
+            .state
+            .as_ref()
+            .map(|s| s.events.clone())
+            .unwrap_or_default()
+            .into_iter()
+            .enumerate()
+        {
+            all.push((p.uid.clone(), p.name().to_string(), i, e));
+        }
+    }
+    all.sort_by(|a, b| a.3.last_timestamp.cmp(&b.3.last_timestamp));
+    all
+}
+
+fn event_row(name: &str, e: &peapod_kubelet::Event) -> Vec<String> {
+    let seen = e
+        .last_timestamp
+        .parse::<jiff::Timestamp>()
+        .ok()
+        .map(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time);
+    vec![
+        age(seen.as_ref()),
+        e.type_.clone(),
+        e.reason.clone(),
+        format!("pod/{name}"),
+        e.message.clone(),
+    ]
+}
+
 fn get_events(cfg: &Config, args: &GetArgs) -> Result<i32> {
     let pods = selected(cfg, args)?;
     let mut rows = vec![
@@ -243,38 +364,43 @@ fn get_events(cfg: &Config, args: &GetArgs) -> Result<i32> {
             .map(String::from)
             .to_vec(),
     ];
-    let mut all = Vec::new();
-    for p in &pods {
-        for e in p
-            .state
-            .as_ref()
-            .map(|s| s.events.clone())
-            .unwrap_or_default()
-        {
-            all.push((p.name().to_string(), e));
+    let all = events_of(&pods);
+    // Seen: (pod UID, index) -> count.
+    let mut seen: std::collections::HashMap<(String, usize), u32> = Default::default();
+    for (uid, name, i, e) in &all {
+        rows.push(event_row(name, e));
+        seen.insert((uid.clone(), *i), e.count);
+    }
+    if rows.len() == 1 && !args.watch {
+        eprintln!("No events found in {} namespace.", args.namespace);
+        return Ok(0);
+    }
+    print_table(&rows);
+    if !args.watch {
+        return Ok(0);
+    }
+    // -w: each new event, and each repeat of one (its count went up), as it happens.
+    let widths = column_widths(&rows);
+    loop {
+        std::thread::sleep(WATCH_INTERVAL);
+        let pods: Vec<PodHandle> = peapod_shim::list_pods(cfg)
+            .into_iter()
+            .filter(|p| args.all_namespaces || p.namespace() == args.namespace)
+            .filter(|p| args.name.as_deref().is_none_or(|n| p.name() == n))
+            .collect();
+        for (uid, name, i, e) in events_of(&pods) {
+            let k = (uid, i);
+            if seen.get(&k) == Some(&e.count) {
+                continue;
+            }
+            seen.insert(k, e.count);
+            println!("{}", format_row(&event_row(&name, &e), &widths));
+        }
+        use std::io::Write;
+        if std::io::stdout().flush().is_err() {
+            return Ok(0);
         }
     }
-    all.sort_by(|a, b| a.1.last_timestamp.cmp(&b.1.last_timestamp));
-    for (name, e) in all {
-        let seen = e
-            .last_timestamp
-            .parse::<jiff::Timestamp>()
-            .ok()
-            .map(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time);
-        rows.push(vec![
-            age(seen.as_ref()),
-            e.type_,
-            e.reason,
-            format!("pod/{name}"),
-            e.message,
-        ]);
-    }
-    if rows.len() == 1 {
-        eprintln!("No events found in {} namespace.", args.namespace);
-    } else {
-        print_table(&rows);
-    }
-    Ok(0)
 }
 
 fn state_text(s: &ContainerState, indent: &str) -> String {

@@ -84,26 +84,37 @@ pub fn age(t: Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>) -> 
 
 /// Prints rows as kubectl does: columns padded to their widest cell, three spaces apart.
 pub fn print_table(rows: &[Vec<String>]) {
+    let widths = column_widths(rows);
+    for r in rows {
+        println!("{}", format_row(r, &widths));
+    }
+}
+
+/// The width of each column of `rows`.
+pub fn column_widths(rows: &[Vec<String>]) -> Vec<usize> {
     let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
-    let widths: Vec<usize> = (0..cols)
+    (0..cols)
         .map(|i| {
             rows.iter()
                 .map(|r| r.get(i).map_or(0, |c| c.chars().count()))
                 .max()
                 .unwrap_or(0)
         })
-        .collect();
-    for r in rows {
-        let mut line = String::new();
-        for (i, c) in r.iter().enumerate() {
-            if i + 1 == r.len() {
-                line.push_str(c);
-            } else {
-                line.push_str(&format!("{c:<w$}   ", w = widths[i]));
-            }
+        .collect()
+}
+
+/// One table line: cells padded to `widths`, three spaces apart.
+pub fn format_row(r: &[String], widths: &[usize]) -> String {
+    let mut line = String::new();
+    for (i, c) in r.iter().enumerate() {
+        if i + 1 == r.len() {
+            line.push_str(c);
+        } else {
+            let w = widths.get(i).copied().unwrap_or(0);
+            line.push_str(&format!("{c:<w$}   "));
         }
-        println!("{}", line.trim_end());
     }
+    line.trim_end().to_string()
 }
 
 /// A new random UUID (version 4), as the API server assigns to objects.

@@ -325,6 +325,29 @@ impl PodWorker {
                     Some(_) => {}
                 }
             }
+            // Every app container is done and none will run again: the kubelet kills the
+            // pod, so sidecars do not keep it alive; they stop in reverse order and the
+            // phase follows from the app containers alone.
+            let done = |s: &RtStatus| match policy.as_str() {
+                "Always" => false,
+                "OnFailure" => s.exit_code == 0,
+                _ => true,
+            };
+            let apps_done = apps.iter().all(|c| {
+                self.latest(&c.name).is_some_and(|s| {
+                    matches!(s.state, RtState::Exited | RtState::Unknown) && done(&s)
+                })
+            });
+            let sidecar_running = inits.iter().any(|c| {
+                is_sidecar(c)
+                    && self
+                        .latest(&c.name)
+                        .is_some_and(|s| s.state == RtState::Running)
+            });
+            if apps_done && sidecar_running {
+                let grace = self.spec().termination_grace_period_seconds;
+                self.stop_all(grace).await;
+            }
         }
 
         if let Some(at) = self.run_probes().await {
@@ -697,7 +720,14 @@ impl PodWorker {
         let label = self.pod_label();
         let path = self.field_path(&c.name);
         let slot = self.slots.entry(c.name.clone()).or_default();
+        // An entry not updated for longer than the reset time is forgotten
+        // (flowcontrol.Backoff's hasExpired): a container that ran that long restarts at
+        // once, and its next back-off starts from the base again.
+        let expired = |b: &BackoffEntry| {
+            finished.saturating_duration_since(b.last_update) > cfg.reset_after()
+        };
         if let Some(b) = slot.backoff
+            && !expired(&b)
             && now.duration_since(finished) < b.delay
         {
             let msg = format!(
@@ -714,9 +744,7 @@ impl PodWorker {
             return Some(finished + b.delay);
         }
         let delay = match slot.backoff {
-            Some(b) if finished.saturating_duration_since(b.last_update) <= cfg.reset_after() => {
-                (b.delay * 2).min(Duration::from_secs_f64(cfg.max_seconds))
-            }
+            Some(b) if !expired(&b) => (b.delay * 2).min(Duration::from_secs_f64(cfg.max_seconds)),
             _ => cfg.delay(1),
         };
         slot.backoff = Some(BackoffEntry {

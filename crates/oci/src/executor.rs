@@ -2,9 +2,10 @@
 //!
 //! [`Libcontainer`] runs youki's `libcontainer` in-process, so nothing else needs to be
 //! installed. It clones the container's init process with `CLONE_PARENT` from a short-lived
-//! intermediate process, so the caller becomes the init's parent, but with no exit signal:
-//! callers learn of its exit through a pidfd ([`crate::ns::pidfd_open`]) and reap it with
-//! `waitpid(…, __WALL)`.
+//! intermediate process, so the caller becomes the init's parent; the init inherits the
+//! intermediate's exit signal (SIGCHLD). Callers learn of its exit through a pidfd
+//! ([`crate::ns::pidfd_open`]) and reap it with `waitpid(pid, __WALL)`; a caller that also
+//! reaps other children must not reap these.
 //!
 //! The executor runs `fork`-like code in the calling process: call it from a single-threaded
 //! process (the shim is one).

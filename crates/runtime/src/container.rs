@@ -173,6 +173,7 @@ impl Runtime {
         copiers: Vec<tokio::task::JoinHandle<()>>,
     ) -> Result<()> {
         let pidfd = ns::pidfd_open(pid)?;
+        crate::reaper::claim(pid);
         let (tx, rx) = watch::channel(false);
         self.live.lock().unwrap().exited.insert(id.to_string(), rx);
         let (rt, id, sandbox_id) = (Arc::clone(self), id.to_string(), sandbox_id.to_string());
@@ -185,6 +186,7 @@ impl Runtime {
                 Pid::from_raw(pid),
                 Some(WaitPidFlag::__WALL | WaitPidFlag::WNOHANG),
             );
+            crate::reaper::release(pid);
             if id == sandbox_id {
                 rt.infra_exited(&id);
             } else {
@@ -206,7 +208,10 @@ impl Runtime {
         let (code, signal) = match status {
             Ok(WaitStatus::Exited(_, c)) => (c, None),
             Ok(WaitStatus::Signaled(_, s, _)) => (128 + s as i32, Some(s as i32)),
-            _ => (255, None),
+            other => {
+                tracing::warn!("container {id}: no exit status ({other:?})");
+                (255, None)
+            }
         };
         let cgroup = format!(
             "{}/{}",
@@ -404,6 +409,7 @@ impl Runtime {
                 },
             )?
             .pid;
+        let mut claim = crate::reaper::Claim::new(pid);
         let reap =
             |flags: WaitPidFlag| waitpid(Pid::from_raw(pid), Some(WaitPidFlag::__WALL | flags));
         // SAFETY: the pidfd is owned by the AsyncFd for as long as it is registered.
@@ -417,12 +423,15 @@ impl Runtime {
         if !exited {
             let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
             let _ = reap(WaitPidFlag::empty());
+            claim.reaped = true;
             return Err(Error::State(format!(
                 "command timed out after {}s",
                 timeout.as_secs_f64()
             )));
         }
-        let exit_code = match reap(WaitPidFlag::empty()) {
+        let status = reap(WaitPidFlag::empty());
+        claim.reaped = true;
+        let exit_code = match status {
             Ok(WaitStatus::Exited(_, c)) => c,
             Ok(WaitStatus::Signaled(_, sig, _)) => 128 + sig as i32,
             _ => -1,

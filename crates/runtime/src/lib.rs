@@ -17,6 +17,7 @@
 mod container;
 pub mod logs;
 mod network;
+mod reaper;
 mod records;
 mod sandbox;
 pub mod types;
@@ -30,6 +31,7 @@ use peapod_image::Store;
 use peapod_oci::{Executor, Libcontainer};
 use tokio::sync::{broadcast, watch};
 
+pub use reaper::reap_unclaimed;
 pub use types::*;
 
 /// Errors of the runtime layer.

@@ -178,19 +178,14 @@ async fn accept(
     }
 }
 
-/// As a child subreaper, the shim inherits orphans; reap them. Container processes (which
-/// have no exit signal) are left to their watchers.
+/// As a child subreaper, the shim inherits orphans; reap them. The processes the runtime
+/// watches (containers, infras, exec probes) are left to their watchers.
 async fn reap_orphans() {
-    use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
     let Ok(mut sigchld) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::child())
     else {
         return;
     };
     while sigchld.recv().await.is_some() {
-        while let Ok(s) = waitpid(None, Some(WaitPidFlag::WNOHANG)) {
-            if s == WaitStatus::StillAlive {
-                break;
-            }
-        }
+        peapod_runtime::reap_unclaimed();
     }
 }

@@ -562,3 +562,83 @@ fn help_namespaces_stdin_and_grace_period() {
     );
     assert!(env.leftovers().is_empty(), "{:?}", env.leftovers());
 }
+
+/// `get pods -w` prints a row at each status change; `get events -w` prints events as
+/// they happen.
+#[test]
+fn watch_pods_and_events() {
+    let env = Env::new();
+    let spawn = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_peapod"))
+            .arg("--config")
+            .arg(&env.config)
+            .args(args)
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let mut pods = spawn(&["get", "pods", "-w"]);
+    let mut events = spawn(&["get", "events", "-w"]);
+    // Lines come through channels so reads can time out.
+    let lines = |child: &mut std::process::Child| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let out = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for l in BufReader::new(out).lines() {
+                if tx.send(l.unwrap()).is_err() {
+                    break;
+                }
+            }
+        });
+        rx
+    };
+    let pod_lines = lines(&mut pods);
+    let event_lines = lines(&mut events);
+    let name = format!("watched-{}", unique());
+    env.apply_ok(&pod_yaml(
+        &name,
+        &format!(
+            "  restartPolicy: Never\n  containers:\n  - name: app\n    image: {IMAGE}\n    command: [sh, -c, 'sleep 1; exit 0']\n"
+        ),
+    ));
+    let collect_until = |rx: &std::sync::mpsc::Receiver<String>, want: &str| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut got = Vec::new();
+        while Instant::now() < deadline {
+            if let Ok(l) = rx.recv_timeout(Duration::from_millis(200)) {
+                let done = l.contains(want);
+                got.push(l);
+                if done {
+                    return got;
+                }
+            }
+        }
+        panic!("no line with {want:?}; got {got:#?}");
+    };
+    let seen = collect_until(&pod_lines, "Completed");
+    let statuses: Vec<&str> = seen
+        .iter()
+        .filter(|l| l.starts_with(&name))
+        .map(|l| l.split_whitespace().nth(2).unwrap())
+        .collect();
+    let running = statuses.iter().position(|s| *s == "Running");
+    let completed = statuses.iter().position(|s| *s == "Completed");
+    assert!(
+        running.is_some() && running < completed,
+        "statuses in order: {statuses:?}"
+    );
+    // No row repeats itself without a change in between.
+    for w in seen.windows(2) {
+        assert_ne!(w[0], w[1], "{seen:#?}");
+    }
+    let ev = collect_until(&event_lines, "Started");
+    assert!(ev.iter().any(|l| l.contains("Scheduled")), "{ev:#?}");
+    assert!(
+        ev.iter().any(|l| l.contains(&format!("pod/{name}"))),
+        "{ev:#?}"
+    );
+    for mut c in [pods, events] {
+        c.kill().unwrap();
+        let _ = c.wait();
+    }
+}

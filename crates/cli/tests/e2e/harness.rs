@@ -39,7 +39,8 @@ impl Env {
         Self::with_config(base, max, "")
     }
 
-    /// An environment whose config file also has `extra` (TOML, top-level keys first).
+    /// An environment whose config file also has `extra` (TOML, top-level keys first). The
+    /// back-off resets after twice its maximum, as the kubelet's does.
     /// Its pod network is peapod's default network, on a bridge and subnet of its own.
     pub fn with_config(base: f64, max: f64, extra: &str) -> Env {
         let exe = PathBuf::from(env!("CARGO_BIN_EXE_peapod"));
@@ -56,11 +57,12 @@ impl Env {
         std::fs::write(
             &config,
             format!(
-                "root = \"{0}/lib\"\nrun_root = \"{0}/run\"\n{extra}\n[backoff]\nbase_seconds = {base}\nmax_seconds = {max}\n\
+                "root = \"{0}/lib\"\nrun_root = \"{0}/run\"\n{extra}\n[backoff]\nbase_seconds = {base}\nmax_seconds = {max}\nreset_seconds = {reset}\n\
                  [network]\nconfig_dir = \"{0}/net.d\"\ndefault_bridge = \"{1}\"\ndefault_subnet = \"{2}\"\n",
                 dir.path().display(),
                 net.bridge,
                 net.subnet,
+                reset = 2.0 * max,
             ),
         )
         .unwrap();

@@ -1,4 +1,5 @@
-//! Init container order, the restart matrix and init failures.
+//! Init container order, the restart matrix, init failures, back-off, native sidecars and
+//! sandbox recreation.
 
 use std::time::Duration;
 
@@ -283,4 +284,219 @@ fn termination_messages_by_policy() {
     assert_eq!(lines.len(), 80, "{logs}");
     assert_eq!((lines[0], lines[79]), ("line 21", "line 100"));
     assert!(msg("nofallback").is_null(), "{}", msg("nofallback"));
+}
+
+/// Start times of a container, from `/proc/uptime` lines it appended to `file` (one clock
+/// for host and container, in hundredths of a second).
+fn starts(file: &std::path::Path) -> Vec<f64> {
+    std::fs::read_to_string(file)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split_whitespace().next()?.parse().ok())
+        .collect()
+}
+
+/// The crash-loop back-off doubles (base, 2×base, 4×base, capped at the maximum): the
+/// kubelet's 10, 20, 40 s with the base lowered to 0.5 s. The first restart is immediate.
+/// A container that then runs longer than the reset time (2 × maximum) restarts at once and
+/// its back-off starts again from the base.
+#[test]
+fn back_off_doubles_then_resets() {
+    let env = Env::with_backoff(0.5, 2.0);
+    let data = env.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let name = format!("backoff-{}", unique());
+    // Runs 1-5 fail at once; run 6 lives 5 s (past the 4 s reset) and fails; run 7 and on
+    // fail at once.
+    env.apply_ok(&pod_yaml(
+        &name,
+        &format!(
+            "  containers:
+  - name: c
+    image: {IMAGE}
+    command: [sh, -c, 'cat /proc/uptime >> /data/starts; n=$(wc -l < /data/starts); if [ $n -eq 6 ]; then sleep 5; fi; exit 1']
+    volumeMounts: [{{name: data, mountPath: /data}}]
+  volumes:
+  - {{name: data, hostPath: {{path: {}}}}}
+",
+            data.display()
+        ),
+    ));
+    let file = data.join("starts");
+    let deadline = std::time::Instant::now() + Duration::from_secs(40);
+    while starts(&file).len() < 8 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "only {:?}",
+            starts(&file)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let t = starts(&file);
+    let gaps: Vec<f64> = t.windows(2).map(|w| w[1] - w[0]).collect();
+    // Immediate, 0.5, 1, 2, 2 (capped); then the 5 s run, restarted at once (its entry
+    // expired); then the base again.
+    // A back-off is a least delay: each gap is at least its delay (less 0.1 s of clock
+    // granularity) and, on a loaded machine, may run up to a second over.
+    let want = [0.0, 0.5, 1.0, 2.0, 2.0, 5.0];
+    for (i, (g, w)) in gaps.iter().zip(want).enumerate() {
+        assert!(
+            *g >= w - 0.1 && *g <= w + 1.0,
+            "gap {i} is {g:.2}s, want {w}s (all: {gaps:.2?})"
+        );
+    }
+    // After the reset the next delay is the base again, not the 2 s maximum.
+    assert!(
+        gaps[6] >= 0.4 && gaps[6] < 1.5,
+        "not reset after a long run: {gaps:.2?}"
+    );
+    let pod = env.pod(&name);
+    assert!(cstatus(&pod, "c")["restartCount"].as_i64().unwrap() >= 7);
+}
+
+/// A native sidecar (init container with restartPolicy Always) ships the app's log from a
+/// shared emptyDir: it starts first, runs through the app's life, is stopped after the app
+/// finishes, and the pod ends Succeeded.
+#[test]
+fn native_sidecar_ships_logs_and_stops_after_the_app() {
+    let env = Env::new();
+    let name = format!("shipper-{}", unique());
+    env.apply_ok(&pod_yaml(
+        &name,
+        &format!(
+            "  restartPolicy: Never
+  terminationGracePeriodSeconds: 5
+  initContainers:
+  - name: shipper
+    image: {IMAGE}
+    restartPolicy: Always
+    command: [sh, -c, 'touch /logs/app.log; exec tail -F /logs/app.log']
+    volumeMounts: [{{name: logs, mountPath: /logs}}]
+  containers:
+  - name: app
+    image: {IMAGE}
+    command: [sh, -c, 'for i in 1 2 3 4 5; do echo line $i >> /logs/app.log; sleep 0.3; done']
+    volumeMounts: [{{name: logs, mountPath: /logs}}]
+  volumes:
+  - {{name: logs, emptyDir: {{}}}}
+"
+        ),
+    ));
+    // While the app runs, the sidecar runs beside it and is counted in READY.
+    let pod = env.wait_for(&name, Duration::from_secs(30), |p| {
+        p["status"]["phase"] == "Running"
+            && !p["status"]["containerStatuses"].is_null()
+            && cstatus(p, "app")["state"]["running"].is_object()
+    });
+    let shipper = cstatus(&pod, "shipper");
+    assert!(shipper["state"]["running"].is_object(), "{shipper}");
+    assert_eq!(shipper["started"], true);
+    let shipper_started = shipper["state"]["running"]["startedAt"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let app_started = cstatus(&pod, "app")["state"]["running"]["startedAt"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(shipper_started <= app_started);
+
+    let pod = env.wait_phase(&name, "Succeeded");
+    let app = &cstatus(&pod, "app")["state"]["terminated"];
+    assert_eq!(app["exitCode"], 0);
+    assert_eq!(app["reason"], "Completed");
+    let shipper = cstatus(&pod, "shipper");
+    let stopped = &shipper["state"]["terminated"];
+    assert!(
+        stopped.is_object(),
+        "the sidecar was not stopped: {shipper}"
+    );
+    assert_eq!(shipper["restartCount"], 0);
+    assert!(
+        stopped["finishedAt"].as_str().unwrap() >= app["finishedAt"].as_str().unwrap(),
+        "sidecar stopped before the app finished"
+    );
+    // The shipped log holds every line the app wrote.
+    let shipped = env.ok(&["logs", &name, "-c", "shipper"]);
+    assert_eq!(shipped, "line 1\nline 2\nline 3\nline 4\nline 5\n");
+    let events = env.ok(&["describe", "pod", &name]);
+    assert!(events.contains("Stopping container shipper"), "{events}");
+}
+
+/// Killing the infra process: every container is killed, a new sandbox is made, init
+/// containers run again (a hostPath counter proves it), restart counts go up, and the
+/// events say why.
+#[test]
+fn infra_death_recreates_the_sandbox_and_reruns_init() {
+    let env = Env::new();
+    let data = env.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let name = format!("recreate-{}", unique());
+    env.apply_ok(&pod_yaml(
+        &name,
+        &format!(
+            "  initContainers:
+  - name: init
+    image: {IMAGE}
+    command: [sh, -c, 'echo run >> /data/count']
+    volumeMounts: [{{name: data, mountPath: /data}}]
+  containers:
+  - name: app
+    image: {IMAGE}
+    command: [sleep, '3600']
+  volumes:
+  - {{name: data, hostPath: {{path: {}}}}}
+",
+            data.display()
+        ),
+    ));
+    env.wait_phase(&name, "Running");
+    let count = || {
+        std::fs::read_to_string(data.join("count"))
+            .unwrap_or_default()
+            .lines()
+            .count()
+    };
+    assert_eq!(count(), 1);
+    let state = env.state(&name);
+    let infra = state["infra_pid"].as_i64().unwrap();
+    let app = state["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "app")
+        .unwrap()["pid"]
+        .as_i64()
+        .unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(infra as i32),
+        nix::sys::signal::SIGKILL,
+    )
+    .unwrap();
+    let pod = env.wait_for(&name, Duration::from_secs(30), |p| {
+        p["status"]["phase"] == "Running"
+            && cstatus(p, "app")["restartCount"] == 1
+            && cstatus(p, "app")["state"]["running"].is_object()
+    });
+    assert!(!alive(app), "the old app process survived");
+    assert_eq!(
+        count(),
+        2,
+        "the init container did not run again, or ran more than once:\n{}",
+        env.ok(&["get", "events"])
+    );
+    let init = cstatus(&pod, "init");
+    assert_eq!(init["restartCount"], 1);
+    assert_eq!(init["state"]["terminated"]["reason"], "Completed");
+    let new_infra = env.state(&name)["infra_pid"].as_i64().unwrap();
+    assert_ne!(new_infra, infra);
+    assert!(alive(new_infra));
+    let events = env.ok(&["get", "events"]);
+    assert!(
+        events.contains("SandboxChanged")
+            && events.contains("Pod sandbox changed, it will be killed and re-created."),
+        "{events}"
+    );
+    env.ok(&["delete", "pod", &name, "--force"]);
+    assert!(env.leftovers().is_empty(), "{:?}", env.leftovers());
 }

@@ -1,0 +1,81 @@
+//! Who reaps which child.
+//!
+//! The runtime waits for the processes it starts (containers, infras, `exec_sync`) through
+//! their pidfds and reaps each with `waitpid(pid)` to learn its exit status. Those processes
+//! inherit `SIGCHLD` as their exit signal, so a process that also reaps orphans (the shim
+//! is a child subreaper) must leave them alone: such a process claims each PID here while
+//! it is watched, and [`reap_unclaimed`] reaps only the others.
+
+use std::collections::BTreeSet;
+use std::sync::Mutex;
+
+use nix::sys::wait::{WaitPidFlag, waitpid};
+use nix::unistd::Pid;
+
+static CLAIMED: Mutex<BTreeSet<i32>> = Mutex::new(BTreeSet::new());
+
+/// Marks `pid` as reaped by its watcher.
+pub(crate) fn claim(pid: i32) {
+    CLAIMED.lock().unwrap().insert(pid);
+}
+
+/// The watcher of `pid` has reaped it (or given it up).
+pub(crate) fn release(pid: i32) {
+    CLAIMED.lock().unwrap().remove(&pid);
+}
+
+/// A claim released on drop. If its watcher is dropped before reaping (a cancelled
+/// `exec_sync`), the process is killed and left to [`reap_unclaimed`].
+pub(crate) struct Claim {
+    pid: i32,
+    pub(crate) reaped: bool,
+}
+
+impl Claim {
+    pub(crate) fn new(pid: i32) -> Claim {
+        claim(pid);
+        Claim { pid, reaped: false }
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        if !self.reaped {
+            let _ = nix::sys::signal::kill(Pid::from_raw(self.pid), nix::sys::signal::SIGKILL);
+        }
+        release(self.pid);
+        if !self.reaped {
+            reap_unclaimed();
+        }
+    }
+}
+
+/// Reaps every exited child of this process that no watcher has claimed: orphans handed
+/// to a subreaper, and helpers nobody waits for.
+pub fn reap_unclaimed() {
+    let mut children = Vec::new();
+    for task in std::fs::read_dir("/proc/self/task")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let list = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+        children.extend(
+            list.split_whitespace()
+                .filter_map(|p| p.parse::<i32>().ok()),
+        );
+    }
+    for pid in children {
+        if CLAIMED.lock().unwrap().contains(&pid) {
+            continue;
+        }
+        let zombie = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .is_ok_and(|s| s.rsplit_once(") ").is_some_and(|(_, r)| r.starts_with('Z')));
+        if zombie {
+            let _ = waitpid(
+                Pid::from_raw(pid),
+                Some(WaitPidFlag::__WALL | WaitPidFlag::WNOHANG),
+            );
+        }
+    }
+}
