@@ -8,6 +8,7 @@
 
 pub mod config;
 pub mod events;
+mod grpc;
 mod hooks;
 mod probes;
 mod status;

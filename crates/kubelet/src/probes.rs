@@ -1,7 +1,8 @@
 //! Container probes, as the kubelet's prober runs them: startup gates liveness and
 //! readiness; liveness (and startup) failures restart the container; readiness drives
-//! `ready`. Exec probes run through the runtime's `exec_sync`; network probes connect from
-//! inside the pod's network namespace, so images need no probing tools.
+//! `ready`. Exec probes run through the runtime's `exec_sync`; network probes (httpGet,
+//! tcpSocket, grpc) connect from inside the pod's network namespace, so images need no
+//! probing tools.
 
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr};
@@ -163,11 +164,13 @@ pub(crate) async fn run(probe: &Probe, c: &Container, t: &Target) -> Outcome {
         })
         .await;
     }
-    if probe.grpc.is_some() {
-        return (
-            false,
-            "gRPC probes are not supported by peapod's prober".into(),
-        );
+    if let Some(g) = &probe.grpc {
+        let Ok(port) = u16::try_from(g.port) else {
+            return (false, format!("invalid port {}", g.port));
+        };
+        let addr = SocketAddr::new(t.host, port);
+        let service = g.service.clone().unwrap_or_default();
+        return crate::grpc::check(t.netns.clone(), addr, service, timeout).await;
     }
     (false, "the probe has no handler".into())
 }

@@ -21,6 +21,20 @@ const MAX_MESSAGE: usize = 4096;
 const MAX_LOG_LINES: usize = 80;
 const MAX_LOG_BYTES: usize = 2048;
 
+/// What all of a pod's termination messages may hold together.
+const POD_MESSAGE_LIMIT: usize = 12 * 1024;
+
+/// Cuts `s` to at most `max` bytes, at a character boundary.
+fn truncate_utf8(s: &mut String, max: usize) {
+    if s.len() > max {
+        let mut end = max;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+    }
+}
+
 /// `state.terminated.message`: the termination message file, else (with
 /// `FallbackToLogsOnError` and a failure) the end of the log, else the runtime's message.
 fn termination_message(c: &Container, s: &RtStatus) -> String {
@@ -196,7 +210,22 @@ impl PodWorker {
 
     /// The full `PodStatus`.
     pub(crate) fn status(&mut self) -> PodStatus {
-        let (inits, apps) = self.container_statuses();
+        let (mut inits, mut apps) = self.container_statuses();
+        // The pod's termination messages share 12 KiB, split evenly among its containers
+        // (the status manager's normalizeStatus).
+        let per = POD_MESSAGE_LIMIT / (inits.len() + apps.len()).max(1);
+        for st in inits.iter_mut().chain(apps.iter_mut()) {
+            for state in [st.state.as_mut(), st.last_state.as_mut()]
+                .into_iter()
+                .flatten()
+            {
+                if let Some(t) = state.terminated.as_mut()
+                    && let Some(m) = t.message.as_mut()
+                {
+                    truncate_utf8(m, per);
+                }
+            }
+        }
         let phase = self.phase();
         let spec = self.pod.spec.clone().expect("spec");
         let sandbox_ready = self

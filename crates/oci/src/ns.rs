@@ -113,6 +113,22 @@ pub fn pidfd_open(pid: i32) -> Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
 
+/// Binds a TCP listener to `addr` inside the network namespace at `netns`, entered on a
+/// short-lived thread like [`connect_tcp_in`]; the listener stays in that namespace.
+pub fn listen_tcp_in(
+    netns: &Path,
+    addr: std::net::SocketAddr,
+) -> std::io::Result<std::net::TcpListener> {
+    let netns = netns.to_path_buf();
+    std::thread::spawn(move || {
+        let f = std::fs::File::open(&netns)?;
+        nix::sched::setns(&f, CloneFlags::CLONE_NEWNET).map_err(std::io::Error::from)?;
+        std::net::TcpListener::bind(addr)
+    })
+    .join()
+    .unwrap_or_else(|_| Err(std::io::Error::other("the listening thread panicked")))
+}
+
 /// Opens a TCP connection to `addr` from inside the network namespace at `netns` (the
 /// host's when `None`), within `timeout`. The namespace is entered on a short-lived thread,
 /// so the caller's never changes; the socket stays in the namespace it was made in.

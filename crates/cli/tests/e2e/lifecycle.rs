@@ -286,6 +286,50 @@ fn termination_messages_by_policy() {
     assert!(msg("nofallback").is_null(), "{}", msg("nofallback"));
 }
 
+/// A message file is read up to 4 KiB; a pod's messages share 12 KiB, so with five
+/// containers each keeps 12288 / 5 = 2457 bytes.
+#[test]
+fn termination_messages_share_the_pods_12_kib() {
+    let env = Env::new();
+    let name = format!("tbudget-{}", unique());
+    let writer = |n: usize| {
+        format!(
+            "  - name: c{n}\n    image: {IMAGE}\n    command: [sh, -c, 'head -c 6000 /dev/zero | tr \"\\\\0\" {n} > /dev/termination-log']\n"
+        )
+    };
+    let one = pod_yaml(
+        &name,
+        &format!("  restartPolicy: Never\n  containers:\n{}", writer(1)),
+    );
+    env.apply_ok(&one);
+    let pod = env.wait_phase(&name, "Succeeded");
+    let m = cstatus(&pod, "c1")["state"]["terminated"]["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(m.len(), 4096, "one container keeps 4 KiB");
+    assert!(m.bytes().all(|b| b == b'1'));
+
+    let name = format!("tbudget5-{}", unique());
+    let five: String = (1..=5).map(writer).collect();
+    env.apply_ok(&pod_yaml(
+        &name,
+        &format!("  restartPolicy: Never\n  containers:\n{five}"),
+    ));
+    let pod = env.wait_phase(&name, "Succeeded");
+    let mut total = 0;
+    for n in 1..=5 {
+        let m = cstatus(&pod, &format!("c{n}"))["state"]["terminated"]["message"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert_eq!(m.len(), 12 * 1024 / 5, "c{n}");
+        assert!(m.bytes().all(|b| b == b'0' + n as u8));
+        total += m.len();
+    }
+    assert!(total <= 12 * 1024);
+}
+
 /// Start times of a container, from `/proc/uptime` lines it appended to `file` (one clock
 /// for host and container, in hundredths of a second).
 fn starts(file: &std::path::Path) -> Vec<f64> {

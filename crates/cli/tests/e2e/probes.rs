@@ -1,4 +1,5 @@
-//! Probes: readiness, liveness and startup with exec, httpGet (named port) and tcpSocket.
+//! Probes: readiness, liveness and startup with exec, httpGet (named port), tcpSocket and
+//! grpc (against a health server the test runs inside the pod's network namespace).
 
 use std::time::Duration;
 
@@ -141,4 +142,107 @@ fn startup_probe_gates_liveness_and_http_by_named_port() {
         "{events}"
     );
     assert!(!events.contains("Liveness probe failed"), "{events}");
+}
+
+/// A gRPC health server of the test's own, listening inside the pod's network namespace;
+/// `status` sets the service's serving status (true: SERVING).
+struct HealthServer {
+    status: tokio::sync::mpsc::Sender<bool>,
+}
+
+impl HealthServer {
+    fn start(netns: &std::path::Path, port: u16, service: &'static str) -> HealthServer {
+        let listener = peapod_oci::ns::listen_tcp_in(netns, ([0, 0, 0, 0], port).into()).unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<bool>(4);
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let (reporter, service_impl) = tonic_health::server::health_reporter();
+                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                tokio::spawn(
+                    tonic::transport::Server::builder()
+                        .add_service(service_impl)
+                        .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(
+                            listener,
+                        )),
+                );
+                while let Some(serving) = rx.recv().await {
+                    let st = if serving {
+                        tonic_health::ServingStatus::Serving
+                    } else {
+                        tonic_health::ServingStatus::NotServing
+                    };
+                    reporter.set_service_status(service, st).await;
+                }
+            });
+        });
+        HealthServer { status: tx }
+    }
+
+    fn set(&self, serving: bool) {
+        self.status.blocking_send(serving).unwrap();
+    }
+}
+
+#[test]
+fn grpc_probe_against_a_health_server() {
+    let env = Env::new();
+    let name = format!("grpc-{}", unique());
+    env.apply_ok(&pod_yaml(
+        &name,
+        &format!(
+            "  containers:
+  - name: c
+    image: {IMAGE}
+    command: [sleep, '3600']
+    readinessProbe:
+      grpc: {{port: 50051, service: app}}
+      periodSeconds: 1
+      failureThreshold: 1
+"
+        ),
+    ));
+    env.wait_phase(&name, "Running");
+    // Nothing listens yet.
+    let pod = env.wait_for(&name, Duration::from_secs(10), |_| {
+        env.ok(&["get", "events"])
+            .contains("Readiness probe failed")
+    });
+    assert_eq!(condition(&pod, "Ready"), "False");
+    let events = env.ok(&["get", "events"]);
+    let ip = pod["status"]["podIP"].as_str().unwrap();
+    assert!(
+        events.contains(&format!(
+            "error: failed to connect service at \"{ip}:50051\": dial tcp {ip}:50051: connect: connection refused"
+        )),
+        "{events}"
+    );
+
+    let infra = env.state(&name)["infra_pid"].as_i64().unwrap();
+    let server = HealthServer::start(
+        std::path::Path::new(&format!("/proc/{infra}/ns/net")),
+        50051,
+        "app",
+    );
+    server.set(true);
+    let pod = env.wait_for(&name, Duration::from_secs(10), |p| {
+        condition(p, "Ready") == "True"
+    });
+    assert_eq!(cstatus(&pod, "c")["ready"], true);
+
+    server.set(false);
+    let pod = env.wait_for(&name, Duration::from_secs(10), |p| {
+        condition(p, "Ready") == "False"
+    });
+    assert_eq!(cstatus(&pod, "c")["restartCount"], 0);
+    let events = env.ok(&["describe", "pod", &name]);
+    assert!(
+        events
+            .contains("Readiness probe failed: service unhealthy (responded with \"NOT_SERVING\")"),
+        "{events}"
+    );
 }
