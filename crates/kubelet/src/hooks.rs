@@ -65,10 +65,11 @@ pub(crate) async fn run(
                 c.name
             ))
         };
-        let scheme = g.scheme.as_deref().unwrap_or("HTTP");
-        if scheme != "HTTP" {
-            return fail(format!("scheme {scheme} is not supported by peapod"));
-        }
+        let tls = match g.scheme.as_deref().unwrap_or("HTTP") {
+            "HTTP" => false,
+            "HTTPS" => true,
+            other => return fail(format!("unsupported scheme {other:?}")),
+        };
         let (port, ip) = match (
             probes::port_of(c, &g.port),
             probes::host_of(t, g.host.as_deref()),
@@ -86,7 +87,7 @@ pub(crate) async fn run(
         let addr = SocketAddr::new(ip, port);
         let p = path.clone();
         let got = tokio::task::spawn_blocking(move || {
-            probes::http_get(netns, addr, &p, &headers, Duration::from_secs(10))
+            probes::http_get(netns, addr, tls, &p, &headers, Duration::from_secs(10))
         })
         .await
         .unwrap_or_else(|e| Err(e.to_string()));

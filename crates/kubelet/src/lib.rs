@@ -12,6 +12,7 @@ mod grpc;
 mod hooks;
 mod probes;
 mod status;
+mod tls;
 pub mod volumes;
 mod worker;
 

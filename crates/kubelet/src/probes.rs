@@ -125,12 +125,11 @@ pub(crate) async fn run(probe: &Probe, c: &Container, t: &Target) -> Outcome {
             (Err(e), _) | (_, Err(e)) => return (false, e),
         };
         let scheme = h.scheme.clone().unwrap_or_else(|| "HTTP".into());
-        if scheme != "HTTP" {
-            return (
-                false,
-                format!("scheme {scheme} is not supported by peapod's prober"),
-            );
-        }
+        let tls = match scheme.as_str() {
+            "HTTP" => false,
+            "HTTPS" => true,
+            _ => return (false, format!("unsupported scheme {scheme:?}")),
+        };
         let path = h.path.clone().unwrap_or_else(|| "/".into());
         let headers: Vec<(String, String)> = h
             .http_headers
@@ -141,7 +140,7 @@ pub(crate) async fn run(probe: &Probe, c: &Container, t: &Target) -> Outcome {
         let netns = t.netns.clone();
         let addr = SocketAddr::new(ip, port);
         return blocking(
-            move || match http_get(netns, addr, &path, &headers, timeout) {
+            move || match http_get(netns, addr, tls, &path, &headers, timeout) {
                 Ok(c) if (200..400).contains(&c) => (true, String::new()),
                 Ok(c) => (false, format!("HTTP probe failed with statuscode: {c}")),
                 Err(e) => (false, e),
@@ -213,18 +212,20 @@ pub(crate) fn dial_error(e: &std::io::Error) -> String {
     }
 }
 
-/// An HTTP/1.1 GET from inside `netns`; the response's status code, or what went wrong.
-/// (Probes succeed on 200 to 399; hooks on any response.)
+/// An HTTP/1.1 GET from inside `netns` (over TLS when `tls`, with the certificate not
+/// verified, as the kubelet's HTTPS probes do); the response's status code, or what went
+/// wrong. (Probes succeed on 200 to 399; hooks on any response.)
 pub(crate) fn http_get(
     netns: Option<PathBuf>,
     addr: SocketAddr,
+    tls: bool,
     path: &str,
     headers: &[(String, String)],
     timeout: Duration,
 ) -> Result<u16, String> {
-    let url = format!("http://{addr}{path}");
+    let url = format!("{}://{addr}{path}", if tls { "https" } else { "http" });
     let fail = |e: String| Err(format!("Get {url:?}: {e}"));
-    let mut s = match peapod_oci::ns::connect_tcp_in(netns.as_deref(), addr, timeout) {
+    let s = match peapod_oci::ns::connect_tcp_in(netns.as_deref(), addr, timeout) {
         Ok(s) => s,
         Err(e) => return fail(format!("dial tcp {addr}: {}", dial_error(&e))),
     };
@@ -245,7 +246,15 @@ pub(crate) fn http_get(
         req.push_str(&format!("{k}: {v}\r\n"));
     }
     req.push_str("Connection: close\r\n\r\n");
-    if let Err(e) = s.write_all(req.as_bytes()) {
+    let mut stream: Box<dyn ReadWrite> = if tls {
+        match crate::tls::client(addr.ip(), s) {
+            Ok(t) => Box::new(t),
+            Err(e) => return fail(e),
+        }
+    } else {
+        Box::new(s)
+    };
+    if let Err(e) = stream.write_all(req.as_bytes()) {
         return fail(e.to_string());
     }
     let mut buf = Vec::new();
@@ -253,7 +262,7 @@ pub(crate) fn http_get(
     let deadline = std::time::Instant::now() + timeout;
     // The status line is enough; read up to 10 KiB of the body for the message.
     while buf.len() < 10 * 1024 && std::time::Instant::now() < deadline {
-        match s.read(&mut chunk) {
+        match stream.read(&mut chunk) {
             Ok(0) => break,
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
             Err(e) if buf.is_empty() => {
@@ -273,6 +282,10 @@ pub(crate) fn http_get(
         None => fail("malformed HTTP response".into()),
     }
 }
+
+/// A byte stream, plain or TLS.
+trait ReadWrite: Read + Write {}
+impl<T: Read + Write> ReadWrite for T {}
 
 /// Runs the command in the container; success when it exits 0. Output is stdout then
 /// stderr.

@@ -246,3 +246,70 @@ fn grpc_probe_against_a_health_server() {
         "{events}"
     );
 }
+
+/// An HTTPS probe against a server with a self-signed certificate (not verified, as the
+/// kubelet does): `openssl s_server` run inside the pod's network namespace.
+#[test]
+fn https_probe_skips_certificate_verification() {
+    let env = Env::new();
+    let (key, cert) = (env.path().join("key.pem"), env.path().join("cert.pem"));
+    let st = std::process::Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        ])
+        .args(["-subj", "/CN=not-the-pod", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let name = format!("https-{}", unique());
+    env.apply_ok(&pod_yaml(
+        &name,
+        &format!(
+            "  containers:
+  - name: c
+    image: {IMAGE}
+    command: [sleep, '3600']
+    readinessProbe:
+      httpGet: {{scheme: HTTPS, port: 8443, path: /}}
+      periodSeconds: 1
+      failureThreshold: 1
+"
+        ),
+    ));
+    env.wait_phase(&name, "Running");
+    let ip = env.pod(&name)["status"]["podIP"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    env.wait_for(&name, Duration::from_secs(10), |_| {
+        env.ok(&["get", "events"]).contains(&format!(
+            "Readiness probe failed: Get \"https://{ip}:8443/\": dial tcp {ip}:8443: connect: connection refused"
+        ))
+    });
+    let infra = env.state(&name)["infra_pid"].as_i64().unwrap();
+    let mut server = std::process::Command::new("nsenter")
+        .arg(format!("--net=/proc/{infra}/ns/net"))
+        .args([
+            "openssl", "s_server", "-quiet", "-www", "-accept", "8443", "-key",
+        ])
+        .arg(&key)
+        .arg("-cert")
+        .arg(&cert)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let ready = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        env.wait_for(&name, Duration::from_secs(15), |p| {
+            condition(p, "Ready") == "True"
+        })
+    }));
+    let _ = server.kill();
+    let _ = server.wait();
+    let pod = ready.unwrap_or_else(|e| std::panic::resume_unwind(e));
+    assert_eq!(cstatus(&pod, "c")["ready"], true);
+}
