@@ -286,11 +286,10 @@ impl PodWorker {
                     if let Some(at) = self.start(c).await {
                         soonest(at);
                     }
-                    if !sidecar
-                        || self
-                            .latest(&c.name)
-                            .is_none_or(|s| s.state != RtState::Running)
-                    {
+                    let latest = self.latest(&c.name);
+                    let started = latest.as_ref().is_some_and(|s| s.state == RtState::Running)
+                        && self.started(latest.as_ref());
+                    if !sidecar || !started {
                         initialized = false;
                         break;
                     }
@@ -364,7 +363,16 @@ impl PodWorker {
 
     /// Whether a running instance counts as started (its startup probe passed, or none).
     pub(crate) fn started(&self, s: Option<&RtStatus>) -> bool {
-        s.is_some_and(|s| self.probes.get(&s.id).is_none_or(|p| p.started()))
+        s.is_some_and(|s| match self.probes.get(&s.id) {
+            Some(p) => p.started(),
+            // Not probed yet: started only if there is no startup probe to pass.
+            None => !self
+                .spec()
+                .containers
+                .iter()
+                .chain(self.spec().init_containers.iter().flatten())
+                .any(|c| c.name == s.metadata.name && c.startup_probe.is_some()),
+        })
     }
 
     /// Whether a running instance is ready by its probes.

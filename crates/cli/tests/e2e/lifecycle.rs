@@ -544,3 +544,66 @@ fn infra_death_recreates_the_sandbox_and_reruns_init() {
     env.ok(&["delete", "pod", &name, "--force"]);
     assert!(env.leftovers().is_empty(), "{:?}", env.leftovers());
 }
+
+/// A sidecar with a startup probe holds back the next init container until the probe
+/// passes; when it exits it is restarted beside the running app, which is left alone.
+#[test]
+fn sidecar_startup_gates_the_next_init_and_restarts_on_exit() {
+    let env = Env::new();
+    let data = env.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let name = format!("sidecar-{}", unique());
+    let mount = "volumeMounts: [{name: data, mountPath: /data}]";
+    env.apply_ok(&pod_yaml(
+        &name,
+        &format!(
+            "  initContainers:
+  - name: side
+    image: {IMAGE}
+    restartPolicy: Always
+    command: [sh, -c, 'echo side $(cut -d\" \" -f1 /proc/uptime) >> /data/order; sleep 2; touch /tmp/ok; sleep 2; exit 1']
+    startupProbe: {{exec: {{command: [cat, /tmp/ok]}}, periodSeconds: 1}}
+    {mount}
+  - name: init2
+    image: {IMAGE}
+    command: [sh, -c, 'echo init2 $(cut -d\" \" -f1 /proc/uptime) >> /data/order']
+    {mount}
+  containers:
+  - name: app
+    image: {IMAGE}
+    command: [sh, -c, 'echo app $(cut -d\" \" -f1 /proc/uptime) >> /data/order; sleep 3600']
+    {mount}
+  volumes:
+  - {{name: data, hostPath: {{path: {}}}}}
+",
+            data.display()
+        ),
+    ));
+    let pod = env.wait_for(&name, Duration::from_secs(30), |p| {
+        !p["status"]["initContainerStatuses"].is_null()
+            && cstatus(p, "side")["restartCount"].as_i64() >= Some(1)
+            && cstatus(p, "side")["state"]["running"].is_object()
+    });
+    let order: Vec<(String, f64)> = std::fs::read_to_string(data.join("order"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let (n, t) = l.split_once(' ').unwrap();
+            (n.to_string(), t.parse().unwrap())
+        })
+        .collect();
+    let names: Vec<&str> = order.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(&names[..4], ["side", "init2", "app", "side"], "{order:?}");
+    assert!(
+        order[1].1 - order[0].1 >= 1.9,
+        "init2 started before the sidecar's startup probe passed: {order:?}"
+    );
+    let app = cstatus(&pod, "app");
+    assert_eq!(app["restartCount"], 0, "{app}");
+    assert!(app["state"]["running"].is_object(), "{app}");
+    assert_eq!(pod["status"]["phase"], "Running");
+    assert_eq!(
+        cstatus(&pod, "side")["lastState"]["terminated"]["exitCode"],
+        1
+    );
+}
