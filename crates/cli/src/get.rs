@@ -342,33 +342,80 @@ fn events_of(pods: &[PodHandle]) -> Vec<(String, String, usize, peapod_kubelet::
     all
 }
 
-fn event_row(name: &str, e: &peapod_kubelet::Event) -> Vec<String> {
-    let seen = e
-        .last_timestamp
-        .parse::<jiff::Timestamp>()
-        .ok()
-        .map(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time);
-    vec![
-        age(seen.as_ref()),
+fn event_row(name: &str, e: &peapod_kubelet::Event, wide: bool) -> Vec<String> {
+    let time = |t: &str| {
+        t.parse::<jiff::Timestamp>()
+            .ok()
+            .map(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time)
+    };
+    let mut row = vec![
+        age(time(&e.last_timestamp).as_ref()),
         e.type_.clone(),
         e.reason.clone(),
         format!("pod/{name}"),
-        e.message.clone(),
-    ]
+    ];
+    if wide {
+        row.extend([
+            e.field_path.clone(),
+            e.source.clone(),
+            e.message.clone(),
+            age(time(&e.first_timestamp).as_ref()),
+            e.count.to_string(),
+        ]);
+    } else {
+        row.push(e.message.clone());
+    }
+    row
+}
+
+/// An event as the API shows one (`v1 Event`).
+fn event_object(h: &PodHandle, i: usize, e: &peapod_kubelet::Event) -> serde_json::Value {
+    serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"name": format!("{}.{i}", h.name()), "namespace": h.namespace()},
+        "involvedObject": {
+            "apiVersion": "v1", "kind": "Pod", "name": h.name(), "namespace": h.namespace(),
+            "uid": h.uid, "fieldPath": Some(&e.field_path).filter(|f| !f.is_empty()),
+        },
+        "type": e.type_, "reason": e.reason, "message": e.message, "count": e.count,
+        "firstTimestamp": e.first_timestamp, "lastTimestamp": e.last_timestamp,
+        "source": {"component": e.source},
+    })
 }
 
 fn get_events(cfg: &Config, args: &GetArgs) -> Result<i32> {
     let pods = selected(cfg, args)?;
-    let mut rows = vec![
-        ["LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"]
-            .map(String::from)
-            .to_vec(),
-    ];
+    if let Some("json" | "yaml") = args.output.as_deref() {
+        let mut items = Vec::new();
+        for h in &pods {
+            for (i, e) in h.state.iter().flat_map(|s| s.events.iter()).enumerate() {
+                items.push(event_object(h, i, e));
+            }
+        }
+        let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": items, "metadata": {"resourceVersion": ""}});
+        print_object(args, &list)?;
+        return Ok(0);
+    }
+    let wide = match args.output.as_deref() {
+        None => false,
+        Some("wide") => true,
+        Some(other) => {
+            bail!("unsupported output format {other:?} for events: use wide, yaml or json")
+        }
+    };
+    let mut header = vec!["LAST SEEN", "TYPE", "REASON", "OBJECT"];
+    if wide {
+        header.extend(["SUBOBJECT", "SOURCE", "MESSAGE", "FIRST SEEN", "COUNT"]);
+    } else {
+        header.push("MESSAGE");
+    }
+    let mut rows = vec![header.into_iter().map(String::from).collect::<Vec<_>>()];
     let all = events_of(&pods);
     // Seen: (pod UID, index) -> count.
     let mut seen: std::collections::HashMap<(String, usize), u32> = Default::default();
     for (uid, name, i, e) in &all {
-        rows.push(event_row(name, e));
+        rows.push(event_row(name, e, wide));
         seen.insert((uid.clone(), *i), e.count);
     }
     if rows.len() == 1 && !args.watch {
@@ -394,7 +441,7 @@ fn get_events(cfg: &Config, args: &GetArgs) -> Result<i32> {
                 continue;
             }
             seen.insert(k, e.count);
-            println!("{}", format_row(&event_row(&name, &e), &widths));
+            println!("{}", format_row(&event_row(&name, &e, wide), &widths));
         }
         use std::io::Write;
         if std::io::stdout().flush().is_err() {

@@ -179,6 +179,28 @@ fn crash_loop_back_off_is_reported() {
         env.ok(&["get", "events"])
             .contains("Back-off restarting failed container c")
     );
+    // Repeats are one event with a count, and first and last times (-o json, -o wide).
+    let events: serde_json::Value =
+        serde_json::from_str(&env.ok(&["get", "events", "-o", "json"])).unwrap();
+    let started = events["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["reason"] == "Started")
+        .unwrap();
+    assert_eq!(started["kind"], "Event");
+    assert_eq!(started["involvedObject"]["name"], name.as_str());
+    assert_eq!(started["involvedObject"]["fieldPath"], "spec.containers{c}");
+    assert!(started["count"].as_u64().unwrap() >= 2, "{started}");
+    assert!(started["firstTimestamp"].as_str() <= started["lastTimestamp"].as_str());
+    let wide = env.ok(&["get", "events", "-o", "wide"]);
+    assert!(
+        wide.lines().next().unwrap().ends_with("FIRST SEEN   COUNT"),
+        "{wide}"
+    );
+    let row = wide.lines().find(|l| l.contains("Started")).unwrap();
+    let count: u64 = row.split_whitespace().last().unwrap().parse().unwrap();
+    assert!(count >= started["count"].as_u64().unwrap(), "{wide}");
 }
 
 /// Scenario 7: a failing init container fails a Never pod (the app never starts) and is
