@@ -35,6 +35,13 @@ podman_cleanup() {
     [ -d "$state/podman" ] || return 0
     podman_ pod rm -fa -t 0 >/dev/null 2>&1 || true
     podman_ system reset -f >/dev/null 2>&1 || true
+    # podman's bridges, when nothing is attached to them (a podman of the user's own
+    # would still have its containers there).
+    local br
+    for br in podman0 cni-podman0; do
+        [ -d "/sys/class/net/$br/brif" ] && [ -z "$(ls "/sys/class/net/$br/brif")" ] &&
+            ip link del "$br" 2>/dev/null
+    done
     # podman's cgroups, deepest first (rmdir leaves any that still has a process).
     find /sys/fs/cgroup -depth -type d -path '*/libpod_parent*' -exec rmdir {} \; 2>/dev/null || true
 }
