@@ -40,7 +40,7 @@ podman_cleanup() {
     local br
     for br in podman0 cni-podman0; do
         [ -d "/sys/class/net/$br/brif" ] && [ -z "$(ls "/sys/class/net/$br/brif")" ] &&
-            ip link del "$br" 2>/dev/null
+            ip link del "$br" 2>/dev/null || true
     done
     # podman's cgroups, deepest first (rmdir leaves any that still has a process).
     find /sys/fs/cgroup -depth -type d -path '*/libpod_parent*' -exec rmdir {} \; 2>/dev/null || true
