@@ -1,4 +1,4 @@
-//! `peapod image load|ls|rm`.
+//! `peapod image load|ls|inspect|rm`.
 
 use std::path::PathBuf;
 
@@ -22,6 +22,12 @@ pub enum Cmd {
     /// List images.
     #[command(alias = "list")]
     Ls,
+    /// Show images in detail: names, digests, layers and the image's config, as JSON.
+    Inspect {
+        /// Names or IDs.
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
     /// Remove images.
     Rm {
         /// Names or IDs.
@@ -70,6 +76,33 @@ pub fn run(cfg: &Config, cmd: &Cmd) -> Result<i32> {
                 ]);
             }
             print_table(&rows);
+        }
+        Cmd::Inspect { names } => {
+            let st = store(cfg)?;
+            let mut out = Vec::new();
+            for n in names {
+                let img = st.get(n)?;
+                let config: serde_json::Value =
+                    serde_json::from_slice(&st.read_blob(&img.config_digest)?)?;
+                out.push(serde_json::json!({
+                    "Id": img.config_digest.hex(),
+                    "Digest": img.manifest_digest.to_string(),
+                    "RepoTags": [img.name],
+                    "RepoDigests": [img.repo_digest()],
+                    "Created": config.get("created"),
+                    "Added": img.added,
+                    "Size": img.size,
+                    "Architecture": config.get("architecture"),
+                    "Os": config.get("os"),
+                    "Config": config.get("config"),
+                    "RootFS": {
+                        "Type": "layers",
+                        "Layers": img.diff_ids.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                    },
+                    "LayerBlobs": img.layers.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                }));
+            }
+            println!("{}", serde_json::to_string_pretty(&out)?);
         }
         Cmd::Rm { names, force } => {
             let st = store(cfg)?;

@@ -200,6 +200,31 @@ fn image_ls_and_rm() {
             .any(|r| r[0] == "localhost/peapod/other" && r[1] == "2.0")
     );
 
+    // inspect: the same image, with its config and layers.
+    let info: serde_json::Value =
+        serde_json::from_str(&env.ok(&["image", "inspect", IMAGE])).unwrap();
+    let info = &info[0];
+    assert_eq!(info["RepoTags"][0], IMAGE);
+    let id = info["Id"].as_str().unwrap();
+    assert_eq!(id.len(), 64);
+    assert!(id.starts_with(busybox[2]), "{info}");
+    assert!(
+        info["Digest"].as_str().unwrap().starts_with(busybox[3]),
+        "{info}"
+    );
+    assert_eq!(info["Config"]["Cmd"], serde_json::json!(["sh"]));
+    assert_eq!(info["Os"], "linux");
+    assert_eq!(info["RootFS"]["Layers"].as_array().unwrap().len(), 1);
+    assert!(
+        info["RepoDigests"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("localhost/peapod/busybox@sha256:")
+    );
+    let out = env.run(&["image", "inspect", "localhost/peapod/nope:1"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("localhost/peapod/nope"));
+
     // An image a container uses is kept unless forced.
     let name = format!("user-{}", unique());
     env.apply_ok(&pod_yaml(
@@ -504,6 +529,7 @@ fn help_namespaces_stdin_and_grace_period() {
         vec!["image", "load"],
         vec!["image", "ls"],
         vec!["image", "rm"],
+        vec!["image", "inspect"],
     ] {
         let mut args = cmd.clone();
         args.push("--help");
