@@ -102,6 +102,8 @@ pub struct PodWorker {
     pub(crate) hook_running: Option<String>,
     /// Where the state goes after every change.
     publisher: Option<Publisher>,
+    /// Becomes true when the pod's deletion is asked for.
+    deleting: tokio::sync::watch::Receiver<bool>,
 }
 
 impl PodWorker {
@@ -125,6 +127,7 @@ impl PodWorker {
             status_reason: None,
             hook_running: None,
             publisher: None,
+            deleting: tokio::sync::watch::channel(false).1,
         }
     }
 
@@ -167,10 +170,25 @@ impl PodWorker {
     /// Runs the pod until it is deleted, publishing its state after every change.
     pub async fn run(
         mut self,
-        mut commands: mpsc::Receiver<Command>,
+        mut requests: mpsc::Receiver<Command>,
         publish: impl FnMut(&PodState) + Send + 'static,
     ) {
         self.publisher = Some(Box::new(publish));
+        // A delete request is also announced at once, so a hook that is running when it
+        // comes is cut short (the kubelet cancels the sync's context the same way).
+        let (deleting, deleting_rx) = tokio::sync::watch::channel(false);
+        self.deleting = deleting_rx;
+        let (forward, mut commands) = mpsc::channel(4);
+        tokio::spawn(async move {
+            while let Some(cmd) = requests.recv().await {
+                if matches!(cmd, Command::Delete { .. }) {
+                    let _ = deleting.send(true);
+                }
+                if forward.send(cmd).await.is_err() {
+                    break;
+                }
+            }
+        });
         let mut events = self.rt.subscribe();
         let node = self.cfg.node_name.clone();
         let msg = format!(
@@ -885,7 +903,17 @@ impl PodWorker {
             self.publish();
             let target = self.target(&id);
             let label = self.pod_label();
-            if let Err(msg) = hooks::run(h, c, &target, &label, hooks::HOOK_LIMIT).await {
+            let mut deleting = self.deleting.clone();
+            let outcome = tokio::select! {
+                r = hooks::run(h, c, &target, &label, hooks::HOOK_LIMIT) => r,
+                Ok(_) = deleting.wait_for(|d| *d) => {
+                    // The pod is being deleted: the hook is abandoned (its process killed)
+                    // and the container left to the termination.
+                    self.hook_running = None;
+                    return None;
+                }
+            };
+            if let Err(msg) = outcome {
                 self.recorder
                     .warning("FailedPostStartHook", &path, msg.clone());
                 self.recorder

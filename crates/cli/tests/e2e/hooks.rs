@@ -261,3 +261,37 @@ fn active_deadline_fails_the_pod() {
     std::thread::sleep(Duration::from_secs(1));
     assert_eq!(env.pod(&name)["status"]["phase"], "Failed");
 }
+
+/// Deleting a pod whose postStart hook is still running cuts the hook short: the deletion
+/// does not wait for it.
+#[test]
+fn delete_cuts_a_running_post_start_hook() {
+    let env = Env::new();
+    let name = format!("hookdel-{}", unique());
+    env.apply_ok(&pod_yaml(
+        &name,
+        &format!(
+            "  terminationGracePeriodSeconds: 1
+  containers:
+  - name: app
+    image: {IMAGE}
+    command: [sleep, '3600']
+    lifecycle:
+      postStart:
+        exec: {{command: [sleep, '120']}}
+"
+        ),
+    ));
+    // The hook runs: the container is created but does not count as running.
+    env.wait_for(&name, Duration::from_secs(20), |p| {
+        !p["status"]["containerStatuses"].is_null()
+            && cstatus(p, "app")["containerID"].is_string()
+            && cstatus(p, "app")["state"]["waiting"]["reason"] == "ContainerCreating"
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let t0 = Instant::now();
+    env.ok(&["delete", "pod", &name]);
+    let took = t0.elapsed();
+    assert!(took < Duration::from_secs(8), "deletion waited {took:?}");
+    assert!(env.leftovers().is_empty(), "{:?}", env.leftovers());
+}
