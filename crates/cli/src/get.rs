@@ -40,12 +40,18 @@ pub struct DescribeArgs {
     namespace: String,
 }
 
-fn selected(cfg: &Config, args: &GetArgs) -> Result<Vec<PodHandle>> {
-    let pods: Vec<PodHandle> = peapod_shim::list_pods(cfg)
+/// The pods the arguments name (by namespace and name), none being fine.
+fn matching(cfg: &Config, args: &GetArgs) -> Vec<PodHandle> {
+    peapod_shim::list_pods(cfg)
         .into_iter()
         .filter(|p| args.all_namespaces || p.namespace() == args.namespace)
         .filter(|p| args.name.as_deref().is_none_or(|n| p.name() == n))
-        .collect();
+        .collect()
+}
+
+/// The pods the arguments name; a named pod that is not there is an error.
+fn selected(cfg: &Config, args: &GetArgs) -> Result<Vec<PodHandle>> {
+    let pods = matching(cfg, args);
     if let Some(n) = &args.name
         && pods.is_empty()
     {
@@ -178,11 +184,7 @@ fn watch_pods(cfg: &Config, args: &GetArgs, widths: Vec<usize>, initial: &[PodHa
         initial.iter().map(|h| (h.uid.clone(), key(h))).collect();
     loop {
         std::thread::sleep(WATCH_INTERVAL);
-        let pods: Vec<PodHandle> = peapod_shim::list_pods(cfg)
-            .into_iter()
-            .filter(|p| args.all_namespaces || p.namespace() == args.namespace)
-            .filter(|p| args.name.as_deref().is_none_or(|n| p.name() == n))
-            .collect();
+        let pods = matching(cfg, args);
         for h in &pods {
             let k = key(h);
             if shown.get(&h.uid) == Some(&k) {
@@ -430,11 +432,7 @@ fn get_events(cfg: &Config, args: &GetArgs) -> Result<i32> {
     let widths = column_widths(&rows);
     loop {
         std::thread::sleep(WATCH_INTERVAL);
-        let pods: Vec<PodHandle> = peapod_shim::list_pods(cfg)
-            .into_iter()
-            .filter(|p| args.all_namespaces || p.namespace() == args.namespace)
-            .filter(|p| args.name.as_deref().is_none_or(|n| p.name() == n))
-            .collect();
+        let pods = matching(cfg, args);
         for (uid, name, i, e) in events_of(&pods) {
             let k = (uid, i);
             if seen.get(&k) == Some(&e.count) {

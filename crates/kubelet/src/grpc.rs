@@ -19,7 +19,7 @@ pub(crate) async fn check(
     service: String,
     timeout: Duration,
 ) -> Outcome {
-    let secs = go_secs(timeout);
+    let secs = crate::worker::go_duration(timeout);
     let dial = tokio::task::spawn_blocking(move || {
         peapod_oci::ns::connect_tcp_in(netns.as_deref(), addr, timeout)
     })
@@ -116,9 +116,4 @@ pub(crate) async fn check(
             }
         }
     }
-}
-
-/// A timeout the way Go prints it (`1s`).
-fn go_secs(d: Duration) -> String {
-    crate::worker::go_duration(d)
 }

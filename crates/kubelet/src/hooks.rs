@@ -9,7 +9,6 @@
 //! network namespace; any response counts as success, as for the kubelet's hooks) and
 //! `sleep`.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use peapod_types::api::{Container, LifecycleHandler};
@@ -65,33 +64,8 @@ pub(crate) async fn run(
                 c.name
             ))
         };
-        let tls = match g.scheme.as_deref().unwrap_or("HTTP") {
-            "HTTP" => false,
-            "HTTPS" => true,
-            other => return fail(format!("unsupported scheme {other:?}")),
-        };
-        let (port, ip) = match (
-            probes::port_of(c, &g.port),
-            probes::host_of(t, g.host.as_deref()),
-        ) {
-            (Ok(p), Ok(i)) => (p, i),
-            (Err(e), _) | (_, Err(e)) => return fail(e),
-        };
-        let headers: Vec<(String, String)> = g
-            .http_headers
-            .iter()
-            .flatten()
-            .map(|x| (x.name.clone(), x.value.clone()))
-            .collect();
-        let netns = t.netns.clone();
-        let addr = SocketAddr::new(ip, port);
-        let p = path.clone();
-        let got = tokio::task::spawn_blocking(move || {
-            probes::http_get(netns, addr, tls, &p, &headers, Duration::from_secs(10))
-        })
-        .await
-        .unwrap_or_else(|e| Err(e.to_string()));
-        return match got {
+        // Any response is a success for a hook.
+        return match probes::http_action(g, c, t, Duration::from_secs(10)).await {
             Ok(_) => Ok(()),
             Err(e) => fail(e),
         };

@@ -14,7 +14,7 @@ use peapod_runtime::Runtime;
 use tokio::time::Instant;
 
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use peapod_types::api::{Container, Probe};
+use peapod_types::api::{Container, HTTPGetAction, Probe};
 
 /// Which probe.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,6 +108,16 @@ pub(crate) struct Target {
     pub container_id: String,
 }
 
+impl Target {
+    /// The same target, for container instance `id`.
+    pub(crate) fn of(&self, id: &str) -> Target {
+        Target {
+            container_id: id.to_string(),
+            ..self.clone()
+        }
+    }
+}
+
 /// The outcome of one probe run: success, and the output to report.
 pub(crate) type Outcome = (bool, String);
 
@@ -120,33 +130,11 @@ pub(crate) async fn run(probe: &Probe, c: &Container, t: &Target) -> Outcome {
     let port_of = |p: &IntOrString| port_of(c, p);
     let host = |h: &Option<String>| host_of(t, h.as_deref());
     if let Some(h) = &probe.http_get {
-        let (port, ip) = match (port_of(&h.port), host(&h.host)) {
-            (Ok(p), Ok(i)) => (p, i),
-            (Err(e), _) | (_, Err(e)) => return (false, e),
+        return match http_action(h, c, t, timeout).await {
+            Ok(c) if (200..400).contains(&c) => (true, String::new()),
+            Ok(c) => (false, format!("HTTP probe failed with statuscode: {c}")),
+            Err(e) => (false, e),
         };
-        let scheme = h.scheme.clone().unwrap_or_else(|| "HTTP".into());
-        let tls = match scheme.as_str() {
-            "HTTP" => false,
-            "HTTPS" => true,
-            _ => return (false, format!("unsupported scheme {scheme:?}")),
-        };
-        let path = h.path.clone().unwrap_or_else(|| "/".into());
-        let headers: Vec<(String, String)> = h
-            .http_headers
-            .iter()
-            .flatten()
-            .map(|x| (x.name.clone(), x.value.clone()))
-            .collect();
-        let netns = t.netns.clone();
-        let addr = SocketAddr::new(ip, port);
-        return blocking(
-            move || match http_get(netns, addr, tls, &path, &headers, timeout) {
-                Ok(c) if (200..400).contains(&c) => (true, String::new()),
-                Ok(c) => (false, format!("HTTP probe failed with statuscode: {c}")),
-                Err(e) => (false, e),
-            },
-        )
-        .await;
     }
     if let Some(s) = &probe.tcp_socket {
         let (port, ip) = match (port_of(&s.port), host(&s.host)) {
@@ -172,6 +160,35 @@ pub(crate) async fn run(probe: &Probe, c: &Container, t: &Target) -> Outcome {
         return crate::grpc::check(t.netns.clone(), addr, service, timeout).await;
     }
     (false, "the probe has no handler".into())
+}
+
+/// Performs an `httpGet` action (of a probe or a hook) against container `c`: the
+/// response's status code, or what went wrong.
+pub(crate) async fn http_action(
+    h: &HTTPGetAction,
+    c: &Container,
+    t: &Target,
+    timeout: Duration,
+) -> Result<u16, String> {
+    let port = port_of(c, &h.port)?;
+    let ip = host_of(t, h.host.as_deref())?;
+    let tls = match h.scheme.as_deref().unwrap_or("HTTP") {
+        "HTTP" => false,
+        "HTTPS" => true,
+        other => return Err(format!("unsupported scheme {other:?}")),
+    };
+    let path = h.path.clone().unwrap_or_else(|| "/".into());
+    let headers: Vec<(String, String)> = h
+        .http_headers
+        .iter()
+        .flatten()
+        .map(|x| (x.name.clone(), x.value.clone()))
+        .collect();
+    let netns = t.netns.clone();
+    let addr = SocketAddr::new(ip, port);
+    tokio::task::spawn_blocking(move || http_get(netns, addr, tls, &path, &headers, timeout))
+        .await
+        .unwrap_or_else(|e| Err(format!("probe task failed: {e}")))
 }
 
 /// A port given by number or by the name of one of the container's ports.
@@ -215,7 +232,7 @@ pub(crate) fn dial_error(e: &std::io::Error) -> String {
 /// An HTTP/1.1 GET from inside `netns` (over TLS when `tls`, with the certificate not
 /// verified, as the kubelet's HTTPS probes do); the response's status code, or what went
 /// wrong. (Probes succeed on 200 to 399; hooks on any response.)
-pub(crate) fn http_get(
+fn http_get(
     netns: Option<PathBuf>,
     addr: SocketAddr,
     tls: bool,

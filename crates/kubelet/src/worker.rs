@@ -426,6 +426,7 @@ impl PodWorker {
         if candidates.is_empty() {
             return None;
         }
+        let pod_target = self.target();
         let mut wake: Option<Instant> = None;
         for c in &candidates {
             let Some(s) = self.latest(&c.name).filter(|s| s.state == RtState::Running) else {
@@ -439,7 +440,7 @@ impl PodWorker {
                 .or_insert_with(|| ContainerProbes::new(c, started_at))
                 .workers
                 .len();
-            let target = self.target(&s.id);
+            let target = pod_target.of(&s.id);
             let path = self.field_path(&c.name);
             let mut kill: Option<(probes::Kind, Option<i64>)> = None;
             for i in 0..workers {
@@ -501,9 +502,9 @@ impl PodWorker {
         wake
     }
 
-    /// How probes and hooks reach container instance `container_id`: the pod's netns and
-    /// IP (the node's with the host network, else loopback).
-    pub(crate) fn target(&self, container_id: &str) -> probes::Target {
+    /// How probes and hooks reach the pod's containers: its netns and IP (the node's with
+    /// the host network, else loopback). Give it a container with [`probes::Target::of`].
+    pub(crate) fn target(&self) -> probes::Target {
         let sandbox = self
             .sandbox_id
             .as_ref()
@@ -521,7 +522,7 @@ impl PodWorker {
             netns,
             host,
             rt: Arc::clone(&self.rt),
-            container_id: container_id.to_string(),
+            container_id: String::new(),
         }
     }
 
@@ -901,7 +902,7 @@ impl PodWorker {
             // created while its hook runs.
             self.hook_running = Some(id.clone());
             self.publish();
-            let target = self.target(&id);
+            let target = self.target().of(&id);
             let label = self.pod_label();
             let mut deleting = self.deleting.clone();
             let outcome = tokio::select! {
@@ -997,6 +998,7 @@ impl PodWorker {
         let spec = self.spec().clone();
         let apps: Vec<&Container> = spec.containers.iter().collect();
         let inits: Vec<&Container> = spec.init_containers.iter().flatten().rev().collect();
+        let pod_target = self.target();
         for group in [apps, inits] {
             let mut stops = Vec::new();
             for c in group {
@@ -1007,7 +1009,7 @@ impl PodWorker {
                         &path,
                         format!("Stopping container {}", c.name),
                     );
-                    let target = self.target(&s.id);
+                    let target = pod_target.of(&s.id);
                     let label = self.pod_label();
                     let c = (*c).clone();
                     let left = deadline.saturating_duration_since(Instant::now());

@@ -291,11 +291,8 @@ fn receive_fd(conn: &std::os::unix::net::UnixStream) -> std::io::Result<OwnedFd>
     Err(std::io::Error::other("no descriptor in the message"))
 }
 
-/// Reaps the exited helper processes a failed create leaves behind: libcontainer names its
-/// intermediate and init processes `youki:[…]` and does not always wait for them on error.
-/// Only zombie children with that name are touched, so other children keep their statuses.
-pub fn reap_leftovers() {
-    use nix::sys::wait::{WaitPidFlag, waitpid};
+/// The exited, unreaped children of this process (of any of its threads): PID and name.
+pub fn zombie_children() -> Vec<(i32, String)> {
     let mut children = Vec::new();
     for task in std::fs::read_dir("/proc/self/task")
         .into_iter()
@@ -309,16 +306,24 @@ pub fn reap_leftovers() {
             );
         }
     }
-    for pid in children {
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
-            continue;
-        };
-        let comm = &stat[open + 1..close];
-        let zombie = stat[close + 1..].trim_start().starts_with('Z');
-        if zombie && comm.starts_with("youki:") {
+    children
+        .into_iter()
+        .filter_map(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            let (open, close) = (stat.find('(')?, stat.rfind(')')?);
+            let zombie = stat[close + 1..].trim_start().starts_with('Z');
+            zombie.then(|| (pid, stat[open + 1..close].to_string()))
+        })
+        .collect()
+}
+
+/// Reaps the exited helper processes a failed create leaves behind: libcontainer names its
+/// intermediate and init processes `youki:[…]` and does not always wait for them on error.
+/// Only zombie children with that name are touched, so other children keep their statuses.
+pub fn reap_leftovers() {
+    use nix::sys::wait::{WaitPidFlag, waitpid};
+    for (pid, comm) in zombie_children() {
+        if comm.starts_with("youki:") {
             let _ = waitpid(
                 nix::unistd::Pid::from_raw(pid),
                 Some(WaitPidFlag::WNOHANG | WaitPidFlag::__WALL),

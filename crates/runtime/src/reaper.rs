@@ -53,29 +53,13 @@ impl Drop for Claim {
 /// Reaps every exited child of this process that no watcher has claimed: orphans handed
 /// to a subreaper, and helpers nobody waits for.
 pub fn reap_unclaimed() {
-    let mut children = Vec::new();
-    for task in std::fs::read_dir("/proc/self/task")
-        .into_iter()
-        .flatten()
-        .flatten()
-    {
-        let list = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
-        children.extend(
-            list.split_whitespace()
-                .filter_map(|p| p.parse::<i32>().ok()),
-        );
-    }
-    for pid in children {
+    for (pid, _) in peapod_oci::executor::zombie_children() {
         if CLAIMED.lock().unwrap().contains(&pid) {
             continue;
         }
-        let zombie = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .is_ok_and(|s| s.rsplit_once(") ").is_some_and(|(_, r)| r.starts_with('Z')));
-        if zombie {
-            let _ = waitpid(
-                Pid::from_raw(pid),
-                Some(WaitPidFlag::__WALL | WaitPidFlag::WNOHANG),
-            );
-        }
+        let _ = waitpid(
+            Pid::from_raw(pid),
+            Some(WaitPidFlag::__WALL | WaitPidFlag::WNOHANG),
+        );
     }
 }
