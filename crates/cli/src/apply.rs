@@ -69,16 +69,21 @@ pub fn run(cfg: &Config, args: &Args, shim_args: &[OsString]) -> Result<i32> {
                 "pod {name:?} already exists in namespace {ns:?} with a different spec; pods cannot be updated in place: delete it first"
             );
         }
-        if to_create.iter().any(|p: &peapod_types::api::Pod| {
-            p.metadata.name == pod.metadata.name && p.metadata.namespace == pod.metadata.namespace
-        }) {
+        if to_create
+            .iter()
+            .any(|(p, _): &(peapod_types::api::Pod, _)| {
+                p.metadata.name == pod.metadata.name
+                    && p.metadata.namespace == pod.metadata.namespace
+            })
+        {
             bail!("pod {name:?} appears twice in {}", args.file.display());
         }
-        to_create.push(pod);
+        let secrets = pull_secrets(&pod, &manifests.secrets, &ns)?;
+        to_create.push((pod, secrets));
     }
     let exe = std::env::current_exe().context("locating the peapod executable")?;
     let mut created = Vec::new();
-    for mut pod in to_create {
+    for (mut pod, secrets) in to_create {
         let uid = new_uid();
         pod.metadata.uid = Some(uid.clone());
         pod.metadata.creation_timestamp = Some(Time(jiff::Timestamp::now()));
@@ -88,6 +93,18 @@ pub fn run(cfg: &Config, args: &Args, shim_args: &[OsString]) -> Result<i32> {
         std::fs::create_dir_all(&paths.run_dir)
             .with_context(|| format!("creating {}", paths.run_dir.display()))?;
         std::fs::write(paths.pod_file(), serde_json::to_vec(&pod)?)?;
+        if !secrets.is_empty() {
+            use std::io::Write;
+            use std::os::unix::fs::OpenOptionsExt;
+            let file = paths.run_dir.join("pull-secrets.json");
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&file)
+                .and_then(|mut f| f.write_all(&serde_json::to_vec(&secrets)?))
+                .with_context(|| format!("writing {}", file.display()))?;
+        }
         if let Err(e) = peapod_shim::spawn(&exe, shim_args, &uid, &paths.run_dir) {
             let _ = std::fs::remove_dir_all(&paths.run_dir);
             return Err(e).with_context(|| format!("starting pod {name:?}"));
@@ -99,6 +116,60 @@ pub fn run(cfg: &Config, args: &Args, shim_args: &[OsString]) -> Result<i32> {
         return wait(cfg, &created, Duration::from_secs(args.timeout));
     }
     Ok(0)
+}
+
+/// The Docker configs of the Secrets a pod names in `imagePullSecrets`, in order. A Secret
+/// that is not in the file is reported and skipped, as the kubelet does; one of the wrong
+/// type or without its key is an error.
+fn pull_secrets(
+    pod: &peapod_types::api::Pod,
+    secrets: &[peapod_types::api::Secret],
+    ns: &str,
+) -> Result<Vec<serde_json::Value>> {
+    let name = pod.metadata.name.clone().unwrap_or_default();
+    let mut out = Vec::new();
+    let refs = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.image_pull_secrets.as_ref());
+    for (i, r) in refs.into_iter().flatten().enumerate() {
+        let field = format!("pod {name:?}: spec.imagePullSecrets[{i}]");
+        let Some(s) = secrets.iter().find(|s| {
+            s.metadata.name.as_deref() == Some(r.name.as_str())
+                && s.metadata.namespace.as_deref().unwrap_or("default") == ns
+        }) else {
+            eprintln!(
+                "warning: {field}: secret {:?} is not in this file; pulling without it",
+                r.name
+            );
+            continue;
+        };
+        let ty = s.type_.as_deref().unwrap_or("Opaque");
+        let key = match ty {
+            "kubernetes.io/dockerconfigjson" => ".dockerconfigjson",
+            "kubernetes.io/dockercfg" => ".dockercfg",
+            other => bail!(
+                "{field}: secret {:?} has type {other:?}; image pull secrets are of type kubernetes.io/dockerconfigjson",
+                r.name
+            ),
+        };
+        let data: Vec<u8> = match (
+            s.data.as_ref().and_then(|d| d.get(key)),
+            s.string_data.as_ref().and_then(|d| d.get(key)),
+        ) {
+            (_, Some(text)) => text.as_bytes().to_vec(),
+            (Some(bytes), None) => bytes.0.clone(),
+            (None, None) => bail!("{field}: secret {:?} has no data[{key:?}]", r.name),
+        };
+        let v: serde_json::Value = serde_json::from_slice(&data)
+            .with_context(|| format!("{field}: secret {:?}: data[{key:?}]", r.name))?;
+        // Check it now, so a bad secret is reported before anything is created.
+        peapod_image::Keyring::new()
+            .add_docker_config(&data, &format!("secret {:?}", r.name))
+            .with_context(|| field.clone())?;
+        out.push(v);
+    }
+    Ok(out)
 }
 
 /// Waits until each pod is Running, Succeeded or Failed; 1 if any failed or timed out.

@@ -1,4 +1,4 @@
-//! `peapod image load|ls|inspect|rm`.
+//! `peapod image pull|push|load|ls|inspect|rm|prune`.
 
 use std::path::PathBuf;
 
@@ -11,6 +11,24 @@ use crate::util::print_table;
 /// Image commands.
 #[derive(clap::Subcommand)]
 pub enum Cmd {
+    /// Pull an image from its registry (or a configured mirror).
+    Pull {
+        /// The image, e.g. `busybox`, `registry.example.com/team/app:1.2` or `app@sha256:…`.
+        name: String,
+        /// The platform to pick from a multi-platform image (`os/arch[/variant]`).
+        #[arg(long)]
+        platform: Option<String>,
+        /// Print only the image's name and digest when done.
+        #[arg(short, long)]
+        quiet: bool,
+    },
+    /// Push a stored image to its registry (or under another name).
+    Push {
+        /// The stored image.
+        name: String,
+        /// Push under this name instead.
+        target: Option<String>,
+    },
     /// Import an OCI image-layout archive or a `docker save` archive.
     Load {
         /// The archive.
@@ -28,6 +46,8 @@ pub enum Cmd {
         #[arg(required = true)]
         names: Vec<String>,
     },
+    /// Remove every image no container uses, then the blobs and snapshots nothing needs.
+    Prune,
     /// Remove images.
     Rm {
         /// Names or IDs.
@@ -43,8 +63,99 @@ fn store(cfg: &Config) -> Result<peapod_image::Store> {
     Ok(peapod_image::Store::open(cfg.root.join("images"))?)
 }
 
+fn block_on<T>(f: impl std::future::Future<Output = T>) -> Result<T> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    Ok(rt.block_on(f))
+}
+
+fn registry(cfg: &Config) -> Result<peapod_image::Registry> {
+    Ok(peapod_image::Registry::new(
+        store(cfg)?,
+        cfg.registries.clone(),
+    )?)
+}
+
+/// The names of images that containers use.
+fn images_in_use(cfg: &Config, st: &peapod_image::Store) -> Result<Vec<String>> {
+    let rt = peapod_runtime::Runtime::new(peapod_shim::runtime_config(cfg))?;
+    let mut names = Vec::new();
+    for c in rt.list_containers(None) {
+        for img in st.images()? {
+            if (c.image_ref == img.repo_digest()
+                || st.get(&c.image).is_ok_and(|i| i.name == img.name))
+                && !names.contains(&img.name)
+            {
+                names.push(img.name.clone());
+            }
+        }
+    }
+    Ok(names)
+}
+
 pub fn run(cfg: &Config, cmd: &Cmd) -> Result<i32> {
     match cmd {
+        Cmd::Pull {
+            name,
+            platform,
+            quiet,
+        } => {
+            let reg = registry(cfg)?;
+            let platform = platform
+                .as_deref()
+                .map(peapod_image::Platform::parse)
+                .transpose()?;
+            let display = (!quiet).then(|| crate::progress::Display::new(name));
+            let opts = peapod_image::PullOptions {
+                platform,
+                progress: display.as_ref().map(|d| d.callback()),
+                ..Default::default()
+            };
+            let started = std::time::Instant::now();
+            let img = block_on(reg.pull(name, &opts))??;
+            if let Some(d) = display {
+                d.finish();
+                println!(
+                    "Pulled {} ({}, {}) in {:.1}s",
+                    img.name,
+                    img.top_digest(),
+                    human_size(img.size),
+                    started.elapsed().as_secs_f64()
+                );
+            } else {
+                println!("{}@{}", img.name, img.top_digest());
+            }
+        }
+        Cmd::Push { name, target } => {
+            let reg = registry(cfg)?;
+            let target_name = target.clone();
+            let digest = block_on(reg.push(
+                name,
+                target_name.as_deref(),
+                &peapod_image::PullOptions::default(),
+            ))??;
+            let shown = match target {
+                Some(t) => Reference::parse(t)?.to_string(),
+                None => store(cfg)?.get(name)?.name,
+            };
+            println!("Pushed {shown}@{digest}");
+        }
+        Cmd::Prune => {
+            let st = store(cfg)?;
+            let keep = images_in_use(cfg, &st)?;
+            let p = st.prune(&keep)?;
+            for n in &p.images {
+                println!("Deleted: {n}");
+            }
+            println!(
+                "Removed {} image(s), {} blob(s) ({}), {} snapshot(s)",
+                p.images.len(),
+                p.blobs,
+                human_size(p.bytes),
+                p.snapshots
+            );
+        }
         Cmd::Load { input, file } => {
             let Some(path) = input.as_ref().or(file.as_ref()) else {
                 bail!("give the archive to load")
@@ -70,7 +181,7 @@ pub fn run(cfg: &Config, cmd: &Cmd) -> Result<i32> {
                     r.repo(),
                     r.tag.clone().unwrap_or_else(|| "<none>".into()),
                     img.config_digest.hex()[..12].to_string(),
-                    format!("sha256:{}", &img.manifest_digest.hex()[..12]),
+                    format!("sha256:{}", &img.top_digest().hex()[..12]),
                     human_size(img.size),
                     crate::util::age(added.as_ref()),
                 ]);
@@ -86,7 +197,8 @@ pub fn run(cfg: &Config, cmd: &Cmd) -> Result<i32> {
                     serde_json::from_slice(&st.read_blob(&img.config_digest)?)?;
                 out.push(serde_json::json!({
                     "Id": img.config_digest.hex(),
-                    "Digest": img.manifest_digest.to_string(),
+                    "Digest": img.top_digest().to_string(),
+                    "ManifestDigest": img.manifest_digest.to_string(),
                     "RepoTags": [img.name],
                     "RepoDigests": [img.repo_digest()],
                     "Created": config.get("created"),
@@ -132,7 +244,7 @@ pub fn run(cfg: &Config, cmd: &Cmd) -> Result<i32> {
     Ok(0)
 }
 
-fn human_size(b: u64) -> String {
+pub(crate) fn human_size(b: u64) -> String {
     let (v, u) = if b >= 1 << 30 {
         (b as f64 / (1u64 << 30) as f64, "GiB")
     } else if b >= 1 << 20 {

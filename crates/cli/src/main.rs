@@ -6,6 +6,7 @@ mod exec;
 mod get;
 mod image;
 mod logs;
+mod progress;
 mod util;
 
 use std::ffi::OsString;

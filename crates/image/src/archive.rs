@@ -141,7 +141,7 @@ impl Store {
         )))
     }
 
-    fn image_from_manifest(&self, name: &str, manifest_digest: Digest) -> Result<Image> {
+    pub(crate) fn image_from_manifest(&self, name: &str, manifest_digest: Digest) -> Result<Image> {
         let manifest = self.json_blob(&manifest_digest)?;
         let config_digest = descriptor_digest(&manifest["config"])?;
         let config = self.json_blob(&config_digest)?;
@@ -183,6 +183,7 @@ impl Store {
             diff_ids,
             size,
             added: jiff::Timestamp::now().to_string(),
+            index_digest: None,
         })
     }
 

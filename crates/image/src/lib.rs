@@ -7,17 +7,22 @@
 //! snapshots/<chainid>/   one unpacked layer in overlay format (whiteouts as 0:0 char devices,
 //!                        opaque directories as trusted.overlay.opaque=y), shared by all images
 //! tmp/                   work in progress; nothing here is ever read as content
+//! locks/                 one lock file per blob or snapshot being fetched or unpacked
 //! ```
 //! Every write goes to `tmp/` first and is renamed into place, so a crash leaves either the
 //! old or the new state; `images.json` is updated last and under a lock.
 
 mod archive;
+mod auth;
 mod digest;
+mod pull;
 mod store;
 mod unpack;
 
+pub use auth::{Credential, Keyring};
 pub use digest::Digest;
-pub use store::{Image, ImageConfig, Store};
+pub use pull::{Platform, Progress, ProgressFn, PullOptions, Registry};
+pub use store::{Image, ImageConfig, Pruned, Store};
 
 use std::path::PathBuf;
 
@@ -43,6 +48,12 @@ pub enum Error {
     /// An archive or blob that is not what it claims to be.
     #[error("{0}")]
     Format(String),
+    /// A registry refused or failed a request.
+    #[error("{0}")]
+    Registry(String),
+    /// The registry wants credentials, or refused the ones given.
+    #[error("{0}")]
+    Unauthorized(String),
     /// The image is used by a container.
     #[error("image {0:?} is in use by a container")]
     InUse(String),

@@ -29,6 +29,9 @@ pub struct Image {
     pub size: u64,
     /// When the image entered the store (RFC 3339).
     pub added: String,
+    /// Digest of the image index (manifest list) the name resolved to, when it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index_digest: Option<Digest>,
 }
 
 impl Image {
@@ -37,7 +40,12 @@ impl Image {
         let repo = Reference::parse(&self.name)
             .map(|r| r.repo())
             .unwrap_or_else(|_| self.name.clone());
-        format!("{repo}@{}", self.manifest_digest)
+        format!("{repo}@{}", self.top_digest())
+    }
+
+    /// The digest the image's name resolves to in a registry: the index's if there is one.
+    pub fn top_digest(&self) -> &Digest {
+        self.index_digest.as_ref().unwrap_or(&self.manifest_digest)
     }
 
     /// The image ID (config digest).
@@ -47,8 +55,13 @@ impl Image {
 
     /// The chain IDs of the layers, bottom first: each names a snapshot.
     pub fn chain_ids(&self) -> Vec<Digest> {
-        let mut out: Vec<Digest> = Vec::with_capacity(self.diff_ids.len());
-        for d in &self.diff_ids {
+        Image::chain_of(&self.diff_ids)
+    }
+
+    /// The chain IDs of layers with these diff IDs, bottom first.
+    pub fn chain_of(diff_ids: &[Digest]) -> Vec<Digest> {
+        let mut out: Vec<Digest> = Vec::with_capacity(diff_ids.len());
+        for d in diff_ids {
             let next = match out.last() {
                 None => d.clone(),
                 Some(prev) => Digest::of(format!("{prev} {d}").as_bytes()),
@@ -57,6 +70,19 @@ impl Image {
         }
         out
     }
+}
+
+/// What [`Store::prune`] removed.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Pruned {
+    /// Names of the images removed.
+    pub images: Vec<String>,
+    /// Blobs removed.
+    pub blobs: usize,
+    /// Bytes of those blobs.
+    pub bytes: u64,
+    /// Snapshots removed.
+    pub snapshots: usize,
 }
 
 /// What a container takes from its image's config.
@@ -88,7 +114,7 @@ impl Store {
     /// Opens (creating if needed) the store at `dir`.
     pub fn open(dir: impl Into<PathBuf>) -> Result<Store> {
         let dir = dir.into();
-        for sub in ["blobs/sha256", "snapshots", "tmp"] {
+        for sub in ["blobs/sha256", "snapshots", "tmp", "locks"] {
             let p = dir.join(sub);
             fs::create_dir_all(&p).at("creating", &p)?;
         }
@@ -174,20 +200,22 @@ impl Store {
     }
 
     fn lock(&self) -> Result<nix::fcntl::Flock<File>> {
-        let p = self.dir.join("lock");
-        let f = fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&p)
-            .at("opening", &p)?;
-        nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusive).map_err(|(_, e)| {
-            Error::Io {
-                context: "locking",
-                path: p,
-                source: e.into(),
-            }
-        })
+        lock_file(&self.dir.join("lock"))
+    }
+
+    /// Takes the lock named `key` (under `locks/`), waiting for it: the holder of a blob's or a
+    /// snapshot's lock is the one who fetches or unpacks it.
+    pub(crate) fn lock_key_blocking(&self, key: &str) -> Result<nix::fcntl::Flock<File>> {
+        lock_file(&self.dir.join("locks").join(key))
+    }
+
+    /// [`Store::lock_key_blocking`] without blocking the async runtime.
+    pub(crate) async fn lock_key(&self, key: &str) -> Result<nix::fcntl::Flock<File>> {
+        let this = self.clone();
+        let key = key.to_string();
+        tokio::task::spawn_blocking(move || this.lock_key_blocking(&key))
+            .await
+            .expect("lock task")
     }
 
     fn read_index(&self) -> Result<BTreeMap<String, Image>> {
@@ -238,7 +266,8 @@ impl Store {
             return index
                 .values()
                 .find(|i| {
-                    i.manifest_digest.as_str() == d
+                    (i.manifest_digest.as_str() == d
+                        || i.index_digest.as_ref().is_some_and(|x| x.as_str() == d))
                         && Reference::parse(&i.name).is_ok_and(|n| n.repo() == repo)
                 })
                 .cloned()
@@ -258,6 +287,101 @@ impl Store {
         index.remove(&img.name);
         self.write_index(&index)?;
         Ok(img)
+    }
+
+    /// Removes every image not named in `keep`, then every blob, snapshot and temporary file
+    /// no remaining image needs. Snapshots that a mounted overlay still uses (a container
+    /// of an image removed with `--force`) stay.
+    pub fn prune(&self, keep: &[String]) -> Result<Pruned> {
+        let mut pruned = Pruned::default();
+        let _lock = self.lock()?;
+        let mut index = self.read_index()?;
+        let before: Vec<String> = index.keys().cloned().collect();
+        index.retain(|name, _| keep.contains(name));
+        pruned.images = before
+            .into_iter()
+            .filter(|n| !index.contains_key(n))
+            .collect();
+        self.write_index(&index)?;
+        let mut blobs = std::collections::HashSet::new();
+        let mut snapshots = std::collections::HashSet::new();
+        for img in index.values() {
+            blobs.extend(img.layers.iter().map(|d| d.hex().to_string()));
+            blobs.insert(img.config_digest.hex().to_string());
+            blobs.insert(img.manifest_digest.hex().to_string());
+            if let Some(d) = &img.index_digest {
+                blobs.insert(d.hex().to_string());
+            }
+            snapshots.extend(img.chain_ids().iter().map(|d| d.hex().to_string()));
+        }
+        let mounted = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        let snap_root = self.dir.join("snapshots");
+        for (dir, keep, is_blob) in [
+            (self.dir.join("blobs/sha256"), &blobs, true),
+            (snap_root.clone(), &snapshots, false),
+        ] {
+            for e in fs::read_dir(&dir).at("listing", &dir)?.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if keep.contains(&name) {
+                    continue;
+                }
+                let path = e.path();
+                if !is_blob && mounted.contains(&format!("{}/fs", path.display())) {
+                    continue;
+                }
+                // A blob being fetched right now is locked; leave it to its owner.
+                let key = if is_blob { "blob" } else { "snapshot" };
+                let Some(_held) = self.try_lock_key(&format!("{key}-{name}"))? else {
+                    continue;
+                };
+                let size = if is_blob {
+                    e.metadata().map(|m| m.len()).unwrap_or(0)
+                } else {
+                    0
+                };
+                let r = if is_blob {
+                    fs::remove_file(&path)
+                } else {
+                    fs::remove_dir_all(&path)
+                };
+                r.at("removing", &path)?;
+                pruned.bytes += size;
+                if is_blob {
+                    pruned.blobs += 1;
+                } else {
+                    pruned.snapshots += 1;
+                }
+            }
+        }
+        // Temporary files of processes that are gone, and lock files nobody holds.
+        let tmp = self.dir.join("tmp");
+        for e in fs::read_dir(&tmp).at("listing", &tmp)?.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let pid = name.split('-').nth(1).and_then(|p| p.parse::<u32>().ok());
+            if pid.is_some_and(|p| !Path::new(&format!("/proc/{p}")).exists()) {
+                let p = e.path();
+                let _ = fs::remove_dir_all(&p).or_else(|_| fs::remove_file(&p));
+            }
+        }
+        let locks = self.dir.join("locks");
+        for e in fs::read_dir(&locks).at("listing", &locks)?.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if let Some(_held) = self.try_lock_key(&name)? {
+                let _ = fs::remove_file(e.path());
+            }
+        }
+        Ok(pruned)
+    }
+
+    fn try_lock_key(&self, key: &str) -> Result<Option<nix::fcntl::Flock<File>>> {
+        let p = self.dir.join("locks").join(key);
+        let f = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&p)
+            .at("opening", &p)?;
+        Ok(nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusiveNonblock).ok())
     }
 
     /// The parts of the image config a container uses.
@@ -298,14 +422,47 @@ impl Store {
         let chain = image.chain_ids();
         let mut out = Vec::with_capacity(chain.len());
         for (i, id) in chain.iter().enumerate() {
-            let dir = self.dir.join("snapshots").join(id.hex());
-            if !dir.join("fs").exists() {
-                crate::unpack::unpack_layer(self, &image.layers[i], &image.diff_ids[i], &dir)?;
-            }
-            out.push(dir.join("fs"));
+            out.push(self.ensure_snapshot(&image.layers[i], &image.diff_ids[i], id)?);
         }
         Ok(out)
     }
+
+    /// The snapshot of `layer` (chain ID `chain_id`), unpacked now unless it already is.
+    /// Concurrent callers, in this process or another, unpack it once.
+    pub fn ensure_snapshot(
+        &self,
+        layer: &Digest,
+        diff_id: &Digest,
+        chain_id: &Digest,
+    ) -> Result<PathBuf> {
+        let dir = self.snapshot_dir(chain_id);
+        if !dir.join("fs").exists() {
+            let _lock = self.lock_key_blocking(&format!("snapshot-{}", chain_id.hex()))?;
+            if !dir.join("fs").exists() {
+                crate::unpack::unpack_layer(self, layer, diff_id, &dir)?;
+            }
+        }
+        Ok(dir.join("fs"))
+    }
+
+    /// The directory of the snapshot with this chain ID (its tree is in `fs/`).
+    pub fn snapshot_dir(&self, chain_id: &Digest) -> PathBuf {
+        self.dir.join("snapshots").join(chain_id.hex())
+    }
+}
+
+fn lock_file(p: &Path) -> Result<nix::fcntl::Flock<File>> {
+    let f = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(p)
+        .at("opening", p)?;
+    nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusive).map_err(|(_, e)| Error::Io {
+        context: "locking",
+        path: p.to_path_buf(),
+        source: e.into(),
+    })
 }
 
 /// Writes `data` to `path` atomically: a synced temporary file renamed over it.

@@ -40,6 +40,8 @@ pub struct KubeletConfig {
     pub cluster_domain: String,
     /// The pod's parent cgroup.
     pub cgroup_parent: String,
+    /// Credentials from the pod's `imagePullSecrets`, tried before the node's.
+    pub pull_keyring: peapod_image::Keyring,
 }
 
 /// What a worker can be told.
@@ -785,55 +787,10 @@ impl PodWorker {
     /// when it must wait (image back-off).
     async fn start(&mut self, c: &Container) -> Option<Instant> {
         let path = self.field_path(&c.name);
-        let image = c.image.clone().unwrap_or_default();
-        if let Err((reason, message)) = self.ensure_image(c) {
-            let now = Instant::now();
-            let base = self.cfg.backoff;
-            let slot = self.slots.entry(c.name.clone()).or_default();
-            let retry = match reason.as_str() {
-                "ErrImageNeverPull" => {
-                    slot.waiting = Some((reason.clone(), message.clone()));
-                    self.recorder.warning("ErrImageNeverPull", &path, message);
-                    now + Duration::from_secs(10)
-                }
-                _ => {
-                    let in_backoff = slot
-                        .pull_backoff
-                        .is_some_and(|b| now.duration_since(b.last_update) < b.delay);
-                    if in_backoff {
-                        let b = slot.pull_backoff.expect("checked");
-                        slot.waiting = Some((
-                            "ImagePullBackOff".into(),
-                            format!("Back-off pulling image {image:?}: {message}"),
-                        ));
-                        self.recorder.normal(
-                            "BackOff",
-                            &path,
-                            format!("Back-off pulling image {image:?}"),
-                        );
-                        return Some(b.last_update + b.delay);
-                    }
-                    let delay = match slot.pull_backoff {
-                        Some(b) => (b.delay * 2).min(Duration::from_secs_f64(base.max_seconds)),
-                        None => base.delay(1),
-                    };
-                    slot.pull_backoff = Some(BackoffEntry {
-                        delay,
-                        last_update: now,
-                    });
-                    slot.waiting = Some((reason.clone(), message.clone()));
-                    self.recorder
-                        .normal("Pulling", &path, format!("Pulling image {image:?}"));
-                    self.recorder.warning(
-                        "Failed",
-                        &path,
-                        format!("Failed to pull image {image:?}: {message}"),
-                    );
-                    self.recorder
-                        .warning("Failed", &path, format!("Error: {reason}"));
-                    now + delay
-                }
-            };
+        if let Err((reason, message, retry)) = self.ensure_image(c).await {
+            self.recorder
+                .warning("Failed", &path, format!("Error: {reason}"));
+            self.slots.entry(c.name.clone()).or_default().waiting = Some((reason, message));
             return Some(retry);
         }
         let sandbox = self.sandbox_id.clone()?;
@@ -944,34 +901,127 @@ impl PodWorker {
         policy != "Never"
     }
 
-    /// Applies the image pull policy; the error is (reason, message).
-    fn ensure_image(&mut self, c: &Container) -> Result<(), (String, String)> {
+    /// Applies the image pull policy as the kubelet's image manager does, pulling when it
+    /// must (unless in back-off). The error is (reason, message, when to try again).
+    async fn ensure_image(&mut self, c: &Container) -> Result<(), (String, String, Instant)> {
         let image = c.image.clone().unwrap_or_default();
         let path = self.field_path(&c.name);
+        let now = Instant::now();
         if let Err(e) = peapod_types::image_ref::Reference::parse(&image) {
             return Err((
                 "InvalidImageName".into(),
                 format!("Failed to apply default image tag {image:?}: {e}"),
+                now + Duration::from_secs(10),
             ));
         }
         let present = self.rt.images().get(&image).is_ok();
-        match c.image_pull_policy.as_deref().unwrap_or("IfNotPresent") {
-            "Never" if present => {
-                self.recorder.normal("Pulled", &path, format!("Container image {image:?} already present on machine"));
-                Ok(())
-            }
-            "Never" => Err((
+        let policy = c.image_pull_policy.as_deref().unwrap_or("IfNotPresent");
+        if present && policy != "Always" {
+            self.recorder.normal(
+                "Pulled",
+                &path,
+                format!("Container image {image:?} already present on machine"),
+            );
+            return Ok(());
+        }
+        if policy == "Never" {
+            let message =
+                format!("Container image {image:?} is not present with pull policy of Never");
+            self.recorder
+                .warning("ErrImageNeverPull", &path, message.clone());
+            return Err((
                 "ErrImageNeverPull".into(),
-                format!("Container image {image:?} is not present with pull policy of Never"),
-            )),
-            "IfNotPresent" if present => {
-                self.recorder.normal("Pulled", &path, format!("Container image {image:?} already present on machine"));
+                message,
+                now + Duration::from_secs(10),
+            ));
+        }
+        let base = self.cfg.backoff;
+        let slot = self.slots.entry(c.name.clone()).or_default();
+        if let Some(b) = slot.pull_backoff
+            && now.duration_since(b.last_update) < b.delay
+        {
+            let last = slot
+                .waiting
+                .as_ref()
+                .filter(|(r, _)| r == "ErrImagePull" || r == "ImagePullBackOff")
+                .map(|(_, m)| {
+                    m.rsplit_once("ErrImagePull: ")
+                        .map_or(m.clone(), |(_, m)| m.to_string())
+                })
+                .unwrap_or_default();
+            self.recorder.normal(
+                "BackOff",
+                &path,
+                format!("Back-off pulling image {image:?}"),
+            );
+            return Err((
+                "ImagePullBackOff".into(),
+                format!("Back-off pulling image {image:?}: ErrImagePull: {last}"),
+                // The pod worker's own retry period (the base back-off) or the end of
+                // this back-off, whichever comes first.
+                (b.last_update + b.delay).min(now + base.delay(1)),
+            ));
+        }
+        self.recorder
+            .normal("Pulling", &path, format!("Pulling image {image:?}"));
+        // Publish first: the container waits in ContainerCreating while the pull runs.
+        self.publish();
+        let opts = peapod_image::PullOptions {
+            keyring: self.cfg.pull_keyring.clone(),
+            ..Default::default()
+        };
+        let started = Instant::now();
+        let mut deleting = self.deleting.clone();
+        let result = tokio::select! {
+            r = self.rt.pull_image(&image, &opts) => r,
+            Ok(_) = deleting.wait_for(|d| *d) => {
+                return Err(("ErrImagePull".into(), "the pod is being deleted".into(), now));
+            }
+        };
+        let slot = self.slots.entry(c.name.clone()).or_default();
+        match result {
+            Ok(img) => {
+                slot.pull_backoff = None;
+                let took = started.elapsed().as_secs_f64();
+                self.recorder.normal(
+                    "Pulled",
+                    &path,
+                    format!(
+                        "Successfully pulled image {image:?} in {took:.3}s ({took:.3}s including waiting). Image size: {} bytes.",
+                        img.size
+                    ),
+                );
                 Ok(())
             }
-            _ => Err((
-                "ErrImagePull".into(),
-                "pulling from registries is not supported by this build of peapod; load the image with `peapod image load` and use imagePullPolicy IfNotPresent or Never".into(),
-            )),
+            Err(e) => {
+                let delay = match slot.pull_backoff {
+                    // flowcontrol.Backoff: an entry unused for twice the maximum starts over.
+                    Some(b)
+                        if now.duration_since(b.last_update)
+                            <= Duration::from_secs_f64(base.max_seconds * 2.0) =>
+                    {
+                        (b.delay * 2).min(Duration::from_secs_f64(base.max_seconds))
+                    }
+                    _ => base.delay(1),
+                };
+                slot.pull_backoff = Some(BackoffEntry {
+                    delay,
+                    last_update: Instant::now(),
+                });
+                let message = e.to_string();
+                self.recorder.warning(
+                    "Failed",
+                    &path,
+                    format!("Failed to pull image {image:?}: {message}"),
+                );
+                // The pod worker syncs again after its retry period, not after the back-off:
+                // in between, the container shows ImagePullBackOff.
+                Err((
+                    "ErrImagePull".into(),
+                    message,
+                    Instant::now() + base.delay(1).min(delay),
+                ))
+            }
         }
     }
 

@@ -100,6 +100,8 @@ pub struct RuntimeConfig {
     pub infra_image: Option<String>,
     /// CNI networking for pods with their own network namespace; `None`: loopback only.
     pub network: Option<NetworkSettings>,
+    /// Registries images are pulled from.
+    pub registries: peapod_types::config::Registries,
 }
 
 /// Where CNI configurations and plugins are, and the network to write when there is none.
@@ -119,6 +121,7 @@ pub struct NetworkSettings {
 pub struct Runtime {
     cfg: RuntimeConfig,
     images: Store,
+    registry: peapod_image::Registry,
     exec: Box<dyn Executor + Send + Sync>,
     live: Mutex<Live>,
     events: broadcast::Sender<ContainerEvent>,
@@ -153,10 +156,12 @@ impl Runtime {
             std::fs::create_dir_all(&d).map_err(io("creating", &d))?;
         }
         let images = Store::open(cfg.root.join("images"))?;
+        let registry = peapod_image::Registry::new(images.clone(), cfg.registries.clone())?;
         let (events, _) = broadcast::channel(1024);
         let rt = Arc::new(Runtime {
             cfg,
             images,
+            registry,
             exec,
             live: Mutex::new(Live::default()),
             events,
@@ -173,6 +178,21 @@ impl Runtime {
     /// The image store.
     pub fn images(&self) -> &Store {
         &self.images
+    }
+
+    /// Pulls `image` from its registry (or a mirror) into the store, as CRI's `PullImage`;
+    /// `opts` carries the pod's pull credentials.
+    pub async fn pull_image(
+        &self,
+        image: &str,
+        opts: &peapod_image::PullOptions,
+    ) -> Result<peapod_image::Image> {
+        Ok(self.registry.pull(image, opts).await?)
+    }
+
+    /// The registry client (pull, push) of this runtime's store.
+    pub fn registry(&self) -> &peapod_image::Registry {
+        &self.registry
     }
 
     /// The configuration.

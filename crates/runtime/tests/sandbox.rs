@@ -26,6 +26,7 @@ async fn sandbox_with_two_containers_shares_localhost() {
         run_root: d.join("run"),
         pause_path: pause_binary(),
         infra_image: None,
+        registries: Default::default(),
         network: Some(NetworkSettings {
             config_dir: d.join("no-such-dir"),
             plugin_dirs: vec!["/usr/lib/cni".into(), "/opt/cni/bin".into()],

@@ -43,6 +43,7 @@ pub fn runtime_config(cfg: &Config) -> RuntimeConfig {
         run_root: cfg.run_root.clone(),
         pause_path: pause_path(cfg),
         infra_image: cfg.infra_image.clone(),
+        registries: cfg.registries.clone(),
         network: cfg
             .network
             .enabled
@@ -97,6 +98,7 @@ async fn serve(cfg: Config, pod: Pod, paths: Paths, uid: String) -> Result<(), S
         cluster_dns: cfg.dns.cluster_dns.clone(),
         cluster_domain: cfg.dns.cluster_domain.clone(),
         cgroup_parent: Paths::cgroup_parent(&uid),
+        pull_keyring: pull_keyring(&paths),
     };
     let (cmd_tx, cmd_rx) = mpsc::channel(8);
     let (waiter_tx, mut waiter_rx) = mpsc::unbounded_channel::<UnixStream>();
@@ -125,6 +127,23 @@ async fn serve(cfg: Config, pod: Pod, paths: Paths, uid: String) -> Result<(), S
         let _ = s.write_all(ok.as_bytes()).await;
     }
     Ok(())
+}
+
+/// The credentials of the pod's `imagePullSecrets`, which `apply` stored next to the pod.
+fn pull_keyring(paths: &Paths) -> peapod_image::Keyring {
+    let mut k = peapod_image::Keyring::new();
+    let file = paths.run_dir.join("pull-secrets.json");
+    let Ok(data) = std::fs::read(&file) else {
+        return k;
+    };
+    let configs: Vec<serde_json::Value> = serde_json::from_slice(&data).unwrap_or_default();
+    for (i, c) in configs.iter().enumerate() {
+        let json = serde_json::to_vec(c).expect("json");
+        if let Err(e) = k.add_docker_config(&json, &format!("imagePullSecrets[{i}]")) {
+            tracing::warn!("{e}");
+        }
+    }
+    k
 }
 
 /// Answers requests; delete requests are forwarded to the worker and answered at exit.

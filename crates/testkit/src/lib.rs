@@ -33,8 +33,8 @@ fn header(path: &str, kind: tar::EntryType, mode: u32, size: u64) -> tar::Header
     h
 }
 
-/// The uncompressed layer tar.
-fn layer(busybox: &Path) -> Result<Vec<u8>> {
+/// The uncompressed layer tar of the busybox image.
+pub fn busybox_layer(busybox: &Path) -> Result<Vec<u8>> {
     let bin = std::fs::read(busybox).with_context(|| format!("reading {}", busybox.display()))?;
     let out = Command::new(busybox)
         .arg("--list")
@@ -121,18 +121,52 @@ pub fn write_busybox_archive_with(
     opts: &ImageOptions,
     out: &Path,
 ) -> Result<()> {
-    let tar = layer(busybox)?;
-    let diff_id = sha(&tar);
-    let mut gz = flate2::GzBuilder::new()
-        .mtime(0)
-        .write(Vec::new(), flate2::Compression::fast());
-    gz.write_all(&tar)?;
-    let gz = gz.finish()?;
-    let arch = match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        a => a,
-    };
+    let tar = busybox_layer(busybox)?;
+    write_image_archive(name, &[(tar, Compression::Gzip)], opts, out)
+}
+
+/// How a layer is stored in an image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    /// A plain tar.
+    None,
+    /// gzip.
+    Gzip,
+    /// zstd.
+    Zstd,
+}
+
+/// The blobs of one image: config, manifest and layer blobs.
+type ImageBlobs = (Vec<u8>, Vec<u8>, Vec<Vec<u8>>);
+
+/// The blobs of one image.
+fn image_blobs(
+    layers: &[(Vec<u8>, Compression)],
+    opts: &ImageOptions,
+    arch: &str,
+) -> Result<ImageBlobs> {
+    let mut blobs = Vec::new();
+    let mut descriptors = Vec::new();
+    let mut diff_ids = Vec::new();
+    for (tar, c) in layers {
+        diff_ids.push(sha(tar));
+        let (blob, mt) = match c {
+            Compression::None => (tar.clone(), "application/vnd.oci.image.layer.v1.tar"),
+            Compression::Gzip => {
+                let mut gz = flate2::GzBuilder::new()
+                    .mtime(0)
+                    .write(Vec::new(), flate2::Compression::fast());
+                gz.write_all(tar)?;
+                (gz.finish()?, "application/vnd.oci.image.layer.v1.tar+gzip")
+            }
+            Compression::Zstd => (
+                zstd::encode_all(tar.as_slice(), 3)?,
+                "application/vnd.oci.image.layer.v1.tar+zstd",
+            ),
+        };
+        descriptors.push(json!({"mediaType": mt, "digest": sha(&blob), "size": blob.len()}));
+        blobs.push(blob);
+    }
     let mut image_config = json!({
         "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
         "Cmd": opts.cmd,
@@ -147,36 +181,100 @@ pub fn write_busybox_archive_with(
         "architecture": arch,
         "os": "linux",
         "config": image_config,
-        "rootfs": {"type": "layers", "diff_ids": [diff_id]},
-        "history": [{"created_by": "peapod-testkit: static busybox"}],
+        "rootfs": {"type": "layers", "diff_ids": diff_ids},
+        "history": [{"created_by": "peapod-testkit"}],
     }))?;
     let manifest = serde_json::to_vec(&json!({
         "schemaVersion": 2,
         "mediaType": "application/vnd.oci.image.manifest.v1+json",
         "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": sha(&config), "size": config.len()},
-        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": sha(&gz), "size": gz.len()}],
+        "layers": descriptors,
     }))?;
+    Ok((config, manifest, blobs))
+}
+
+/// This host's architecture as OCI names it.
+pub fn host_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        a => a,
+    }
+}
+
+/// Writes an OCI image-layout archive named `name` to `out` whose layers are the given
+/// uncompressed tars, each stored with its compression.
+pub fn write_image_archive(
+    name: &str,
+    layers: &[(Vec<u8>, Compression)],
+    opts: &ImageOptions,
+    out: &Path,
+) -> Result<()> {
+    let (config, manifest, blobs) = image_blobs(layers, opts, host_arch())?;
+    let top = json!({"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": sha(&manifest), "size": manifest.len()});
+    let mut all = vec![config, manifest];
+    all.extend(blobs);
+    write_layout(name, top, &all, out)
+}
+
+/// Writes an archive whose name resolves to an image index with two images: `layers` for
+/// this host's architecture, and a one-file image for another architecture.
+pub fn write_multiarch_archive(
+    name: &str,
+    layers: &[(Vec<u8>, Compression)],
+    out: &Path,
+) -> Result<()> {
+    let other = if host_arch() == "arm64" {
+        "amd64"
+    } else {
+        "arm64"
+    };
+    let opts = ImageOptions::default();
+    let (c1, m1, b1) = image_blobs(layers, &opts, host_arch())?;
+    let mut t = tar::Builder::new(Vec::new());
+    let mut h = header("wrong-arch", tar::EntryType::Regular, 0o644, 5);
+    t.append_data(&mut h, "wrong-arch", &b"other"[..])?;
+    let (c2, m2, b2) = image_blobs(&[(t.into_inner()?, Compression::Gzip)], &opts, other)?;
     let index = serde_json::to_vec(&json!({
         "schemaVersion": 2,
         "mediaType": "application/vnd.oci.image.index.v1+json",
-        "manifests": [{
-            "mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "digest": sha(&manifest),
-            "size": manifest.len(),
-            "annotations": {
-                "io.containerd.image.name": name,
-                "org.opencontainers.image.ref.name": name.rsplit_once(':').map_or("latest", |(_, t)| t),
-            },
-        }],
+        "manifests": [
+            {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": sha(&m2), "size": m2.len(), "platform": {"os": "linux", "architecture": other}},
+            {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": sha(&m1), "size": m1.len(), "platform": {"os": "linux", "architecture": host_arch()}},
+        ],
+    }))?;
+    let top = json!({"mediaType": "application/vnd.oci.image.index.v1+json", "digest": sha(&index), "size": index.len()});
+    let mut all = vec![index, c1, m1, c2, m2];
+    all.extend(b1);
+    all.extend(b2);
+    write_layout(name, top, &all, out)
+}
+
+fn write_layout(
+    name: &str,
+    mut top: serde_json::Value,
+    blobs: &[Vec<u8>],
+    out: &Path,
+) -> Result<()> {
+    top["annotations"] = json!({
+        "io.containerd.image.name": name,
+        "org.opencontainers.image.ref.name": name.rsplit_once(':').map_or("latest", |(_, t)| t),
+    });
+    let index = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [top],
     }))?;
     let file = std::fs::File::create(out).with_context(|| format!("creating {}", out.display()))?;
     let mut t = tar::Builder::new(std::io::BufWriter::new(file));
     let layout = br#"{"imageLayoutVersion":"1.0.0"}"#;
     let mut files: Vec<(String, &[u8])> =
         vec![("oci-layout".into(), layout), ("index.json".into(), &index)];
-    for blob in [&config, &manifest, &gz] {
+    for blob in blobs {
         files.push((format!("blobs/sha256/{}", &sha(blob)[7..]), blob));
     }
+    files.sort_by(|a, b| a.0.cmp(&b.0));
+    files.dedup_by(|a, b| a.0 == b.0);
     for (path, data) in files {
         let mut h = header(&path, tar::EntryType::Regular, 0o644, data.len() as u64);
         t.append_data(&mut h, &path, data)?;
@@ -267,3 +365,6 @@ pub fn leased_addresses(dir: &Path) -> Vec<String> {
         .filter(|n| n.parse::<std::net::IpAddr>().is_ok())
         .collect()
 }
+
+mod registry;
+pub use registry::{RegistryOptions, TestRegistry, make_test_ca};

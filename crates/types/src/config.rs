@@ -2,6 +2,7 @@
 //!
 //! Every key is optional; an absent file means all defaults.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
@@ -29,6 +30,49 @@ pub struct Config {
     pub dns: Dns,
     /// Pod networking through CNI.
     pub network: Network,
+    /// Image registries: credentials, mirrors, plain HTTP, certificates, download limits.
+    pub registries: Registries,
+}
+
+/// How images are pulled from registries.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Registries {
+    /// Layers of one image downloaded at once.
+    pub max_concurrent_downloads: usize,
+    /// A Docker-style credentials file (`{"auths": {...}}`); by default
+    /// `$REGISTRY_AUTH_FILE`, then `$HOME/.docker/config.json`.
+    pub auth_file: Option<PathBuf>,
+    /// Settings per registry host (`host` or `host:port`).
+    pub hosts: BTreeMap<String, RegistryHost>,
+}
+
+impl Default for Registries {
+    fn default() -> Self {
+        Registries {
+            max_concurrent_downloads: 3,
+            auth_file: None,
+            hosts: BTreeMap::new(),
+        }
+    }
+}
+
+/// Settings of one registry host.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RegistryHost {
+    /// Mirrors tried in order before the registry itself, as `host[:port]` or
+    /// `http://host[:port]` / `https://host[:port]`.
+    pub mirrors: Vec<String>,
+    /// Plain HTTP instead of HTTPS. Unset: plain HTTP for loopback hosts without a
+    /// configured CA, HTTPS for everything else.
+    pub insecure: Option<bool>,
+    /// PEM files of certificate authorities trusted for this host, besides the system's.
+    pub ca_files: Vec<PathBuf>,
+    /// User name for basic or token authentication.
+    pub username: Option<String>,
+    /// Password (or token) for that user.
+    pub password: Option<String>,
 }
 
 /// Pod networking through CNI plugins.
@@ -83,6 +127,7 @@ impl Default for Config {
                 cluster_domain: "cluster.local".into(),
             },
             network: Network::default(),
+            registries: Registries::default(),
         }
     }
 }
@@ -105,6 +150,15 @@ mod tests {
         assert_eq!(c.run_root, PathBuf::from("/run/peapod"));
         assert_eq!(c.backoff.base_seconds, 0.5);
         assert_eq!(c.backoff.max_seconds, 300.0);
+        let c = Config::from_toml(
+            "[registries.hosts.\"registry.k8s.io\"]\nmirrors = [\"http://127.0.0.1:5000\"]\n",
+        )
+        .unwrap();
+        assert_eq!(
+            c.registries.hosts["registry.k8s.io"].mirrors,
+            ["http://127.0.0.1:5000"]
+        );
+        assert_eq!(c.registries.max_concurrent_downloads, 3);
         assert!(
             Config::from_toml("rot = 1")
                 .unwrap_err()

@@ -12,5 +12,6 @@ mod manifests;
 mod namespaces;
 mod network;
 mod probes;
+mod registry;
 mod shim;
 mod volumes;
