@@ -193,6 +193,49 @@ fn image_blobs(
     Ok((config, manifest, blobs))
 }
 
+/// Writes a benchmark image of about `mb` MiB unpacked: the busybox layer and three
+/// gzip layers of files that are half text (compressible) and half noise, as real images are.
+pub fn write_big_archive(name: &str, mb: usize, out: &Path) -> Result<()> {
+    let mut layers = vec![(busybox_layer(HOST_BUSYBOX.as_ref())?, Compression::Gzip)];
+    let words = [
+        "container", "pod", "kernel", "namespace", "cgroup", "overlay", "layer", "image",
+        "registry", "manifest", "digest", "snapshot", "runtime", "sandbox", "volume",
+    ];
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let per_layer = (mb << 20) / 3;
+    let file_size = 1 << 20;
+    for l in 0..3 {
+        let mut t = tar::Builder::new(Vec::new());
+        let mut h = header(&format!("data{l}/"), tar::EntryType::Directory, 0o755, 0);
+        t.append_data(&mut h, format!("data{l}/"), std::io::empty())?;
+        for f in 0..per_layer / file_size {
+            let mut data = Vec::with_capacity(file_size);
+            if f % 2 == 0 {
+                while data.len() < file_size {
+                    data.extend_from_slice(words[(next() % words.len() as u64) as usize].as_bytes());
+                    data.push(if next() % 8 == 0 { b'\n' } else { b' ' });
+                }
+                data.truncate(file_size);
+            } else {
+                while data.len() < file_size {
+                    data.extend_from_slice(&next().to_le_bytes());
+                }
+            }
+            let path = format!("data{l}/file{f}");
+            let mut h = header(&path, tar::EntryType::Regular, 0o644, data.len() as u64);
+            t.append_data(&mut h, &path, data.as_slice())?;
+        }
+        layers.push((t.into_inner()?, Compression::Gzip));
+    }
+    write_image_archive(name, &layers, &ImageOptions::default(), out)
+}
+
 /// This host's architecture as OCI names it.
 pub fn host_arch() -> &'static str {
     match std::env::consts::ARCH {
