@@ -275,3 +275,74 @@ fn image_pull_ls_prune_and_concurrent_pulls() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("invalid platform"));
 }
+
+/// An image that umoci built (from the host's busybox) and skopeo pushed runs as a pod.
+#[test]
+fn pod_from_an_image_built_by_umoci_and_pushed_by_skopeo() {
+    let dir = tempfile::tempdir().unwrap();
+    let reg = TestRegistry::start(&dir.path().join("reg"), &RegistryOptions::default()).unwrap();
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(args[0])
+            .args(&args[1..])
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run(&["umoci", "init", "--layout", "lay"]);
+    run(&["umoci", "new", "--image", "lay:bb"]);
+    run(&["umoci", "unpack", "--image", "lay:bb", "bundle"]);
+    let rootfs = dir.path().join("bundle/rootfs");
+    std::fs::create_dir_all(rootfs.join("bin")).unwrap();
+    std::fs::copy(peapod_testkit::HOST_BUSYBOX, rootfs.join("bin/busybox")).unwrap();
+    for applet in ["sh", "sleep", "cat"] {
+        std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet)).unwrap();
+    }
+    std::fs::write(rootfs.join("made-by"), "umoci\n").unwrap();
+    run(&["umoci", "repack", "--image", "lay:bb", "bundle"]);
+    run(&["umoci", "config", "--image", "lay:bb", "--config.cmd", "sh", "--config.env", "PATH=/bin"]);
+    let image = format!("{}/umoci/bb:1", reg.addr);
+    run(&["skopeo", "copy", "-q", "--dest-tls-verify=false", "oci:lay:bb", &format!("docker://{image}")]);
+
+    let env = Env::with_config(0.2, 1.0, &registries("/nonexistent/auth.json", ""));
+    let name = format!("umoci-{}", unique());
+    env.apply_ok(&pod_yaml(
+        &name,
+        &format!("  containers:\n  - {{name: c, image: '{image}', command: [sleep, '300']}}\n"),
+    ));
+    env.wait_phase(&name, "Running");
+    let (code, out) = env.exec(&name, "c", &["cat", "/made-by"]);
+    assert_eq!((code, out.trim()), (0, "umoci"));
+    env.ok(&["delete", "pod", &name, "--grace-period", "0"]);
+}
+
+/// On a terminal, `image pull` redraws one line per layer with bytes, rate and time left.
+#[test]
+fn image_pull_progress_on_a_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let reg = TestRegistry::start(&dir.path().join("reg"), &RegistryOptions::default()).unwrap();
+    let env = Env::with_config(0.2, 1.0, &registries("/nonexistent/auth.json", ""));
+    let image = format!("{}/tty/busybox:1", reg.addr);
+    env.ok(&["image", "push", IMAGE, &image]);
+    env.ok(&["image", "rm", IMAGE]);
+    env.ok(&["image", "prune"]);
+    let cmd = format!(
+        "{} --config {} image pull {image}",
+        env!("CARGO_BIN_EXE_peapod"),
+        env.config.display()
+    );
+    let out = std::process::Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("\x1b["), "no redrawing: {text:?}");
+    assert!(text.contains("Pull complete"), "{text:?}");
+    assert!(text.contains("ETA") || text.contains("Verified"), "{text:?}");
+    assert!(text.contains(&format!("Pulled {image}")), "{text:?}");
+}
