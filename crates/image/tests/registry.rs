@@ -576,3 +576,65 @@ fn shared_layers_download_and_unpack_once_even_when_pulled_together() {
     assert_eq!(pruned.snapshots, 2);
     assert_eq!(entries(&store.dir().join("blobs/sha256")), 0);
 }
+
+#[test]
+fn bearer_tokens_from_the_registrys_challenge() {
+    let d = tempfile::tempdir().unwrap();
+    let tokens =
+        peapod_testkit::TokenServer::start(&d.path().join("token"), "carol", "t0ken").unwrap();
+    let reg = TestRegistry::start(
+        &d.path().join("reg"),
+        &RegistryOptions {
+            token: Some((tokens.realm.clone(), tokens.cert.clone())),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let name = format!("{}/tok/busybox:1", reg.addr);
+    let src = loaded(&d.path().join("src"), &busybox_archive(d.path(), &name));
+    let mut good = Keyring::new();
+    good.add(
+        &reg.addr,
+        Credential {
+            username: "carol".into(),
+            password: "t0ken".into(),
+        },
+    );
+    let with = |k: &Keyring| PullOptions {
+        keyring: k.clone(),
+        ..Default::default()
+    };
+    rt().block_on(
+        Registry::new(src, settings())
+            .unwrap()
+            .push(&name, None, &with(&good)),
+    )
+    .unwrap();
+    assert!(tokens.issued() >= 1, "no token was asked for");
+    let store = Store::open(d.path().join("store")).unwrap();
+    let client = Registry::new(store.clone(), settings()).unwrap();
+    let err = rt()
+        .block_on(client.pull(&name, &PullOptions::default()))
+        .unwrap_err();
+    assert!(matches!(err, Error::Unauthorized(_)), "{err}");
+    let mut bad = Keyring::new();
+    bad.add(
+        &reg.addr,
+        Credential {
+            username: "carol".into(),
+            password: "nope".into(),
+        },
+    );
+    let refused = tokens.refused();
+    let err = rt().block_on(client.pull(&name, &with(&bad))).unwrap_err();
+    assert!(matches!(err, Error::Unauthorized(_)), "{err}");
+    assert!(tokens.refused() > refused, "the token server was not asked");
+    let issued = tokens.issued();
+    let img = rt().block_on(client.pull(&name, &with(&good))).unwrap();
+    assert!(tokens.issued() > issued);
+    assert!(
+        store.snapshots(&img).unwrap()[0]
+            .join("bin/busybox")
+            .exists()
+    );
+}

@@ -198,8 +198,21 @@ fn image_blobs(
 pub fn write_big_archive(name: &str, mb: usize, out: &Path) -> Result<()> {
     let mut layers = vec![(busybox_layer(HOST_BUSYBOX.as_ref())?, Compression::Gzip)];
     let words = [
-        "container", "pod", "kernel", "namespace", "cgroup", "overlay", "layer", "image",
-        "registry", "manifest", "digest", "snapshot", "runtime", "sandbox", "volume",
+        "container",
+        "pod",
+        "kernel",
+        "namespace",
+        "cgroup",
+        "overlay",
+        "layer",
+        "image",
+        "registry",
+        "manifest",
+        "digest",
+        "snapshot",
+        "runtime",
+        "sandbox",
+        "volume",
     ];
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
     let mut next = move || {
@@ -218,7 +231,9 @@ pub fn write_big_archive(name: &str, mb: usize, out: &Path) -> Result<()> {
             let mut data = Vec::with_capacity(file_size);
             if f % 2 == 0 {
                 while data.len() < file_size {
-                    data.extend_from_slice(words[(next() % words.len() as u64) as usize].as_bytes());
+                    data.extend_from_slice(
+                        words[(next() % words.len() as u64) as usize].as_bytes(),
+                    );
                     data.push(if next() % 8 == 0 { b'\n' } else { b' ' });
                 }
                 data.truncate(file_size);
@@ -410,4 +425,6 @@ pub fn leased_addresses(dir: &Path) -> Vec<String> {
 }
 
 mod registry;
+mod token;
 pub use registry::{RegistryOptions, TestRegistry, make_test_ca};
+pub use token::{TOKEN_ISSUER, TOKEN_SERVICE, TokenServer};

@@ -16,6 +16,8 @@ pub struct RegistryOptions {
     pub basic_auth: Option<(String, String)>,
     /// Serve HTTPS with this certificate and key (PEM files).
     pub tls: Option<(PathBuf, PathBuf)>,
+    /// Require bearer tokens from this server (its realm and signing certificate).
+    pub token: Option<(String, PathBuf)>,
 }
 
 /// A running registry; killed when dropped.
@@ -60,6 +62,14 @@ impl TestRegistry {
             yaml += &format!(
                 "auth:\n  htpasswd:\n    realm: peapod-test\n    path: {}\n",
                 file.display()
+            );
+        }
+        if let Some((realm, cert)) = &opts.token {
+            yaml += &format!(
+                "auth:\n  token:\n    realm: {realm}\n    service: {}\n    issuer: {}\n    rootcertbundle: {}\n",
+                crate::TOKEN_SERVICE,
+                crate::TOKEN_ISSUER,
+                cert.display()
             );
         }
         let config = dir.join("config.yml");

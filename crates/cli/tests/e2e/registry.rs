@@ -304,9 +304,25 @@ fn pod_from_an_image_built_by_umoci_and_pushed_by_skopeo() {
     }
     std::fs::write(rootfs.join("made-by"), "umoci\n").unwrap();
     run(&["umoci", "repack", "--image", "lay:bb", "bundle"]);
-    run(&["umoci", "config", "--image", "lay:bb", "--config.cmd", "sh", "--config.env", "PATH=/bin"]);
+    run(&[
+        "umoci",
+        "config",
+        "--image",
+        "lay:bb",
+        "--config.cmd",
+        "sh",
+        "--config.env",
+        "PATH=/bin",
+    ]);
     let image = format!("{}/umoci/bb:1", reg.addr);
-    run(&["skopeo", "copy", "-q", "--dest-tls-verify=false", "oci:lay:bb", &format!("docker://{image}")]);
+    run(&[
+        "skopeo",
+        "copy",
+        "-q",
+        "--dest-tls-verify=false",
+        "oci:lay:bb",
+        &format!("docker://{image}"),
+    ]);
 
     let env = Env::with_config(0.2, 1.0, &registries("/nonexistent/auth.json", ""));
     let name = format!("umoci-{}", unique());
@@ -343,6 +359,9 @@ fn image_pull_progress_on_a_terminal() {
     assert!(out.status.success(), "{text}");
     assert!(text.contains("\x1b["), "no redrawing: {text:?}");
     assert!(text.contains("Pull complete"), "{text:?}");
-    assert!(text.contains("ETA") || text.contains("Verified"), "{text:?}");
+    assert!(
+        text.contains("ETA") || text.contains("Verified"),
+        "{text:?}"
+    );
     assert!(text.contains(&format!("Pulled {image}")), "{text:?}");
 }
