@@ -17,6 +17,12 @@ impl Runtime {
     /// Creates and starts a sandbox (CRI `RunPodSandbox`): its namespaces, files and infra
     /// process. On failure nothing of it is left.
     pub async fn run_pod_sandbox(self: &Arc<Self>, config: SandboxConfig) -> Result<String> {
+        // The infra image is pulled when missing, as CRI runtimes do with theirs.
+        if let Some(image) = &self.cfg.infra_image
+            && self.images.get(image).is_err()
+        {
+            self.pull_image(image, &Default::default()).await?;
+        }
         let id = new_id();
         let dir = self.sandbox_dir(&id);
         std::fs::create_dir_all(&dir).map_err(io("creating", &dir))?;

@@ -365,3 +365,42 @@ fn image_pull_progress_on_a_terminal() {
     );
     assert!(text.contains(&format!("Pulled {image}")), "{text:?}");
 }
+
+/// A configured infra image that is not in the store is pulled when the first sandbox needs it.
+#[test]
+fn infra_image_is_pulled_when_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    let reg = TestRegistry::start(&dir.path().join("reg"), &RegistryOptions::default()).unwrap();
+    let infra = format!("{}/infra/pause:1", reg.addr);
+    // Another store builds and pushes the infra image.
+    let pusher = Env::with_config(0.2, 1.0, &registries("/nonexistent/auth.json", ""));
+    pusher.load_image(
+        "localhost/peapod/infra:1.0",
+        &peapod_testkit::ImageOptions {
+            entrypoint: vec!["sleep".into()],
+            cmd: vec!["2147483647".into()],
+            stop_signal: None,
+        },
+    );
+    pusher.ok(&["image", "push", "localhost/peapod/infra:1.0", &infra]);
+    let env = Env::with_config(
+        0.2,
+        1.0,
+        &format!(
+            "infra_image = \"{infra}\"\n{}",
+            registries("/nonexistent/auth.json", "")
+        ),
+    );
+    let name = format!("infra-{}", unique());
+    env.apply_ok(&pod_yaml(
+        &name,
+        &format!("  containers:\n  - {{name: c, image: {IMAGE}, command: [sleep, '300']}}\n"),
+    ));
+    env.wait_phase(&name, "Running");
+    assert!(
+        env.ok(&["image", "ls"])
+            .contains(&format!("{}/infra/pause", reg.addr))
+    );
+    env.ok(&["delete", "pod", &name, "--force"]);
+    assert!(env.leftovers().is_empty(), "{:?}", env.leftovers());
+}
