@@ -671,11 +671,12 @@ impl Fetch {
             report(Progress::Exists(digest.clone()));
             return Ok(());
         }
-        let _lock = self
+        let lock = self
             .store
             .lock_key(&format!("blob-{}", digest.hex()))
             .await?;
         if self.store.has_blob(digest) {
+            lock.done();
             report(Progress::Exists(digest.clone()));
             return Ok(());
         }
@@ -746,6 +747,7 @@ impl Fetch {
         let dst = self.store.blob_path(digest);
         std::fs::rename(&tmp, &dst).at("storing blob", &dst)?;
         cleanup.disarm();
+        lock.done();
         report(Progress::Downloading {
             layer: digest.clone(),
             done: n,

@@ -205,12 +205,16 @@ impl Store {
 
     /// Takes the lock named `key` (under `locks/`), waiting for it: the holder of a blob's or a
     /// snapshot's lock is the one who fetches or unpacks it.
-    pub(crate) fn lock_key_blocking(&self, key: &str) -> Result<nix::fcntl::Flock<File>> {
-        lock_file(&self.dir.join("locks").join(key))
+    pub(crate) fn lock_key_blocking(&self, key: &str) -> Result<KeyLock> {
+        let path = self.dir.join("locks").join(key);
+        Ok(KeyLock {
+            _lock: lock_file(&path)?,
+            path,
+        })
     }
 
     /// [`Store::lock_key_blocking`] without blocking the async runtime.
-    pub(crate) async fn lock_key(&self, key: &str) -> Result<nix::fcntl::Flock<File>> {
+    pub(crate) async fn lock_key(&self, key: &str) -> Result<KeyLock> {
         let this = self.clone();
         let key = key.to_string();
         tokio::task::spawn_blocking(move || this.lock_key_blocking(&key))
@@ -437,10 +441,11 @@ impl Store {
     ) -> Result<PathBuf> {
         let dir = self.snapshot_dir(chain_id);
         if !dir.join("fs").exists() {
-            let _lock = self.lock_key_blocking(&format!("snapshot-{}", chain_id.hex()))?;
+            let lock = self.lock_key_blocking(&format!("snapshot-{}", chain_id.hex()))?;
             if !dir.join("fs").exists() {
                 crate::unpack::unpack_layer(self, layer, diff_id, &dir)?;
             }
+            lock.done();
         }
         Ok(dir.join("fs"))
     }
@@ -448,6 +453,20 @@ impl Store {
     /// The directory of the snapshot with this chain ID (its tree is in `fs/`).
     pub fn snapshot_dir(&self, chain_id: &Digest) -> PathBuf {
         self.dir.join("snapshots").join(chain_id.hex())
+    }
+}
+
+/// A held lock file of `locks/`.
+pub(crate) struct KeyLock {
+    _lock: nix::fcntl::Flock<File>,
+    path: PathBuf,
+}
+
+impl KeyLock {
+    /// The work is done and its result in place: the lock file goes, then the lock. Anyone
+    /// still waiting on it finds the result when they get it; anyone later never locks.
+    pub(crate) fn done(self) {
+        let _ = fs::remove_file(&self.path);
     }
 }
 

@@ -549,6 +549,8 @@ fn shared_layers_download_and_unpack_once_even_when_pulled_together() {
         .collect();
     let imgs: Vec<_> = threads.into_iter().map(|t| t.join().unwrap()).collect();
     let img = &imgs[0];
+    // The lock files went with the work they guarded.
+    assert_eq!(entries(&store.dir().join("locks")), 0);
     for digest in img.layers.iter().chain([&img.config_digest]) {
         assert_eq!(
             reg.blob_gets(digest.as_str()),
