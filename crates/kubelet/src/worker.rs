@@ -788,6 +788,9 @@ impl PodWorker {
     async fn start(&mut self, c: &Container) -> Option<Instant> {
         let path = self.field_path(&c.name);
         if let Err((reason, message, retry)) = self.ensure_image(c).await {
+            if reason.is_empty() {
+                return None;
+            }
             self.recorder
                 .warning("Failed", &path, format!("Error: {reason}"));
             self.slots.entry(c.name.clone()).or_default().waiting = Some((reason, message));
@@ -975,7 +978,8 @@ impl PodWorker {
         let result = tokio::select! {
             r = self.rt.pull_image(&image, &opts) => r,
             Ok(_) = deleting.wait_for(|d| *d) => {
-                return Err(("ErrImagePull".into(), "the pod is being deleted".into(), now));
+                // Abandoned for the deletion: no reason to report.
+                return Err((String::new(), String::new(), now));
             }
         };
         let slot = self.slots.entry(c.name.clone()).or_default();

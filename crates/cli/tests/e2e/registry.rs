@@ -404,3 +404,37 @@ fn infra_image_is_pulled_when_missing() {
     env.ok(&["delete", "pod", &name, "--force"]);
     assert!(env.leftovers().is_empty(), "{:?}", env.leftovers());
 }
+
+/// A pod deleted while its image is being pulled from a registry that never answers goes at
+/// once, leaving nothing.
+#[test]
+fn delete_during_a_hanging_pull() {
+    // Accepts connections (the kernel does) and never answers.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = silent.local_addr().unwrap();
+    let env = Env::with_config(0.2, 1.0, &registries("/nonexistent/auth.json", ""));
+    let name = format!("hang-{}", unique());
+    env.apply_ok(&pod_yaml(
+        &name,
+        &format!(
+            "  containers:\n  - {{name: c, image: '{addr}/hang/app:1', command: [sleep, '300']}}\n"
+        ),
+    ));
+    env.wait_for(&name, Duration::from_secs(20), |_| {
+        events(&env, &name).contains("Pulling image")
+    });
+    let pod = env.pod(&name);
+    assert_eq!(
+        cstatus(&pod, "c")["state"]["waiting"]["reason"],
+        "ContainerCreating"
+    );
+    let t = std::time::Instant::now();
+    env.ok(&["delete", "pod", &name, "--grace-period", "0"]);
+    // The pull alone would wait 60 s for an answer (the read timeout).
+    assert!(
+        t.elapsed() < Duration::from_secs(30),
+        "delete waited for the pull"
+    );
+    assert!(env.leftovers().is_empty(), "{:?}", env.leftovers());
+    drop(silent);
+}
