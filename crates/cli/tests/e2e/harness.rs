@@ -2,26 +2,14 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 pub const IMAGE: &str = "localhost/peapod/busybox:1.0";
 
-/// The busybox image archive, built once per test process.
-fn archive() -> &'static Path {
-    static ARCHIVE: OnceLock<PathBuf> = OnceLock::new();
-    ARCHIVE.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("peapod-e2e-image-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let p = dir.join("busybox.tar");
-        peapod_testkit::write_busybox_archive(peapod_testkit::HOST_BUSYBOX.as_ref(), IMAGE, &p)
-            .expect("building the busybox image (is busybox-static installed?)");
-        p
-    })
-}
-
+/// One test's world: its own state roots and config file (in a temporary directory
+/// removed with it), the busybox image loaded, and a network of its own.
 pub struct Env {
     pub dir: tempfile::TempDir,
     pub config: PathBuf,
@@ -67,7 +55,15 @@ impl Env {
         )
         .unwrap();
         let env = Env { dir, config, net };
-        let out = env.run(&["image", "load", archive().to_str().unwrap()]);
+        // The busybox image, built in the environment's own directory (removed with it).
+        let archive = env.path().join("busybox.tar");
+        peapod_testkit::write_busybox_archive(
+            peapod_testkit::HOST_BUSYBOX.as_ref(),
+            IMAGE,
+            &archive,
+        )
+        .expect("building the busybox image (is busybox-static installed?)");
+        let out = env.run(&["image", "load", archive.to_str().unwrap()]);
         assert!(
             out.status.success(),
             "image load failed: {}",
