@@ -15,6 +15,27 @@ use peapod_types::image_ref::Reference;
 
 const SMALL: u64 = 4 << 20;
 
+/// The diff IDs an image config lists, which must be one per layer of its manifest.
+pub(crate) fn diff_ids(config: &Value, layers: usize, name: &str) -> Result<Vec<Digest>> {
+    let ids: Vec<Digest> = config["rootfs"]["diff_ids"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|d| {
+            d.as_str()
+                .and_then(Digest::parse)
+                .ok_or_else(|| Error::Format(format!("config of {name}: bad diff_id {d}")))
+        })
+        .collect::<Result<_>>()?;
+    if ids.len() != layers {
+        return Err(Error::Format(format!(
+            "{name}: the manifest has {layers} layers but the config lists {} diff_ids",
+            ids.len()
+        )));
+    }
+    Ok(ids)
+}
+
 /// The OCI name of this host's architecture.
 pub fn host_arch() -> &'static str {
     match std::env::consts::ARCH {
@@ -151,23 +172,7 @@ impl Store {
             .flatten()
             .map(descriptor_digest)
             .collect::<Result<_>>()?;
-        let diff_ids: Vec<Digest> = config["rootfs"]["diff_ids"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|d| {
-                d.as_str()
-                    .and_then(Digest::parse)
-                    .ok_or_else(|| Error::Format(format!("bad diff_id {d}")))
-            })
-            .collect::<Result<_>>()?;
-        if layers.len() != diff_ids.len() {
-            return Err(Error::Format(format!(
-                "{name}: manifest has {} layers but the config lists {} diff_ids",
-                layers.len(),
-                diff_ids.len()
-            )));
-        }
+        let diff_ids = diff_ids(&config, layers.len(), name)?;
         let mut size = 0;
         for d in layers.iter().chain([&config_digest]) {
             let p = self.blob_path(d);

@@ -431,23 +431,7 @@ impl Registry {
         fetch.blob(&config_digest, config_size, false).await?;
         let config: Value = serde_json::from_slice(&self.store.read_blob(&config_digest)?)
             .map_err(|err| Error::Format(format!("config of {name}: {err}")))?;
-        let diff_ids: Vec<Digest> = config["rootfs"]["diff_ids"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|d| {
-                d.as_str()
-                    .and_then(Digest::parse)
-                    .ok_or_else(|| Error::Format(format!("config of {name}: bad diff_id {d}")))
-            })
-            .collect::<Result<_>>()?;
-        if diff_ids.len() != layers.len() {
-            return Err(Error::Format(format!(
-                "{name}: the manifest has {} layers but the config lists {} diff_ids",
-                layers.len(),
-                diff_ids.len()
-            )));
-        }
+        let diff_ids = crate::archive::diff_ids(&config, layers.len(), &name)?;
         let chain = Image::chain_of(&diff_ids);
         let slots = Arc::new(tokio::sync::Semaphore::new(
             self.settings.max_concurrent_downloads.max(1),
@@ -625,15 +609,7 @@ fn classify(name: &str, host: &str, err: OciDistributionError) -> Error {
                 e.status().expect("checked")
             ))
         }
-        other => {
-            let mut msg = other.to_string();
-            let mut src = std::error::Error::source(&other);
-            while let Some(s) = src {
-                msg.push_str(&format!(": {s}"));
-                src = s.source();
-            }
-            Error::Registry(format!("{name} from {host}: {msg}"))
-        }
+        other => Error::Registry(format!("{name} from {host}: {}", chain_text(&other))),
     }
 }
 

@@ -378,13 +378,7 @@ impl Store {
     }
 
     fn try_lock_key(&self, key: &str) -> Result<Option<nix::fcntl::Flock<File>>> {
-        let p = self.dir.join("locks").join(key);
-        let f = fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&p)
-            .at("opening", &p)?;
+        let f = open_lock(&self.dir.join("locks").join(key))?;
         Ok(nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusiveNonblock).ok())
     }
 
@@ -470,13 +464,17 @@ impl KeyLock {
     }
 }
 
-fn lock_file(p: &Path) -> Result<nix::fcntl::Flock<File>> {
-    let f = fs::OpenOptions::new()
+fn open_lock(p: &Path) -> Result<File> {
+    fs::OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
         .open(p)
-        .at("opening", p)?;
+        .at("opening", p)
+}
+
+fn lock_file(p: &Path) -> Result<nix::fcntl::Flock<File>> {
+    let f = open_lock(p)?;
     nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusive).map_err(|(_, e)| Error::Io {
         context: "locking",
         path: p.to_path_buf(),
