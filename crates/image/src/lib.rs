@@ -15,13 +15,17 @@
 mod archive;
 mod auth;
 mod digest;
+mod fetch;
+mod options;
 mod pull;
+mod push;
 mod store;
 mod unpack;
 
 pub use auth::{Credential, Keyring};
 pub use digest::Digest;
-pub use pull::{Platform, Progress, ProgressFn, PullOptions, Registry};
+pub use options::{Platform, Progress, ProgressFn, PullOptions};
+pub use pull::Registry;
 pub use store::{Image, ImageConfig, Pruned, Store};
 
 use std::path::PathBuf;

@@ -7,27 +7,28 @@
 //! are coalesced across threads and processes by a lock file per digest: whoever holds the
 //! lock does the work, the others find the result when they get the lock.
 
-use std::io::Write;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use futures_util::StreamExt;
+use oci_client::Client;
 use oci_client::client::{Certificate, CertificateEncoding, ClientConfig, ClientProtocol};
 use oci_client::errors::OciDistributionError;
 use oci_client::secrets::RegistryAuth;
-use oci_client::{Client, RegistryOperation};
+
+use crate::fetch::{Fetch, chain_text};
 use serde_json::Value;
 
 use crate::auth::{Credential, Keyring};
-use crate::digest::{Digest, Hashing};
+use crate::digest::Digest;
+use crate::options::{Platform, Progress, PullOptions};
 use crate::store::{Image, Store};
 use crate::{Error, IoContext, Result};
 use peapod_types::config::Registries;
 use peapod_types::image_ref::Reference;
 
-const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+pub(crate) const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
 const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
@@ -47,107 +48,10 @@ const LAYER_TYPES: &[&str] = &[
     "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
 ];
 
-/// An OS/architecture pair (with an optional variant), as in image indexes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Platform {
-    /// `linux`.
-    pub os: String,
-    /// `amd64`, `arm64`, …
-    pub architecture: String,
-    /// `v8`, `v7`, … when it matters.
-    pub variant: Option<String>,
-}
-
-impl Platform {
-    /// This host's platform.
-    pub fn host() -> Platform {
-        Platform {
-            os: "linux".into(),
-            architecture: crate::archive::host_arch().into(),
-            variant: None,
-        }
-    }
-
-    /// Parses `os/arch[/variant]`.
-    pub fn parse(s: &str) -> Result<Platform> {
-        let parts: Vec<&str> = s.split('/').collect();
-        match parts.as_slice() {
-            [os, arch] | [os, arch, _] if !os.is_empty() && !arch.is_empty() => Ok(Platform {
-                os: os.to_string(),
-                architecture: arch.to_string(),
-                variant: parts.get(2).map(|v| v.to_string()),
-            }),
-            _ => Err(Error::Format(format!(
-                "invalid platform {s:?}: expected OS/ARCH[/VARIANT]"
-            ))),
-        }
-    }
-
-    fn matches(&self, p: &Value) -> bool {
-        p["os"] == self.os.as_str()
-            && p["architecture"] == self.architecture.as_str()
-            && self
-                .variant
-                .as_deref()
-                .is_none_or(|v| p["variant"].as_str().is_none_or(|pv| pv == v))
-    }
-}
-
-impl std::fmt::Display for Platform {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.os, self.architecture)?;
-        if let Some(v) = &self.variant {
-            write!(f, "/{v}")?;
-        }
-        Ok(())
-    }
-}
-
-/// What a pull reports as it goes.
-#[derive(Debug, Clone)]
-pub enum Progress {
-    /// The manifest is known: these layers (digest, compressed size) make the image.
-    Resolved {
-        /// The manifest's digest.
-        manifest: Digest,
-        /// The layers, bottom first.
-        layers: Vec<(Digest, u64)>,
-    },
-    /// The layer is already in the store.
-    Exists(Digest),
-    /// `done` of `total` bytes of the layer have arrived.
-    Downloading {
-        /// The layer.
-        layer: Digest,
-        /// Bytes so far.
-        done: u64,
-        /// Announced size.
-        total: u64,
-    },
-    /// The layer is downloaded and verified.
-    Downloaded(Digest),
-    /// The layer is unpacked into its snapshot.
-    Unpacked(Digest),
-}
-
-/// Receives progress reports; called from several tasks at once.
-pub type ProgressFn = Arc<dyn Fn(&Progress) + Send + Sync>;
-
-/// Options of one pull or push.
-#[derive(Clone, Default)]
-pub struct PullOptions {
-    /// Credentials that come before the node's (a pod's `imagePullSecrets`).
-    pub keyring: Keyring,
-    /// The platform wanted from an index; this host's by default.
-    pub platform: Option<Platform>,
-    /// Progress reports.
-    pub progress: Option<ProgressFn>,
-}
-
 /// One place to fetch from: a mirror or the registry itself.
 #[derive(Debug, Clone)]
-struct Endpoint {
-    host: String,
+pub(crate) struct Endpoint {
+    pub(crate) host: String,
     http: bool,
     ca_files: Vec<PathBuf>,
     mirror: bool,
@@ -156,7 +60,7 @@ struct Endpoint {
 /// Pulls and pushes images for one store with the node's registry settings.
 #[derive(Clone)]
 pub struct Registry {
-    store: Store,
+    pub(crate) store: Store,
     settings: Registries,
     keyring: Keyring,
 }
@@ -188,7 +92,7 @@ impl Registry {
                 })
         });
         if let Some(f) = file {
-            keyring.add_docker_config_file(&f)?;
+            crate::auth::add_docker_config_file(&mut keyring, &f)?;
         }
         Ok(Registry {
             store,
@@ -223,7 +127,7 @@ impl Registry {
         out
     }
 
-    fn endpoint(&self, host: &str) -> Endpoint {
+    pub(crate) fn endpoint(&self, host: &str) -> Endpoint {
         let h = self.settings.hosts.get(host).cloned().unwrap_or_default();
         let http = h
             .insecure
@@ -236,7 +140,7 @@ impl Registry {
         }
     }
 
-    fn client(&self, e: &Endpoint) -> Result<Client> {
+    pub(crate) fn client(&self, e: &Endpoint) -> Result<Client> {
         let mut certs = Vec::new();
         for f in &e.ca_files {
             let data = std::fs::read(f).at("reading CA certificate", f)?;
@@ -263,7 +167,12 @@ impl Registry {
     }
 
     /// The credentials to try for `host/repository`, best first; anonymous when none.
-    fn auths(&self, opts: &PullOptions, host: &str, repository: &str) -> Vec<RegistryAuth> {
+    pub(crate) fn auths(
+        &self,
+        opts: &PullOptions,
+        host: &str,
+        repository: &str,
+    ) -> Vec<RegistryAuth> {
         let mut creds = opts.keyring.lookup(host, repository);
         for c in self.keyring.lookup(host, repository) {
             if !creds.contains(&c) {
@@ -482,76 +391,9 @@ impl Registry {
         self.store.add_image(image.clone())?;
         Ok(image)
     }
-
-    /// Pushes the stored image `name` to `target` (its own name by default): blobs the
-    /// registry lacks, then the manifest. Returns the manifest digest.
-    pub async fn push(
-        &self,
-        name: &str,
-        target: Option<&str>,
-        opts: &PullOptions,
-    ) -> Result<Digest> {
-        let image = self.store.get(name)?;
-        let target = Reference::parse(target.unwrap_or(&image.name))?;
-        let e = self.endpoint(&target.registry);
-        let auths = self.auths(opts, &e.host, &target.repository);
-        let last = auths.len() - 1;
-        for (i, auth) in auths.into_iter().enumerate() {
-            let client = self.client(&e)?;
-            match self.push_with(&client, &e, &image, &target, &auth).await {
-                Err(Error::Unauthorized(_)) if i < last => continue,
-                other => return other,
-            }
-        }
-        unreachable!("at least one credential (anonymous) is tried")
-    }
-
-    async fn push_with(
-        &self,
-        client: &Client,
-        e: &Endpoint,
-        image: &Image,
-        target: &Reference,
-        auth: &RegistryAuth,
-    ) -> Result<Digest> {
-        let name = target.to_string();
-        let ctx = |err: OciDistributionError| classify(&name, &e.host, err);
-        let oref = oci_client::Reference::with_tag(
-            e.host.clone(),
-            target.repository.clone(),
-            target.tag.clone().unwrap_or_else(|| "latest".into()),
-        );
-        client
-            .auth(&oref, auth, RegistryOperation::Push)
-            .await
-            .map_err(ctx)?;
-        for d in image.layers.iter().chain([&image.config_digest]) {
-            if client.blob_exists(&oref, d.as_str()).await.map_err(ctx)? {
-                continue;
-            }
-            let data = self.store.read_blob(d)?;
-            client
-                .push_blob(&oref, data, d.as_str())
-                .await
-                .map_err(ctx)?;
-        }
-        let manifest = self.store.read_blob(&image.manifest_digest)?;
-        let doc: Value = serde_json::from_slice(&manifest)
-            .map_err(|err| Error::Format(format!("manifest of {}: {err}", image.name)))?;
-        let mt = doc["mediaType"]
-            .as_str()
-            .unwrap_or(OCI_MANIFEST)
-            .to_string();
-        let mt = http_header(&mt)?;
-        client
-            .push_manifest_raw(&oref, manifest, mt)
-            .await
-            .map_err(ctx)?;
-        Ok(image.manifest_digest.clone())
-    }
 }
 
-fn http_header(v: &str) -> Result<http::HeaderValue> {
+pub(crate) fn http_header(v: &str) -> Result<http::HeaderValue> {
     v.parse()
         .map_err(|_| Error::Format(format!("invalid media type {v:?}")))
 }
@@ -567,7 +409,7 @@ fn descriptor(d: &Value, what: &str) -> Result<(Digest, u64)> {
 }
 
 /// Puts a registry error in words that name the image and the cause.
-fn classify(name: &str, host: &str, err: OciDistributionError) -> Error {
+pub(crate) fn classify(name: &str, host: &str, err: OciDistributionError) -> Error {
     use OciDistributionError as E;
     match err {
         E::UnauthorizedError { .. } | E::AuthenticationFailure(_) => Error::Unauthorized(format!(
@@ -623,143 +465,6 @@ fn is_loopback(host: &str) -> bool {
         host
     };
     bare == "localhost" || bare.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
-}
-
-/// What every layer task needs to download into the store.
-#[derive(Clone)]
-struct Fetch {
-    store: Store,
-    client: Client,
-    oref: oci_client::Reference,
-    name: String,
-    progress: Option<ProgressFn>,
-}
-
-impl Fetch {
-    /// Downloads the blob unless the store has it; verified, then renamed into place.
-    async fn blob(&self, digest: &Digest, size: u64, layer: bool) -> Result<()> {
-        let report = |p: Progress| {
-            if layer && let Some(f) = &self.progress {
-                f(&p)
-            }
-        };
-        if self.store.has_blob(digest) {
-            report(Progress::Exists(digest.clone()));
-            return Ok(());
-        }
-        let lock = self
-            .store
-            .lock_key(&format!("blob-{}", digest.hex()))
-            .await?;
-        if self.store.has_blob(digest) {
-            lock.done();
-            report(Progress::Exists(digest.clone()));
-            return Ok(());
-        }
-        let what = if layer { "layer" } else { "config" };
-        let ctx = |err: OciDistributionError| classify(&self.name, self.oref.registry(), err);
-        let mut stream = self
-            .client
-            .pull_blob_stream(&self.oref, digest.as_str())
-            .await
-            .map_err(ctx)?;
-        let tmp = self.store.temp_path("download");
-        let cleanup = Cleanup(tmp.clone());
-        let file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)
-            .at("creating", &tmp)?;
-        let mut out = Hashing::new(std::io::BufWriter::with_capacity(1 << 20, file));
-        let mut done = 0u64;
-        // The first chunk is reported at once, then every 100 ms.
-        let mut last_report = Instant::now()
-            .checked_sub(Duration::from_secs(1))
-            .unwrap_or_else(Instant::now);
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|err| {
-                Error::Registry(format!(
-                    "{}: downloading {what} {digest}: {}",
-                    self.name,
-                    chain_text(&err)
-                ))
-            })?;
-            done += chunk.len() as u64;
-            if size > 0 && done > size {
-                return Err(Error::Format(format!(
-                    "{}: {what} {digest} is larger than the {size} bytes announced",
-                    self.name
-                )));
-            }
-            out.write_all(&chunk).at("writing", &tmp)?;
-            if last_report.elapsed() >= Duration::from_millis(100) {
-                last_report = Instant::now();
-                report(Progress::Downloading {
-                    layer: digest.clone(),
-                    done,
-                    total: size,
-                });
-            }
-        }
-        let (actual, n, w) = out.finish();
-        if actual != *digest {
-            return Err(Error::DigestMismatch {
-                what: format!("{what} of {}", self.name),
-                expected: digest.to_string(),
-                actual: actual.to_string(),
-            });
-        }
-        if size > 0 && n != size {
-            return Err(Error::Format(format!(
-                "{}: {what} {digest} has {n} bytes, {size} announced",
-                self.name
-            )));
-        }
-        let f = w
-            .into_inner()
-            .map_err(|e| e.into_error())
-            .at("writing", &tmp)?;
-        f.sync_all().at("syncing", &tmp)?;
-        let dst = self.store.blob_path(digest);
-        std::fs::rename(&tmp, &dst).at("storing blob", &dst)?;
-        cleanup.disarm();
-        lock.done();
-        report(Progress::Downloading {
-            layer: digest.clone(),
-            done: n,
-            total: size,
-        });
-        report(Progress::Downloaded(digest.clone()));
-        Ok(())
-    }
-}
-
-fn chain_text(err: &dyn std::error::Error) -> String {
-    let mut msg = err.to_string();
-    let mut src = err.source();
-    while let Some(s) = src {
-        let t = s.to_string();
-        if !msg.contains(&t) {
-            msg.push_str(&format!(": {t}"));
-        }
-        src = s.source();
-    }
-    msg
-}
-
-/// Removes a temporary file when dropped, also when the task is aborted.
-struct Cleanup(PathBuf);
-
-impl Cleanup {
-    fn disarm(self) {
-        std::mem::forget(self);
-    }
-}
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
 }
 
 #[cfg(test)]

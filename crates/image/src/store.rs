@@ -121,6 +121,12 @@ impl Store {
         Ok(Store { dir })
     }
 
+    /// The store at `dir`, for reading only: nothing is created, and a store that does not
+    /// exist reads as empty.
+    pub fn open_read_only(dir: impl Into<PathBuf>) -> Store {
+        Store { dir: dir.into() }
+    }
+
     /// The store's directory.
     pub fn dir(&self) -> &Path {
         &self.dir

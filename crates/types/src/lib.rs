@@ -6,19 +6,25 @@
 //! - [`validate`]: the API server's validation, with errors named by field path;
 //! - [`expand`]: Kubernetes' `$(VAR)` expansion;
 //! - [`phase`]: the kubelet's pod phase, conditions and container-state rules;
-//! - [`backoff`]: the kubelet's crash-loop back-off;
+//! - [`pod`]: the defaulted pod the kubelet works on, with accessors that need no default;
+//! - [`backoff`]: the kubelet's back-off (crash loops, image pulls);
+//! - [`cri_log`]: the CRI container log format;
+//! - [`credentials`]: registry credentials and how they match an image;
 //! - [`quantity`], [`image_ref`], [`config`]: small parsers and shared settings.
 //!
 //! Invariant: this crate does no IO, spawns nothing and needs no async runtime.
 
 pub mod backoff;
 pub mod config;
+pub mod credentials;
+pub mod cri_log;
 pub mod defaults;
 pub mod expand;
 pub mod field;
 pub mod image_ref;
 pub mod manifest;
 pub mod phase;
+pub mod pod;
 pub mod quantity;
 pub mod validate;
 
