@@ -51,17 +51,16 @@ pub fn run(cfg: &Config, args: &Args, shim_args: &[OsString]) -> Result<i32> {
             let prefix = pod.metadata.generate_name.clone().unwrap_or_default();
             pod.metadata.name = Some(format!("{prefix}{}", &new_uid()[..5]));
         }
-        let name = pod.metadata.name.clone().unwrap_or_default();
-        let ns = pod
-            .metadata
-            .namespace
-            .clone()
-            .unwrap_or_else(|| "default".into());
+        let defaulted = peapod_types::pod::DefaultedPod::new(pod.clone());
+        let (name, ns) = (
+            defaulted.name().to_string(),
+            defaulted.namespace().to_string(),
+        );
         if let Some(old) = existing
             .iter()
             .find(|p| p.name() == name && p.namespace() == ns)
         {
-            if old.pod.spec == pod.spec {
+            if old.pod.pod().spec == pod.spec {
                 println!("pod/{name} unchanged");
                 continue;
             }
@@ -89,14 +88,14 @@ pub fn run(cfg: &Config, args: &Args, shim_args: &[OsString]) -> Result<i32> {
         pod.metadata.creation_timestamp = Some(Time(jiff::Timestamp::now()));
         let name = pod.metadata.name.clone().unwrap_or_default();
         let ns = pod.metadata.namespace.clone().unwrap_or_default();
-        let paths = Paths::new(cfg, &uid, &ns, &name);
+        let paths = Paths::new(cfg, &uid);
         std::fs::create_dir_all(&paths.run_dir)
             .with_context(|| format!("creating {}", paths.run_dir.display()))?;
         std::fs::write(paths.pod_file(), serde_json::to_vec(&pod)?)?;
         if !secrets.is_empty() {
             use std::io::Write;
             use std::os::unix::fs::OpenOptionsExt;
-            let file = paths.run_dir.join("pull-secrets.json");
+            let file = paths.pull_secrets_file();
             std::fs::OpenOptions::new()
                 .write(true)
                 .create_new(true)
@@ -164,7 +163,7 @@ fn pull_secrets(
         let v: serde_json::Value = serde_json::from_slice(&data)
             .with_context(|| format!("{field}: secret {:?}: data[{key:?}]", r.name))?;
         // Check it now, so a bad secret is reported before anything is created.
-        peapod_image::Keyring::new()
+        peapod_types::credentials::Keyring::new()
             .add_docker_config(&data, &format!("secret {:?}", r.name))
             .with_context(|| field.clone())?;
         out.push(v);

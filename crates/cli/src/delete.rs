@@ -33,11 +33,8 @@ pub fn run(cfg: &Config, args: &Args) -> Result<i32> {
         let text = crate::apply::read_manifest(f)?;
         let m = peapod_types::manifest::load(&text)
             .map_err(|e| anyhow::anyhow!("{}: {e}", f.display()))?;
-        for p in m.pods {
-            names.push((
-                p.metadata.namespace.unwrap_or_else(|| "default".into()),
-                p.metadata.name.unwrap_or_default(),
-            ));
+        for p in m.pods.into_iter().map(peapod_types::pod::DefaultedPod::new) {
+            names.push((p.namespace().to_string(), p.name().to_string()));
         }
     } else {
         let mut it = args.targets.iter();
@@ -79,12 +76,7 @@ pub fn run(cfg: &Config, args: &Args) -> Result<i32> {
 
 /// Deletes one pod through its shim, or directly when the shim is gone.
 pub fn delete(cfg: &Config, pod: &PodHandle, grace: Option<i64>) -> Result<()> {
-    let pod_grace = pod
-        .pod
-        .spec
-        .as_ref()
-        .and_then(|s| s.termination_grace_period_seconds)
-        .unwrap_or(30);
+    let pod_grace = pod.pod.grace_period();
     let wait = Duration::from_secs((grace.unwrap_or(pod_grace).max(0) as u64) + 60);
     if pod.shim_alive {
         match peapod_shim::request(&pod.paths.socket(), &Request::Delete { grace }, wait) {

@@ -7,7 +7,7 @@ use anyhow::{Context, Result, bail};
 use nix::sys::termios::SetArg;
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
-use peapod_oci::{ExecRequest, Stdio};
+use peapod_shim::{ExecRequest, Stdio};
 use peapod_types::config::Config;
 
 /// Arguments of `exec`.
@@ -51,7 +51,6 @@ pub fn run(cfg: &Config, args: &Args) -> Result<i32> {
     else {
         bail!("container {container:?} in pod {name:?} has not started");
     };
-    let rt = peapod_runtime::Runtime::new(peapod_shim::runtime_config(cfg))?;
     let stdio = if args.tty {
         None
     } else {
@@ -73,8 +72,7 @@ pub fn run(cfg: &Config, args: &Args) -> Result<i32> {
         stdio,
         tty: args.tty,
     };
-    let proc = rt
-        .exec(&c.id, req)
+    let proc = peapod_shim::exec(cfg, &c.id, req)
         .with_context(|| format!("exec in container {container:?}"))?;
     // With a terminal: the caller's terminal (if any) goes raw and takes the same size,
     // and the streams are copied both ways until the terminal closes.

@@ -63,6 +63,11 @@ fn store(cfg: &Config) -> Result<peapod_image::Store> {
     Ok(peapod_image::Store::open(cfg.root.join("images"))?)
 }
 
+/// The store for reading: listing and inspecting create nothing.
+fn read_store(cfg: &Config) -> peapod_image::Store {
+    peapod_image::Store::open_read_only(cfg.root.join("images"))
+}
+
 fn block_on<T>(f: impl std::future::Future<Output = T>) -> Result<T> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -79,9 +84,8 @@ fn registry(cfg: &Config) -> Result<peapod_image::Registry> {
 
 /// The names of images that containers use.
 fn images_in_use(cfg: &Config, st: &peapod_image::Store) -> Result<Vec<String>> {
-    let rt = peapod_runtime::Runtime::new(peapod_shim::runtime_config(cfg))?;
     let mut names = Vec::new();
-    for c in rt.list_containers(None) {
+    for c in peapod_shim::containers(cfg)? {
         for img in st.images()? {
             if (c.image_ref == img.repo_digest()
                 || st.get(&c.image).is_ok_and(|i| i.name == img.name))
@@ -170,7 +174,7 @@ pub fn run(cfg: &Config, cmd: &Cmd) -> Result<i32> {
                     .map(String::from)
                     .to_vec(),
             ];
-            for img in store(cfg)?.images()? {
+            for img in read_store(cfg).images()? {
                 let r = Reference::parse(&img.name)?;
                 let added = img
                     .added
@@ -189,7 +193,7 @@ pub fn run(cfg: &Config, cmd: &Cmd) -> Result<i32> {
             print_table(&rows);
         }
         Cmd::Inspect { names } => {
-            let st = store(cfg)?;
+            let st = read_store(cfg);
             let mut out = Vec::new();
             for n in names {
                 let img = st.get(n)?;
@@ -218,8 +222,7 @@ pub fn run(cfg: &Config, cmd: &Cmd) -> Result<i32> {
         }
         Cmd::Rm { names, force } => {
             let st = store(cfg)?;
-            let rt = peapod_runtime::Runtime::new(peapod_shim::runtime_config(cfg))?;
-            let users = rt.list_containers(None);
+            let users = peapod_shim::containers(cfg)?;
             for n in names {
                 let img = st.get(n)?;
                 let user = users.iter().find(|c| {

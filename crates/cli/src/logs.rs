@@ -32,7 +32,7 @@ pub struct Args {
 
 /// Picks the container: the named one, or the only one.
 pub fn pick_container(h: &PodHandle, name: Option<&str>) -> Result<String> {
-    let spec = h.pod.spec.clone().unwrap_or_default();
+    let spec = h.pod.spec();
     let all: Vec<String> = spec
         .init_containers
         .iter()
@@ -96,7 +96,7 @@ pub fn run(cfg: &Config, args: &Args) -> Result<i32> {
         line.clear();
         let read = reader.read_line(&mut line)?;
         if read > 0 && line.ends_with('\n') {
-            if let Some(rec) = peapod_runtime::logs::parse(line.trim_end_matches('\n')) {
+            if let Some(rec) = peapod_types::cri_log::parse(line.trim_end_matches('\n')) {
                 partial.push_str(rec.text);
                 if !rec.partial {
                     if args.timestamps {

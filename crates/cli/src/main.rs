@@ -2,6 +2,8 @@
 
 mod apply;
 mod delete;
+mod describe;
+mod events;
 mod exec;
 mod get;
 mod image;
@@ -40,7 +42,7 @@ enum Cmd {
     /// Show pods (or events).
     Get(get::GetArgs),
     /// Show a pod in detail: status, containers, namespaces, events.
-    Describe(get::DescribeArgs),
+    Describe(describe::DescribeArgs),
     /// Print a container's logs.
     Logs(logs::Args),
     /// Run a command in a container.
@@ -134,7 +136,7 @@ fn run(cli: Cli) -> Result<i32> {
     match &cli.command {
         Cmd::Apply(a) => apply::run(&cfg, a, &shim_args(&cli, &cfg)),
         Cmd::Get(a) => get::get(&cfg, a),
-        Cmd::Describe(a) => get::describe(&cfg, a),
+        Cmd::Describe(a) => describe::describe(&cfg, a),
         Cmd::Logs(a) => logs::run(&cfg, a),
         Cmd::Exec(a) => exec::run(&cfg, a),
         Cmd::Delete(a) => delete::run(&cfg, a),

@@ -5,13 +5,19 @@
 //!
 //! Every attachment is cached (configuration, runtime arguments and result) before ADD runs,
 //! so that DEL can always be run later with exactly what ADD saw, even after a crash.
+//!
+//! Plugins run asynchronously: the caller's thread is never blocked while a plugin works.
+//! How a plugin process is started is a [`PluginExec`] (libcni's `invoke.Exec`), so that a
+//! process that reaps children itself can start plugins its own way.
 
 pub mod config;
 mod result;
 
-use std::io::Write;
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::process::Output;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -130,21 +136,85 @@ struct Cached {
     result: Option<Value>,
 }
 
+/// A plugin run's future: the process's exit status and output.
+pub type ExecFuture<'a> = Pin<Box<dyn Future<Output = std::io::Result<Output>> + Send + 'a>>;
+
+/// Starts plugin processes: runs `bin` with the caller's environment plus `env`, writes
+/// `stdin` to it and collects its exit status and output.
+pub trait PluginExec: Send + Sync {
+    /// Runs one plugin.
+    fn exec<'a>(
+        &'a self,
+        bin: &'a Path,
+        env: &'a [(String, String)],
+        stdin: Vec<u8>,
+    ) -> ExecFuture<'a>;
+}
+
+/// Runs plugins with Tokio's process support.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TokioExec;
+
+impl PluginExec for TokioExec {
+    fn exec<'a>(
+        &'a self,
+        bin: &'a Path,
+        env: &'a [(String, String)],
+        stdin: Vec<u8>,
+    ) -> ExecFuture<'a> {
+        Box::pin(async move {
+            use tokio::io::AsyncWriteExt;
+            let mut child = tokio::process::Command::new(bin)
+                .envs(env.iter().map(|(k, v)| (k, v)))
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()?;
+            if let Some(mut input) = child.stdin.take() {
+                // A plugin may exit without reading; its exit status tells what happened.
+                let _ = input.write_all(&stdin).await;
+            }
+            child.wait_with_output().await
+        })
+    }
+}
+
 /// CNI plugin invoker with a result cache.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Cni {
     /// Where plugins are looked for, in order (`CNI_PATH`).
     pub plugin_dirs: Vec<PathBuf>,
     /// Where attachments are cached, one file per container ID.
     pub cache_dir: PathBuf,
+    /// How plugin processes are started.
+    exec: Arc<dyn PluginExec>,
+}
+
+impl std::fmt::Debug for Cni {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cni")
+            .field("plugin_dirs", &self.plugin_dirs)
+            .field("cache_dir", &self.cache_dir)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Cni {
-    /// An invoker.
+    /// An invoker that starts plugins with [`TokioExec`].
     pub fn new(plugin_dirs: Vec<PathBuf>, cache_dir: PathBuf) -> Cni {
+        Cni::with_exec(plugin_dirs, cache_dir, Arc::new(TokioExec))
+    }
+
+    /// An invoker that starts plugins with `exec`.
+    pub fn with_exec(
+        plugin_dirs: Vec<PathBuf>,
+        cache_dir: PathBuf,
+        exec: Arc<dyn PluginExec>,
+    ) -> Cni {
         Cni {
             plugin_dirs,
             cache_dir,
+            exec,
         }
     }
 
@@ -180,7 +250,7 @@ impl Cni {
 
     /// ADD: attaches the container to `net`. The attachment is cached first, so that
     /// [`Cni::del`] undoes whatever part of it happened, even when ADD fails.
-    pub fn add(&self, net: &ConfList, att: &Attachment) -> Result<CniResult> {
+    pub async fn add(&self, net: &ConfList, att: &Attachment) -> Result<CniResult> {
         self.check_plugins(net)?;
         let mut cached = Cached {
             file: net.file.clone(),
@@ -191,7 +261,7 @@ impl Cni {
         self.save(att, &cached)?;
         let mut prev: Option<Value> = None;
         for plugin in &net.plugins {
-            let out = self.invoke("ADD", net, plugin, att, prev.as_ref())?;
+            let out = self.invoke("ADD", net, plugin, att, prev.as_ref()).await?;
             prev = Some(out);
         }
         let result = prev.unwrap_or(Value::Null);
@@ -203,7 +273,7 @@ impl Cni {
     /// DEL: detaches what [`Cni::add`] attached for `container_id`, in reverse chain order,
     /// with the configuration and arguments ADD used. Succeeds when nothing is cached (never
     /// added, or already deleted); the cache entry goes only when every plugin succeeded.
-    pub fn del(&self, container_id: &str) -> Result<()> {
+    pub async fn del(&self, container_id: &str) -> Result<()> {
         let path = self.cache_path(container_id);
         let cached = match self.read_cache(container_id) {
             Ok(Some(c)) => c,
@@ -223,7 +293,7 @@ impl Cni {
         }
         let prev = cached.result.as_ref().filter(|_| version_at_least(&net, 4));
         for plugin in net.plugins.iter().rev() {
-            self.invoke("DEL", &net, plugin, &att, prev)?;
+            self.invoke("DEL", &net, plugin, &att, prev).await?;
         }
         match std::fs::remove_file(&path) {
             Ok(()) => Ok(()),
@@ -244,7 +314,7 @@ impl Cni {
 
     /// CHECK: asks every plugin whether the attachment is still as ADD left it. Only for
     /// `cniVersion` 0.4.0 and later, and not when the configuration disables it.
-    pub fn check(&self, container_id: &str) -> Result<()> {
+    pub async fn check(&self, container_id: &str) -> Result<()> {
         let cached = self.read_cache(container_id)?.ok_or_else(|| Error::Io {
             context: "reading",
             path: self.cache_path(container_id),
@@ -261,7 +331,8 @@ impl Cni {
                 plugin,
                 &cached.attachment,
                 cached.result.as_ref(),
-            )?;
+            )
+            .await?;
         }
         Ok(())
     }
@@ -314,7 +385,7 @@ impl Cni {
     }
 
     /// Runs one plugin with one command; returns what it printed (its result).
-    fn invoke(
+    async fn invoke(
         &self,
         command: &'static str,
         net: &ConfList,
@@ -344,26 +415,20 @@ impl Cni {
             command,
             msg,
         };
-        let mut child = Command::new(&bin)
-            .env("CNI_COMMAND", command)
-            .env("CNI_CONTAINERID", &att.container_id)
-            .env("CNI_NETNS", &att.netns)
-            .env("CNI_IFNAME", &att.ifname)
-            .env("CNI_ARGS", args)
-            .env("CNI_PATH", self.cni_path())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| fail(format!("running {}: {e}", bin.display())))?;
+        let env = [
+            ("CNI_COMMAND".to_string(), command.to_string()),
+            ("CNI_CONTAINERID".into(), att.container_id.clone()),
+            ("CNI_NETNS".into(), att.netns.display().to_string()),
+            ("CNI_IFNAME".into(), att.ifname.clone()),
+            ("CNI_ARGS".into(), args),
+            ("CNI_PATH".into(), self.cni_path()),
+        ];
         let data = serde_json::to_vec(&stdin).expect("plugin configs serialize");
-        if let Some(mut input) = child.stdin.take() {
-            // A plugin may exit without reading; its exit status tells what happened.
-            let _ = input.write_all(&data);
-        }
-        let out = child
-            .wait_with_output()
-            .map_err(|e| fail(format!("waiting for {}: {e}", bin.display())))?;
+        let out = self
+            .exec
+            .exec(&bin, &env, data)
+            .await
+            .map_err(|e| fail(format!("running {}: {e}", bin.display())))?;
         if !out.status.success() {
             return Err(fail(error_message(&out.stdout, &out.stderr, out.status)));
         }

@@ -6,6 +6,15 @@ use std::process::Command;
 use peapod_cni::{Attachment, Cni, ConfList, DefaultNetwork, PortMapping, config};
 use peapod_testkit::TestNet;
 
+/// Runs a future to completion on a single-threaded Tokio runtime.
+fn run<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
+
 fn plugin_dirs() -> Vec<PathBuf> {
     vec!["/opt/cni/bin".into(), "/usr/lib/cni".into()]
 }
@@ -91,7 +100,7 @@ fn add_check_del_with_the_default_network() {
         }],
         dns: None,
     };
-    let result = cni.add(&conf, &att).unwrap();
+    let result = run(cni.add(&conf, &att)).unwrap();
     let ips = result.pod_ips("eth0");
     assert_eq!(ips.len(), 1, "{result:?}");
     let prefix = tn.subnet.trim_end_matches("0/24");
@@ -106,13 +115,13 @@ fn add_check_del_with_the_default_network() {
     // (containernetworking/plugins#819). The bridge-only test below runs it.
     assert_eq!(cni.cached(), vec![id.clone()]);
 
-    cni.del(&id).unwrap();
+    run(cni.del(&id)).unwrap();
     assert!(cni.cached().is_empty());
     assert!(ipam_files(&dir.path().join("ipam")).is_empty());
     assert!(!in_netns(&netns, &["ip", "link"]).contains("eth0"));
     assert_eq!(iptables_mentions(&id), 0, "rules left after DEL");
     // DEL is idempotent.
-    cni.del(&id).unwrap();
+    run(cni.del(&id)).unwrap();
 }
 
 #[test]
@@ -140,10 +149,10 @@ fn del_after_the_namespace_is_gone_frees_the_address() {
         ifname: "eth0".into(),
         ..Default::default()
     };
-    assert_eq!(cni.add(&conf, &att).unwrap().pod_ips("eth0").len(), 1);
-    cni.check(&id).unwrap();
+    assert_eq!(run(cni.add(&conf, &att)).unwrap().pod_ips("eth0").len(), 1);
+    run(cni.check(&id)).unwrap();
     drop(pinned);
-    cni.del(&id).unwrap();
+    run(cni.del(&id)).unwrap();
     assert!(ipam_files(&dir.path().join("ipam")).is_empty());
 }
 
@@ -163,7 +172,7 @@ fn broken_configurations_name_file_and_plugin() {
         ifname: "eth0".into(),
         ..Default::default()
     };
-    let e = cni.add(&missing, &att).unwrap_err().to_string();
+    let e = run(cni.add(&missing, &att)).unwrap_err().to_string();
     assert!(
         e.starts_with(
             "/etc/x/10-m.conflist: plugin \"no-such-plugin\" not found in /opt/cni/bin:/usr/lib/cni"
@@ -192,14 +201,14 @@ fn broken_configurations_name_file_and_plugin() {
         netns: netns.clone(),
         ..att
     };
-    let e = cni.add(&bad, &att).unwrap_err().to_string();
+    let e = run(cni.add(&bad, &att)).unwrap_err().to_string();
     assert!(
         e.starts_with("plugin \"bridge\" (20-bad.conflist) failed on ADD: ")
             && e.contains("not-a-subnet"),
         "{e}"
     );
     // Its DEL fails the same way; the entry stays until the caller gives up on it.
-    let e = cni.del(&att.container_id).unwrap_err().to_string();
+    let e = run(cni.del(&att.container_id)).unwrap_err().to_string();
     assert!(
         e.contains("failed on DEL") && e.contains("not-a-subnet"),
         "{e}"

@@ -1,6 +1,8 @@
 //! From a pod's container to the runtime's container config, as the kubelet's
 //! `generateContainerConfig` does: environment (with `$(VAR)` expansion and the downward
-//! API), command and args, mounts, security context, resources, labels and log path.
+//! API), command and args, mounts, security context, resources, labels and log path. It
+//! makes nothing on disk but a mount's `subPath` directory; every other file it names was
+//! made by the caller.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -8,13 +10,23 @@ use std::path::{Path, PathBuf};
 use peapod_runtime::{
     ContainerConfig, ContainerMetadata, Mount, NamespaceMode, Resources, SecurityContext,
 };
-use peapod_types::api::{Container, Pod};
+use peapod_types::api::Container;
 use peapod_types::expand::expand;
+use peapod_types::pod::{ContainerExt, DefaultedPod};
+
+/// What the node has, for `resourceFieldRef` without limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NodeCapacity {
+    /// CPUs.
+    pub cpus: u64,
+    /// Memory in bytes.
+    pub memory: u64,
+}
 
 /// Facts about the pod that containers may refer to.
 pub struct PodFacts<'a> {
     /// The pod.
-    pub pod: &'a Pod,
+    pub pod: &'a DefaultedPod,
     /// The pod's IP, when it has one.
     pub pod_ip: &'a str,
     /// The host's IP.
@@ -23,8 +35,10 @@ pub struct PodFacts<'a> {
     pub node_name: &'a str,
     /// Volume name → host path.
     pub volumes: &'a HashMap<String, PathBuf>,
-    /// The pod's directory (for /etc/hosts and termination logs).
+    /// The pod's directory (for /etc/hosts).
     pub pod_dir: &'a Path,
+    /// The node's capacity.
+    pub node: NodeCapacity,
 }
 
 /// A container config that could not be made: the container waits with `reason`.
@@ -46,8 +60,8 @@ fn config_error(message: String) -> ConfigError {
 
 /// The value of a downward-API field path.
 fn field_value(f: &PodFacts<'_>, path: &str) -> Result<String, ConfigError> {
-    let m = &f.pod.metadata;
-    let spec = f.pod.spec.as_ref();
+    let m = &f.pod.pod().metadata;
+    let spec = Some(f.pod.spec());
     Ok(match path {
         "metadata.name" => m.name.clone().unwrap_or_default(),
         "metadata.namespace" => m.namespace.clone().unwrap_or_default(),
@@ -74,7 +88,7 @@ pub fn environment(f: &PodFacts<'_>, c: &Container) -> Result<Vec<(String, Strin
                 if let Some(fr) = &vf.field_ref {
                     field_value(f, &fr.field_path)?
                 } else if let Some(r) = &vf.resource_field_ref {
-                    resource_value(c, &r.resource)?
+                    resource_value(c, &r.resource, f.node)?
                 } else if let Some(k) = &vf.config_map_key_ref {
                     if k.optional == Some(true) {
                         continue;
@@ -99,7 +113,11 @@ pub fn environment(f: &PodFacts<'_>, c: &Container) -> Result<Vec<(String, Strin
     Ok(out)
 }
 
-fn resource_value(c: &Container, resource: &str) -> Result<String, ConfigError> {
+fn resource_value(
+    c: &Container,
+    resource: &str,
+    node: NodeCapacity,
+) -> Result<String, ConfigError> {
     let r = c.resources.as_ref();
     let get = |limits: bool, name: &str| {
         let m = if limits {
@@ -123,14 +141,11 @@ fn resource_value(c: &Container, resource: &str) -> Result<String, ConfigError> 
         ("cpu", Some(q)) => millicores(&q)
             .map(|m| m.div_ceil(1000).to_string())
             .unwrap_or(q),
-        ("cpu", None) => std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-            .to_string(),
+        ("cpu", None) => node.cpus.to_string(),
         ("memory", Some(q)) => peapod_types::quantity::parse(&q)
             .map(|b| b.to_string())
             .unwrap_or(q),
-        ("memory", None) => total_memory().to_string(),
+        ("memory", None) => node.memory.to_string(),
         (_, Some(q)) => q,
         (_, None) => "0".into(),
     })
@@ -143,77 +158,23 @@ fn millicores(q: &str) -> Option<u64> {
     }
 }
 
-fn total_memory() -> u64 {
-    std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|s| {
-            let line = s.lines().find(|l| l.starts_with("MemTotal:"))?;
-            line.split_whitespace().nth(1)?.parse::<u64>().ok()
-        })
-        .map_or(0, |kb| kb * 1024)
+/// Where the termination message file of run `attempt` of container `name` lives.
+pub fn termination_log_path(pod_dir: &Path, name: &str, attempt: u32) -> PathBuf {
+    pod_dir
+        .join("containers")
+        .join(name)
+        .join(format!("termination-log-{attempt}"))
 }
 
-/// The kubelet's managed `/etc/hosts` for the pod.
-pub fn hosts_file(pod: &Pod, pod_ip: &str, cluster_domain: &str) -> String {
-    let spec = pod.spec.as_ref();
-    let host_network = spec.and_then(|s| s.host_network).unwrap_or(false);
-    let mut s = String::new();
-    if host_network {
-        s.push_str("# Kubernetes-managed hosts file (host network).\n");
-        s.push_str(&std::fs::read_to_string("/etc/hosts").unwrap_or_default());
-    } else {
-        s.push_str("# Kubernetes-managed hosts file.\n127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
-        s.push_str("fe00::0\tip6-localnet\nfe00::0\tip6-mcastprefix\nfe00::1\tip6-allnodes\nfe00::2\tip6-allrouters\n");
-        if !pod_ip.is_empty() {
-            let hostname = pod_hostname(pod);
-            match spec
-                .and_then(|s| s.subdomain.as_deref())
-                .filter(|s| !s.is_empty())
-            {
-                Some(sub) => {
-                    let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
-                    s.push_str(&format!(
-                        "{pod_ip}\t{hostname}.{sub}.{ns}.svc.{cluster_domain}\t{hostname}\n"
-                    ));
-                }
-                None => s.push_str(&format!("{pod_ip}\t{hostname}\n")),
-            }
-        }
-    }
-    let aliases = spec.and_then(|s| s.host_aliases.as_ref());
-    if let Some(aliases) = aliases.filter(|a| !a.is_empty()) {
-        s.push_str("\n# Entries added by HostAliases.\n");
-        for a in aliases {
-            s.push_str(&format!(
-                "{}\t{}\n",
-                a.ip,
-                a.hostnames.clone().unwrap_or_default().join("\t")
-            ));
-        }
-    }
-    s
-}
-
-/// The pod's host name: `spec.hostname`, else its name (truncated to 63 characters).
-pub fn pod_hostname(pod: &Pod) -> String {
-    let h = pod
-        .spec
-        .as_ref()
-        .and_then(|s| s.hostname.clone())
-        .filter(|h| !h.is_empty());
-    let mut h = h.unwrap_or_else(|| pod.metadata.name.clone().unwrap_or_default());
-    h.truncate(63);
-    h.trim_end_matches(['-', '.']).to_string()
-}
-
-/// Builds the runtime config of container `c` for its `attempt`-th run.
+/// Builds the runtime config of container `c` for its `attempt`-th run; its termination
+/// message file (made by the caller) is [`termination_log_path`].
 pub fn container_config(
     f: &PodFacts<'_>,
     c: &Container,
     attempt: u32,
 ) -> Result<ContainerConfig, ConfigError> {
     let pod = f.pod;
-    let spec = pod.spec.as_ref().expect("defaulted pod has a spec");
+    let spec = pod.spec();
     let envs = environment(f, c)?;
     let env_map: HashMap<String, String> = envs.iter().cloned().collect();
     let exp = |v: &Vec<String>| {
@@ -245,22 +206,11 @@ pub fn container_config(
             readonly: false,
         });
     }
-    let tm_path = c
-        .termination_message_path
-        .clone()
-        .unwrap_or_else(|| "/dev/termination-log".into());
+    let tm_path = c.termination_message_path().to_string();
     if !tm_path.is_empty() {
-        let dir = f.pod_dir.join("containers").join(&c.name);
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| config_error(format!("creating {}: {e}", dir.display())))?;
-        let file = dir.join(format!("termination-log-{attempt}"));
-        std::fs::write(&file, "")
-            .map_err(|e| config_error(format!("creating {}: {e}", file.display())))?;
-        let _ =
-            std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o666));
         mounts.push(Mount {
             container_path: tm_path.clone(),
-            host_path: file,
+            host_path: termination_log_path(f.pod_dir, &c.name, attempt),
             readonly: false,
         });
     }
@@ -277,9 +227,9 @@ pub fn container_config(
         supplemental_groups: psc.supplemental_groups.unwrap_or_default(),
         readonly_rootfs: csc.read_only_root_filesystem.unwrap_or(false),
         no_new_privs: csc.allow_privilege_escalation == Some(false),
-        pid_namespace: if spec.host_pid == Some(true) {
+        pid_namespace: if pod.host_pid() {
             NamespaceMode::Node
-        } else if spec.share_process_namespace == Some(true) {
+        } else if pod.share_process_namespace() {
             NamespaceMode::Pod
         } else {
             NamespaceMode::Container
@@ -303,7 +253,7 @@ pub fn container_config(
             .map(|m| (m * 1024 / 1000).max(2)),
     };
 
-    let m = &pod.metadata;
+    let m = &pod.pod().metadata;
     let labels: BTreeMap<String, String> = [
         ("io.kubernetes.pod.name", m.name.clone().unwrap_or_default()),
         (
@@ -321,9 +271,7 @@ pub fn container_config(
         ("io.kubernetes.container.terminationMessagePath", tm_path),
         (
             "io.kubernetes.pod.terminationGracePeriod",
-            spec.termination_grace_period_seconds
-                .unwrap_or(30)
-                .to_string(),
+            pod.grace_period().to_string(),
         ),
     ]
     .into_iter()
@@ -335,7 +283,7 @@ pub fn container_config(
             name: c.name.clone(),
             attempt,
         },
-        image: c.image.clone().unwrap_or_default(),
+        image: c.image_name().to_string(),
         command,
         args,
         working_dir: c.working_dir.clone().unwrap_or_default(),
@@ -349,3 +297,7 @@ pub fn container_config(
         stop_signal: c.lifecycle.as_ref().and_then(|l| l.stop_signal.clone()),
     })
 }
+
+#[cfg(test)]
+#[path = "config_tests.rs"]
+mod tests;

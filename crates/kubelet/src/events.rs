@@ -1,7 +1,11 @@
 //! Events, recorded as the kubelet records them: repeated events are folded into one with a
 //! count and first and last times.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
+
+use crate::clock::Clock;
 
 /// One event about the pod or one of its containers.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -26,16 +30,25 @@ pub struct Event {
 }
 
 /// The events of one pod, oldest first.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Clone)]
 pub struct Recorder {
     /// Events so far.
     pub events: Vec<Event>,
+    clock: Arc<dyn Clock>,
 }
 
 /// How many distinct events a pod keeps.
 const MAX_EVENTS: usize = 200;
 
 impl Recorder {
+    /// A recorder stamping events with `clock`.
+    pub fn new(clock: Arc<dyn Clock>) -> Recorder {
+        Recorder {
+            events: Vec::new(),
+            clock,
+        }
+    }
+
     /// Records an event, folding it into an identical earlier one.
     pub fn record(
         &mut self,
@@ -45,9 +58,7 @@ impl Recorder {
         message: impl Into<String>,
     ) {
         let message = message.into();
-        let now = jiff::Timestamp::now()
-            .strftime("%Y-%m-%dT%H:%M:%SZ")
-            .to_string();
+        let now = self.clock.now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
         tracing::info!(reason, field_path, "{message}");
         if let Some(e) = self.events.iter_mut().find(|e| {
             e.reason == reason
@@ -82,5 +93,37 @@ impl Recorder {
     /// A warning.
     pub fn warning(&mut self, reason: &str, field_path: &str, message: impl Into<String>) {
         self.record("Warning", reason, field_path, message)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::TokioClock;
+
+    #[tokio::test(start_paused = true)]
+    async fn repeated_events_fold_into_one_with_a_count() {
+        let base = jiff::Timestamp::from_second(1_700_000_000).unwrap();
+        let mut r = Recorder::new(Arc::new(TokioClock::starting_at(base)));
+        r.warning("BackOff", "spec.containers{a}", "Back-off");
+        tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+        r.warning("BackOff", "spec.containers{a}", "Back-off");
+        r.normal("Started", "spec.containers{a}", "Started container a");
+        assert_eq!(r.events.len(), 2);
+        let e = &r.events[0];
+        assert_eq!((e.count, e.type_.as_str()), (2, "Warning"));
+        assert_eq!(e.first_timestamp, "2023-11-14T22:13:20Z");
+        assert_eq!(e.last_timestamp, "2023-11-14T22:13:23Z");
+        assert_eq!(e.source, "kubelet");
+    }
+
+    #[test]
+    fn a_pod_keeps_its_last_200_events() {
+        let mut r = Recorder::new(Arc::new(crate::clock::SystemClock));
+        for i in 0..250 {
+            r.normal("Pulled", "", format!("event {i}"));
+        }
+        assert_eq!(r.events.len(), MAX_EVENTS);
+        assert_eq!(r.events[0].message, "event 50");
     }
 }

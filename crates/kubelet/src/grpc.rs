@@ -1,32 +1,29 @@
-//! gRPC probes: `grpc.health.v1.Health/Check` over a connection made from inside the pod's
-//! network namespace, with the kubelet's messages.
+//! gRPC probes: `grpc.health.v1.Health/Check` over a connection the runtime dials from
+//! inside the pod's network namespace, with the kubelet's messages.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use peapod_runtime::RuntimeService;
 
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
-use crate::probes::{Outcome, dial_error};
+use crate::prober::{Outcome, Target, dial_error};
 
 /// Asks the health service at `addr` about `service`; success when it answers SERVING.
-pub(crate) async fn check(
-    netns: Option<PathBuf>,
+pub(crate) async fn check<R: RuntimeService>(
+    t: &Target<R>,
     addr: SocketAddr,
     service: String,
     timeout: Duration,
 ) -> Outcome {
-    let secs = crate::worker::go_duration(timeout);
-    let dial = tokio::task::spawn_blocking(move || {
-        peapod_oci::ns::connect_tcp_in(netns.as_deref(), addr, timeout)
-    })
-    .await;
-    let stream = match dial {
-        Ok(Ok(s)) => s,
-        Ok(Err(e))
+    let secs = crate::clock::go_duration(timeout);
+    let stream = match t.rt.dial(&t.sandbox_id, addr, timeout).await {
+        Ok(s) => s,
+        Err(e)
             if matches!(
                 e.kind(),
                 std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
@@ -40,7 +37,7 @@ pub(crate) async fn check(
                 ),
             );
         }
-        Ok(Err(e)) => {
+        Err(e) => {
             return (
                 false,
                 format!(
@@ -50,7 +47,6 @@ pub(crate) async fn check(
                 ),
             );
         }
-        Err(e) => return (false, format!("probe task failed: {e}")),
     };
     let stream = match stream
         .set_nonblocking(true)

@@ -11,10 +11,11 @@
 
 use std::time::Duration;
 
+use peapod_runtime::RuntimeService;
 use peapod_types::api::{Container, LifecycleHandler};
 use tokio::time::Instant;
 
-use crate::probes::{self, Target};
+use crate::prober::{self, Target};
 
 /// A hook runs without a limit of its own (a preStop hook is bounded by the grace period);
 /// this bounds what an exec hook may take at all.
@@ -26,10 +27,10 @@ pub(crate) const MINIMUM_GRACE: Duration = Duration::from_secs(2);
 
 /// Runs `h` for container `c`; the error is the kubelet's message for the failure. An exec
 /// handler's process is killed (and reaped) once `limit` has passed.
-pub(crate) async fn run(
+pub(crate) async fn run<R: RuntimeService>(
     h: &LifecycleHandler,
     c: &Container,
-    t: &Target,
+    t: &Target<R>,
     pod: &str,
     limit: Duration,
 ) -> Result<(), String> {
@@ -65,7 +66,7 @@ pub(crate) async fn run(
             ))
         };
         // Any response is a success for a hook.
-        return match probes::http_action(g, c, t, Duration::from_secs(10)).await {
+        return match prober::http_action(g, c, t, Duration::from_secs(10)).await {
             Ok(_) => Ok(()),
             Err(e) => fail(e),
         };
@@ -84,9 +85,14 @@ pub(crate) async fn run(
 /// hook first, bounded by `grace`; then its stop signal with what is left of `grace` (at
 /// least [`MINIMUM_GRACE`]), then SIGKILL. A zero `grace` kills at once, hook skipped.
 /// Returns the preStop hook's failure message, if it failed.
-pub(crate) async fn kill(c: &Container, t: &Target, pod: &str, grace: Duration) -> Option<String> {
+pub(crate) async fn kill<R: RuntimeService>(
+    c: &Container,
+    t: &Target<R>,
+    pod: &str,
+    grace: Duration,
+) -> Option<String> {
     let mut hook_error = None;
-    let mut left = grace;
+    let mut hook_took = Duration::ZERO;
     if !grace.is_zero()
         && let Some(h) = c.lifecycle.as_ref().and_then(|l| l.pre_stop.as_ref())
     {
@@ -101,14 +107,71 @@ pub(crate) async fn kill(c: &Container, t: &Target, pod: &str, grace: Duration) 
             Ok(Err(msg)) => hook_error = Some(msg),
             Err(_) => {}
         }
-        // The kubelet counts whole seconds spent in the hook.
-        left = grace.saturating_sub(Duration::from_secs(start.elapsed().as_secs()));
+        hook_took = start.elapsed();
     }
-    if !grace.is_zero() {
-        left = left.max(MINIMUM_GRACE);
-    }
+    let left = stop_timeout(grace, hook_took);
     if let Err(e) = t.rt.stop_container(&t.container_id, left).await {
         tracing::warn!("stopping container {}: {e}", c.name);
     }
     hook_error
+}
+
+/// What is left of `grace` for the stop signal after a preStop hook that took `hook_took`:
+/// the kubelet counts whole seconds and always leaves at least [`MINIMUM_GRACE`]; a zero
+/// grace period kills at once.
+pub(crate) fn stop_timeout(grace: Duration, hook_took: Duration) -> Duration {
+    if grace.is_zero() {
+        return Duration::ZERO;
+    }
+    grace
+        .saturating_sub(Duration::from_secs(hook_took.as_secs()))
+        .max(MINIMUM_GRACE)
+}
+
+/// The grace period of a kill: a probe's own `terminationGracePeriodSeconds` for a kill it
+/// caused, else the pod's (the kubelet's `killContainer`).
+pub(crate) fn grace_for(pod_grace: i64, probe_grace: Option<i64>) -> Duration {
+    Duration::from_secs(probe_grace.unwrap_or(pod_grace).max(0) as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(n: u64) -> Duration {
+        Duration::from_secs(n)
+    }
+
+    #[test]
+    fn pre_stop_time_comes_out_of_the_grace_period() {
+        assert_eq!(stop_timeout(s(30), s(0)), s(30));
+        assert_eq!(
+            stop_timeout(s(30), Duration::from_millis(10_900)),
+            s(20),
+            "whole seconds"
+        );
+        assert_eq!(
+            stop_timeout(s(30), s(29)),
+            s(2),
+            "at least two seconds are left"
+        );
+        assert_eq!(
+            stop_timeout(s(5), s(60)),
+            s(2),
+            "a hook past the period still leaves 2 s"
+        );
+        assert_eq!(stop_timeout(s(1), s(0)), s(2));
+        assert_eq!(
+            stop_timeout(Duration::ZERO, s(0)),
+            Duration::ZERO,
+            "force kills at once"
+        );
+    }
+
+    #[test]
+    fn a_probes_grace_period_wins_for_its_kills() {
+        assert_eq!(grace_for(30, None), s(30));
+        assert_eq!(grace_for(30, Some(3)), s(3));
+        assert_eq!(grace_for(-1, None), Duration::ZERO);
+    }
 }

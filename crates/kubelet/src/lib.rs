@@ -1,32 +1,49 @@
-//! peapod's pod controller: the kubelet's job on top of the runtime layer.
+//! peapod's pod controller: the kubelet's job over a CRI runtime.
 //!
-//! A [`PodWorker`] owns one pod. It runs the kubelet's sync loop: set up volumes and the
-//! sandbox, run init containers one at a time, then app containers together, restart them
-//! by the pod's policy with the kubelet's back-off, and compute the pod's status by the
-//! kubelet's rules. It publishes a [`PodState`] after every change; deleting the pod stops
-//! every container within the grace period and removes everything the pod had.
+//! A [`PodWorker`] owns one pod. Each pass of its sync loop takes one [`snapshot`] of the
+//! runtime, asks the pure [`plan`] (the kubelet's `computePodActions`) what to do, takes
+//! those steps through the runtime's CRI traits, and publishes the [`status`] computed
+//! from the same snapshot. Probes ([`probes`]), image pulls ([`images`]), hooks and
+//! back-off are small units with state of their own. The controller knows the runtime only
+//! through [`peapod_runtime::RuntimeService`] and [`peapod_runtime::ImageService`].
 
+pub mod cleanup;
+pub mod clock;
 pub mod config;
 pub mod events;
+mod execute;
 mod grpc;
 mod hooks;
-mod probes;
-mod status;
+pub mod images;
+pub mod plan;
+mod prober;
+pub mod probes;
+pub mod sandbox_config;
+pub mod snapshot;
+pub mod status;
 mod tls;
 pub mod volumes;
 mod worker;
 
+#[cfg(test)]
+mod fake;
+#[cfg(test)]
+mod testutil;
+#[cfg(test)]
+mod worker_tests;
+
+pub use clock::{Clock, SystemClock};
 pub use events::{Event, Recorder};
 pub use worker::{Command, KubeletConfig, PodWorker};
 
 use serde::{Deserialize, Serialize};
 
-/// A running container of the pod, as the CLI needs it (logs, exec, namespaces).
+/// A container of the pod, as the CLI needs it (logs, exec, namespaces).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ContainerRef {
     /// Container name.
     pub name: String,
-    /// Runtime ID of its latest instance.
+    /// Runtime ID of its newest instance.
     pub id: String,
     /// Runtime ID of the instance before it, if any.
     pub previous_id: Option<String>,
@@ -44,7 +61,7 @@ pub struct PodState {
     pub pod: peapod_types::api::Pod,
     /// Events, oldest first.
     pub events: Vec<Event>,
-    /// The current sandbox.
+    /// The newest sandbox.
     pub sandbox_id: Option<String>,
     /// The infra process, while it runs.
     pub infra_pid: i32,

@@ -1,357 +1,227 @@
-//! Container probes, as the kubelet's prober runs them: startup gates liveness and
-//! readiness; liveness (and startup) failures restart the container; readiness drives
-//! `ready`. Exec probes run through the runtime's `exec_sync`; network probes (httpGet,
-//! tcpSocket, grpc) connect from inside the pod's network namespace, so images need no
-//! probing tools.
+//! Probe state per container instance, as the kubelet's prober workers keep it: when each
+//! probe is next due, its run of successes or failures, and the result its thresholds
+//! settled on. The startup probe gates the other two and stops once it has passed; a
+//! liveness or startup failure puts the instance's probes on hold until a new instance
+//! replaces it. Nothing here runs a probe: the worker runs the handlers and reports.
 
-use std::io::{Read, Write};
-use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::Duration;
+use std::collections::HashMap;
 
-use peapod_runtime::Runtime;
-use tokio::time::Instant;
+use jiff::Timestamp;
+use peapod_types::api::Container;
+use peapod_types::pod::{ContainerExt, ProbeKind, ProbeSpec};
 
-use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use peapod_types::api::{Container, HTTPGetAction, Probe};
+use crate::clock::after;
 
-/// Which probe.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Kind {
-    Startup,
-    Liveness,
-    Readiness,
+/// One probe of one instance.
+#[derive(Debug, Clone)]
+struct ProbeState {
+    spec: ProbeSpec,
+    next_due: Timestamp,
+    successes: u32,
+    failures: u32,
+    /// What the thresholds settled on; `None` before they did.
+    result: Option<bool>,
+    /// A run has been handed out and not reported yet.
+    in_flight: bool,
 }
 
-impl Kind {
-    fn label(self) -> &'static str {
-        match self {
-            Kind::Startup => "Startup",
-            Kind::Liveness => "Liveness",
-            Kind::Readiness => "Readiness",
-        }
+/// The probes of one instance.
+#[derive(Debug, Clone)]
+struct InstanceProbes {
+    probes: Vec<ProbeState>,
+    /// A liveness or startup failure was reported: no more runs.
+    on_hold: bool,
+}
+
+impl InstanceProbes {
+    fn get(&self, kind: ProbeKind) -> Option<&ProbeState> {
+        self.probes.iter().find(|p| p.spec.kind == kind)
+    }
+
+    fn started(&self) -> bool {
+        self.get(ProbeKind::Startup)
+            .is_none_or(|p| p.result == Some(true))
     }
 }
 
-/// One probe's counters for one container instance.
-#[derive(Debug, Clone)]
-pub(crate) struct Worker {
-    pub kind: Kind,
-    pub probe: Probe,
-    pub next_at: Instant,
-    pub successes: i32,
-    pub failures: i32,
-    /// The last result the thresholds settled on (`None` before any).
-    pub result: Option<bool>,
+/// A probe run to make now.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DueProbe {
+    /// The instance.
+    pub container_id: String,
+    /// The container's name.
+    pub container: String,
+    /// The probe.
+    pub spec: ProbeSpec,
 }
 
-/// The probe state of one container instance.
-#[derive(Debug, Clone)]
-pub(crate) struct ContainerProbes {
-    pub workers: Vec<Worker>,
+/// What reporting an outcome changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reported {
+    /// The settled result changed (status, conditions or the plan may change).
+    pub changed: bool,
+    /// The result is now a failure.
+    pub failed: bool,
 }
 
-impl ContainerProbes {
-    /// Probes for a container instance that started at `started`.
-    pub fn new(c: &Container, started: Instant) -> ContainerProbes {
-        let mut workers = Vec::new();
-        for (kind, p) in [
-            (Kind::Startup, &c.startup_probe),
-            (Kind::Liveness, &c.liveness_probe),
-            (Kind::Readiness, &c.readiness_probe),
-        ] {
-            if let Some(p) = p {
-                let delay = p.initial_delay_seconds.unwrap_or(0).max(0) as u64;
-                workers.push(Worker {
-                    kind,
-                    probe: p.clone(),
-                    next_at: started + Duration::from_secs(delay),
+/// Probe state of every running instance of a pod.
+#[derive(Debug, Clone, Default)]
+pub struct ProbeManager {
+    instances: HashMap<String, (String, InstanceProbes)>,
+}
+
+impl ProbeManager {
+    /// Keeps state for the running instances given as (container ID, spec, start time),
+    /// creating it for new ones (first run after `initialDelaySeconds`), and forgets every
+    /// other instance.
+    pub fn sync<'a>(
+        &mut self,
+        running: impl IntoIterator<Item = (&'a str, &'a Container, Timestamp)>,
+    ) {
+        let mut keep = Vec::new();
+        for (id, c, started) in running {
+            keep.push(id.to_string());
+            let specs = c.probes();
+            if specs.is_empty() || self.instances.contains_key(id) {
+                continue;
+            }
+            let probes = specs
+                .into_iter()
+                .map(|spec| ProbeState {
+                    next_due: after(started, spec.initial_delay),
+                    spec,
                     successes: 0,
                     failures: 0,
                     result: None,
+                    in_flight: false,
+                })
+                .collect();
+            self.instances.insert(
+                id.to_string(),
+                (
+                    c.name.clone(),
+                    InstanceProbes {
+                        probes,
+                        on_hold: false,
+                    },
+                ),
+            );
+        }
+        self.instances.retain(|id, _| keep.contains(id));
+    }
+
+    /// The runs due at `now`, marked as in flight: startup until it passes, the others only
+    /// once it has.
+    pub fn due(&mut self, now: Timestamp) -> Vec<DueProbe> {
+        let mut out = Vec::new();
+        for (id, (name, inst)) in &mut self.instances {
+            if inst.on_hold {
+                continue;
+            }
+            let started = inst.started();
+            for p in &mut inst.probes {
+                let gated = match p.spec.kind {
+                    ProbeKind::Startup => started,
+                    _ => !started,
+                };
+                if gated || p.in_flight || p.next_due > now {
+                    continue;
+                }
+                p.in_flight = true;
+                out.push(DueProbe {
+                    container_id: id.clone(),
+                    container: name.clone(),
+                    spec: p.spec.clone(),
                 });
             }
         }
-        ContainerProbes { workers }
+        out.sort_by(|a, b| (&a.container, a.spec.kind).cmp(&(&b.container, b.spec.kind)));
+        out
     }
 
-    /// Whether the container counts as started: its startup probe passed, or it has none.
-    pub fn started(&self) -> bool {
-        self.workers
-            .iter()
-            .find(|w| w.kind == Kind::Startup)
-            .is_none_or(|w| w.result == Some(true))
-    }
-
-    /// Whether the container is ready: started, and its readiness probe passing (or none).
-    pub fn ready(&self) -> bool {
-        self.started()
-            && self
-                .workers
-                .iter()
-                .find(|w| w.kind == Kind::Readiness)
-                .is_none_or(|w| w.result == Some(true))
-    }
-}
-
-/// Where and how probes reach a container.
-#[derive(Clone)]
-pub(crate) struct Target {
-    /// The pod's network namespace (`None`: the host's).
-    pub netns: Option<PathBuf>,
-    /// Default host for HTTP and TCP probes: the pod's IP, else loopback.
-    pub host: IpAddr,
-    /// The runtime, for exec probes.
-    pub rt: Arc<Runtime>,
-    /// The container's runtime ID.
-    pub container_id: String,
-}
-
-impl Target {
-    /// The same target, for container instance `id`.
-    pub(crate) fn of(&self, id: &str) -> Target {
-        Target {
-            container_id: id.to_string(),
-            ..self.clone()
+    /// Applies one outcome of `kind` for instance `id`, reported at `now`.
+    pub fn report(&mut self, id: &str, kind: ProbeKind, ok: bool, now: Timestamp) -> Reported {
+        let none = Reported {
+            changed: false,
+            failed: false,
+        };
+        let Some((_, inst)) = self.instances.get_mut(id) else {
+            return none;
+        };
+        let Some(p) = inst.probes.iter_mut().find(|p| p.spec.kind == kind) else {
+            return none;
+        };
+        p.in_flight = false;
+        p.next_due = after(now, p.spec.period);
+        let before = p.result;
+        if ok {
+            p.failures = 0;
+            p.successes += 1;
+            if p.successes >= p.spec.success_threshold {
+                p.result = Some(true);
+            }
+        } else {
+            p.successes = 0;
+            p.failures += 1;
+            if p.failures >= p.spec.failure_threshold {
+                p.result = Some(false);
+            }
+        }
+        let failed = p.result == Some(false) && !ok;
+        if failed && kind != ProbeKind::Readiness {
+            inst.on_hold = true;
+        }
+        Reported {
+            changed: before != p.result,
+            failed,
         }
     }
-}
 
-/// The outcome of one probe run: success, and the output to report.
-pub(crate) type Outcome = (bool, String);
+    /// Whether instance `id` counts as started: its startup probe passed, or it has none.
+    pub fn started(&self, id: &str) -> bool {
+        self.instances.get(id).is_none_or(|(_, i)| i.started())
+    }
 
-/// Runs `probe` once against `c`.
-pub(crate) async fn run(probe: &Probe, c: &Container, t: &Target) -> Outcome {
-    let timeout = Duration::from_secs(probe.timeout_seconds.unwrap_or(1).max(1) as u64);
-    if let Some(e) = &probe.exec {
-        return exec(e.command.clone().unwrap_or_default(), t, timeout).await;
-    }
-    let port_of = |p: &IntOrString| port_of(c, p);
-    let host = |h: &Option<String>| host_of(t, h.as_deref());
-    if let Some(h) = &probe.http_get {
-        return match http_action(h, c, t, timeout).await {
-            Ok(c) if (200..400).contains(&c) => (true, String::new()),
-            Ok(c) => (false, format!("HTTP probe failed with statuscode: {c}")),
-            Err(e) => (false, e),
-        };
-    }
-    if let Some(s) = &probe.tcp_socket {
-        let (port, ip) = match (port_of(&s.port), host(&s.host)) {
-            (Ok(p), Ok(i)) => (p, i),
-            (Err(e), _) | (_, Err(e)) => return (false, e),
-        };
-        let netns = t.netns.clone();
-        let addr = SocketAddr::new(ip, port);
-        return blocking(move || {
-            match peapod_oci::ns::connect_tcp_in(netns.as_deref(), addr, timeout) {
-                Ok(_) => (true, String::new()),
-                Err(e) => (false, format!("dial tcp {addr}: {}", dial_error(&e))),
-            }
+    /// Whether instance `id` is ready: started, and its readiness probe passing (or none).
+    pub fn ready(&self, id: &str) -> bool {
+        self.instances.get(id).is_none_or(|(_, i)| {
+            i.started()
+                && i.get(ProbeKind::Readiness)
+                    .is_none_or(|p| p.result == Some(true))
         })
-        .await;
     }
-    if let Some(g) = &probe.grpc {
-        let Ok(port) = u16::try_from(g.port) else {
-            return (false, format!("invalid port {}", g.port));
-        };
-        let addr = SocketAddr::new(t.host, port);
-        let service = g.service.clone().unwrap_or_default();
-        return crate::grpc::check(t.netns.clone(), addr, service, timeout).await;
+
+    /// The settled result of probe `kind` of instance `id` (`None` while unknown, or when
+    /// it has no such probe).
+    pub fn result(&self, id: &str, kind: ProbeKind) -> Option<bool> {
+        self.instances.get(id)?.1.get(kind)?.result
     }
-    (false, "the probe has no handler".into())
-}
 
-/// Performs an `httpGet` action (of a probe or a hook) against container `c`: the
-/// response's status code, or what went wrong.
-pub(crate) async fn http_action(
-    h: &HTTPGetAction,
-    c: &Container,
-    t: &Target,
-    timeout: Duration,
-) -> Result<u16, String> {
-    let port = port_of(c, &h.port)?;
-    let ip = host_of(t, h.host.as_deref())?;
-    let tls = match h.scheme.as_deref().unwrap_or("HTTP") {
-        "HTTP" => false,
-        "HTTPS" => true,
-        other => return Err(format!("unsupported scheme {other:?}")),
-    };
-    let path = h.path.clone().unwrap_or_else(|| "/".into());
-    let headers: Vec<(String, String)> = h
-        .http_headers
-        .iter()
-        .flatten()
-        .map(|x| (x.name.clone(), x.value.clone()))
-        .collect();
-    let netns = t.netns.clone();
-    let addr = SocketAddr::new(ip, port);
-    tokio::task::spawn_blocking(move || http_get(netns, addr, tls, &path, &headers, timeout))
-        .await
-        .unwrap_or_else(|e| Err(format!("probe task failed: {e}")))
-}
-
-/// A port given by number or by the name of one of the container's ports.
-pub(crate) fn port_of(c: &Container, p: &IntOrString) -> Result<u16, String> {
-    match p {
-        IntOrString::Int(n) => u16::try_from(*n).map_err(|_| format!("invalid port {n}")),
-        IntOrString::String(name) => c
-            .ports
-            .iter()
-            .flatten()
-            .find(|p| p.name.as_deref() == Some(name))
-            .map(|p| p.container_port as u16)
-            .ok_or_else(|| format!("port {name:?} is not a named port of the container")),
+    /// When the next run is due (runs in flight excluded).
+    pub fn next_due(&self) -> Option<Timestamp> {
+        self.instances
+            .values()
+            .filter(|(_, i)| !i.on_hold)
+            .flat_map(|(_, i)| {
+                let started = i.started();
+                i.probes.iter().filter(move |p| {
+                    let gated = match p.spec.kind {
+                        ProbeKind::Startup => started,
+                        _ => !started,
+                    };
+                    !gated && !p.in_flight
+                })
+            })
+            .map(|p| p.next_due)
+            .min()
     }
 }
 
-/// The host a network handler connects to: the one given, else the pod's IP.
-pub(crate) fn host_of(t: &Target, h: Option<&str>) -> Result<IpAddr, String> {
-    match h.filter(|h| !h.is_empty()) {
-        None => Ok(t.host),
-        Some(h) => h
-            .parse()
-            .map_err(|_| format!("host {h:?} is not an IP address")),
-    }
-}
-
-pub(crate) async fn blocking(f: impl FnOnce() -> Outcome + Send + 'static) -> Outcome {
-    tokio::task::spawn_blocking(f)
-        .await
-        .unwrap_or_else(|e| (false, format!("probe task failed: {e}")))
-}
-
-pub(crate) fn dial_error(e: &std::io::Error) -> String {
-    match e.kind() {
-        std::io::ErrorKind::ConnectionRefused => "connect: connection refused".into(),
-        std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock => "i/o timeout".into(),
-        _ => e.to_string(),
-    }
-}
-
-/// An HTTP/1.1 GET from inside `netns` (over TLS when `tls`, with the certificate not
-/// verified, as the kubelet's HTTPS probes do); the response's status code, or what went
-/// wrong. (Probes succeed on 200 to 399; hooks on any response.)
-fn http_get(
-    netns: Option<PathBuf>,
-    addr: SocketAddr,
-    tls: bool,
-    path: &str,
-    headers: &[(String, String)],
-    timeout: Duration,
-) -> Result<u16, String> {
-    let url = format!("{}://{addr}{path}", if tls { "https" } else { "http" });
-    let fail = |e: String| Err(format!("Get {url:?}: {e}"));
-    let s = match peapod_oci::ns::connect_tcp_in(netns.as_deref(), addr, timeout) {
-        Ok(s) => s,
-        Err(e) => return fail(format!("dial tcp {addr}: {}", dial_error(&e))),
-    };
-    let _ = s.set_read_timeout(Some(timeout));
-    let _ = s.set_write_timeout(Some(timeout));
-    let mut req = format!("GET {path} HTTP/1.1\r\n");
-    let has = |n: &str| headers.iter().any(|(k, _)| k.eq_ignore_ascii_case(n));
-    if !has("host") {
-        req.push_str(&format!("Host: {addr}\r\n"));
-    }
-    if !has("user-agent") {
-        req.push_str("User-Agent: kube-probe/1.33\r\n");
-    }
-    if !has("accept") {
-        req.push_str("Accept: */*\r\n");
-    }
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("Connection: close\r\n\r\n");
-    let mut stream: Box<dyn ReadWrite> = if tls {
-        match crate::tls::client(addr.ip(), s) {
-            Ok(t) => Box::new(t),
-            Err(e) => return fail(e),
-        }
-    } else {
-        Box::new(s)
-    };
-    if let Err(e) = stream.write_all(req.as_bytes()) {
-        return fail(e.to_string());
-    }
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    let deadline = std::time::Instant::now() + timeout;
-    // The status line is enough; read up to 10 KiB of the body for the message.
-    while buf.len() < 10 * 1024 && std::time::Instant::now() < deadline {
-        match stream.read(&mut chunk) {
-            Ok(0) => break,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            Err(e) if buf.is_empty() => {
-                return fail(format!("read: {}", dial_error(&e)));
-            }
-            Err(_) => break,
-        }
-    }
-    let text = String::from_utf8_lossy(&buf);
-    let code: Option<u16> = text
-        .lines()
-        .next()
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|c| c.parse().ok());
-    match code {
-        Some(c) => Ok(c),
-        None => fail("malformed HTTP response".into()),
-    }
-}
-
-/// A byte stream, plain or TLS.
-trait ReadWrite: Read + Write {}
-impl<T: Read + Write> ReadWrite for T {}
-
-/// Runs the command in the container; success when it exits 0. Output is stdout then
-/// stderr.
-async fn exec(cmd: Vec<String>, t: &Target, timeout: Duration) -> Outcome {
-    match t.rt.exec_sync(&t.container_id, cmd.clone(), timeout).await {
-        Err(e) => (false, format!("command {cmd:?}: {e}")),
-        Ok(r) => {
-            let mut text = String::from_utf8_lossy(&r.stdout).into_owned();
-            text.push_str(&String::from_utf8_lossy(&r.stderr));
-            (r.exit_code == 0, text.trim_end().to_string())
-        }
-    }
-}
-
-/// Applies one outcome to a worker's thresholds; true when this run failed and the
-/// failures have reached the threshold (the probe's action is due).
-pub(crate) fn record(w: &mut Worker, ok: bool) -> bool {
-    if ok {
-        w.failures = 0;
-        w.successes += 1;
-        let threshold = w.probe.success_threshold.unwrap_or(1).max(1);
-        if w.successes >= threshold {
-            w.result = Some(true);
-        }
-    } else {
-        w.successes = 0;
-        w.failures += 1;
-        let threshold = w.probe.failure_threshold.unwrap_or(3).max(1);
-        if w.failures >= threshold {
-            w.result = Some(false);
-        }
-    }
-    w.result == Some(false) && !ok
-}
-
-/// The probe's period.
-pub(crate) fn period(p: &Probe) -> Duration {
-    Duration::from_secs(p.period_seconds.unwrap_or(10).max(1) as u64)
-}
-
-/// The event reason's message prefix: `Liveness probe failed: …`.
-pub(crate) fn failed_message(kind: Kind, output: &str) -> String {
+/// The event message of a failed run: `Liveness probe failed: …`.
+pub fn failed_message(kind: ProbeKind, output: &str) -> String {
     format!("{} probe failed: {output}", kind.label())
 }
 
-/// What the kubelet says when a probe makes it restart a container.
-pub(crate) fn restart_message(kind: Kind, container: &str) -> String {
-    format!(
-        "Container {container} failed {} probe, will be restarted",
-        kind.label().to_lowercase()
-    )
-}
+#[cfg(test)]
+#[path = "probes_tests.rs"]
+mod tests;

@@ -1,5 +1,6 @@
 //! Pod volumes, as the kubelet's volume manager sets them up: `emptyDir` (on disk, or tmpfs
-//! with `medium: Memory` honouring `sizeLimit`) and `hostPath` with its type checks.
+//! with `medium: Memory` honouring `sizeLimit`) and `hostPath` with its type checks. They
+//! live as long as the pod, across sandboxes.
 
 use std::collections::HashMap;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
@@ -45,12 +46,12 @@ fn setup_one(pod_dir: &Path, v: &Volume) -> Result<PathBuf, String> {
     if let Some(ed) = &v.empty_dir {
         let p = empty_dir_path(pod_dir, &v.name);
         std::fs::create_dir_all(&p).map_err(|e| format!("creating {}: {e}", p.display()))?;
-        if ed.medium.as_deref() == Some("Memory") && !peapod_oci::mount::is_mounted(&p) {
+        if ed.medium.as_deref() == Some("Memory") {
             let size = ed
                 .size_limit
                 .as_ref()
                 .and_then(|q| peapod_types::quantity::parse(&q.0));
-            peapod_oci::mount::tmpfs(&p, size, 0o777).map_err(|e| e.to_string())?;
+            peapod_runtime::host::mount_tmpfs(&p, size, 0o777).map_err(|e| e.to_string())?;
         } else {
             // emptyDir directories are world-writable, as the kubelet makes them.
             let _ = std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o777));
@@ -151,6 +152,18 @@ pub fn sub_path(volume: &Path, sub_path: &str) -> Result<PathBuf, String> {
     if sub_path.is_empty() {
         return Ok(volume.to_path_buf());
     }
+    let escapes = Path::new(sub_path).components().any(|c| {
+        matches!(
+            c,
+            std::path::Component::ParentDir | std::path::Component::RootDir
+        )
+    });
+    if escapes {
+        return Err(format!(
+            "subpath {sub_path:?} leaves the volume {}",
+            volume.display()
+        ));
+    }
     let p = volume.join(sub_path);
     if !p.exists() {
         std::fs::create_dir_all(&p)
@@ -174,9 +187,79 @@ pub fn sub_path(volume: &Path, sub_path: &str) -> Result<PathBuf, String> {
 /// Unmounts memory-backed volumes and removes every volume directory of the pod.
 pub fn teardown(pod_dir: &Path) -> std::io::Result<()> {
     let dir = volume_dir(pod_dir);
-    peapod_oci::mount::unmount_all_under(&dir).map_err(std::io::Error::other)?;
+    peapod_runtime::host::unmount_all_under(&dir).map_err(std::io::Error::other)?;
     match std::fs::remove_dir_all(&dir) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
         _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(volumes: &str) -> PodSpec {
+        let text = format!("containers: [{{name: a, image: b}}]\nvolumes: {volumes}\n");
+        serde_yaml_ng::from_str(&text).unwrap()
+    }
+
+    #[test]
+    fn empty_dirs_are_world_writable_directories_of_the_pod() {
+        let d = tempfile::tempdir().unwrap();
+        let v = setup(d.path(), &spec("[{name: scratch, emptyDir: {}}]")).unwrap();
+        let p = &v["scratch"];
+        assert!(p.starts_with(d.path().join("volumes/kubernetes.io~empty-dir")));
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(p).unwrap().permissions().mode() & 0o777,
+            0o777
+        );
+        teardown(d.path()).unwrap();
+        assert!(!d.path().join("volumes").exists());
+        teardown(d.path()).unwrap();
+    }
+
+    #[test]
+    fn host_path_types_are_checked_and_created() {
+        let d = tempfile::tempdir().unwrap();
+        let file = d.path().join("f");
+        std::fs::write(&file, "").unwrap();
+        let dir_text = |t: &str, p: &Path| {
+            format!(
+                "[{{name: h, hostPath: {{path: {}, type: {t}}}}}]",
+                p.display()
+            )
+        };
+        let err = setup(d.path(), &spec(&dir_text("Directory", &file))).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "MountVolume.SetUp failed for volume \"h\" : hostPath type check failed: {} is not a directory",
+                file.display()
+            )
+        );
+        assert!(setup(d.path(), &spec(&dir_text("File", &file))).is_ok());
+        assert!(setup(d.path(), &spec(&dir_text("Socket", &file))).is_err());
+        let made = d.path().join("new/sub");
+        setup(d.path(), &spec(&dir_text("DirectoryOrCreate", &made))).unwrap();
+        assert!(made.is_dir());
+        let f2 = d.path().join("new/file");
+        setup(d.path(), &spec(&dir_text("FileOrCreate", &f2))).unwrap();
+        assert!(f2.is_file());
+        assert!(setup(d.path(), &spec(&dir_text("Nonsense", &f2))).is_err());
+    }
+
+    #[test]
+    fn sub_paths_stay_inside_the_volume() {
+        let d = tempfile::tempdir().unwrap();
+        let vol = d.path().join("vol");
+        std::fs::create_dir(&vol).unwrap();
+        assert_eq!(sub_path(&vol, "").unwrap(), vol);
+        let inner = sub_path(&vol, "a/b").unwrap();
+        assert!(inner.ends_with("vol/a/b") && inner.is_dir());
+        std::os::unix::fs::symlink(d.path(), vol.join("out")).unwrap();
+        let err = sub_path(&vol, "out").unwrap_err();
+        assert!(err.contains("leaves the volume"), "{err}");
+        assert!(sub_path(&vol, "../x").is_err());
     }
 }

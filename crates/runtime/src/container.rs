@@ -1,17 +1,13 @@
 //! CreateContainer, StartContainer, StopContainer, RemoveContainer, ContainerStatus,
 //! ListContainers, and the watcher that learns of a container's exit.
 
-use std::os::fd::OwnedFd;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use nix::sys::signal::{Signal, kill};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
-use peapod_oci::{
-    ContainerSpec, ExecProcess, ExecRequest, MountSpec, NamespaceSpec, NsKind, Stdio, mount, ns,
-};
+use peapod_oci::{Stdio, mount, ns};
 use tokio::io::unix::AsyncFd;
 use tokio::sync::watch;
 
@@ -20,14 +16,14 @@ use crate::types::*;
 use crate::{Error, Result, Runtime, io, new_id, now, resolve_id};
 
 impl Runtime {
-    /// Prepares a container in a ready sandbox (CRI `CreateContainer`): its root file system
-    /// and bundle. The process is created by [`Runtime::start_container`].
-    pub fn create_container(
-        self: &Arc<Self>,
+    /// CreateContainer: the root file system and bundle of a container in a ready sandbox.
+    /// The process is created by `StartContainer`.
+    pub(crate) fn create_container_impl(
+        &self,
         sandbox_id: &str,
         mut config: ContainerConfig,
     ) -> Result<String> {
-        let sandbox_id = resolve_id(&self.cfg.run_root.join("sandboxes"), sandbox_id, "sandbox")?;
+        let sandbox_id = resolve_id(&self.sandboxes_dir(), sandbox_id, "sandbox")?;
         let sb = self.sandbox_record(&sandbox_id)?;
         if sb.status.state != SandboxState::Ready || sb.status.infra_pid <= 0 {
             return Err(Error::State(format!("sandbox {sandbox_id} is not ready")));
@@ -43,7 +39,7 @@ impl Runtime {
         let result = (|| -> Result<ContainerStatus> {
             let rootfs =
                 self.mount_image_rootfs(&img, &dir.join("rootfs"), &self.container_storage(&id))?;
-            let spec = container_spec(
+            let spec = crate::spec::container_spec(
                 &sb,
                 &sandbox_id,
                 &config,
@@ -57,6 +53,9 @@ impl Runtime {
             if let Some(parent) = log_path.parent() {
                 std::fs::create_dir_all(parent).map_err(io("creating", parent))?;
             }
+            let index = self.sandbox_index(&sandbox_id);
+            std::fs::create_dir_all(&index).map_err(io("creating", &index))?;
+            std::fs::write(index.join(&id), "").map_err(io("writing", index.join(&id)))?;
             Ok(ContainerStatus {
                 id: id.clone(),
                 sandbox_id: sandbox_id.clone(),
@@ -78,9 +77,10 @@ impl Runtime {
                 mounts: config.mounts.clone(),
             })
         })();
-        match result {
-            Ok(status) => {
-                records::save(&dir, &ContainerRecord { status, config })?;
+        let saved =
+            result.and_then(|status| records::save(&dir, &ContainerRecord { status, config }));
+        match saved {
+            Ok(()) => {
                 self.emit(&id, &sandbox_id, ContainerEventKind::Created);
                 Ok(id)
             }
@@ -88,20 +88,18 @@ impl Runtime {
                 let _ = mount::unmount_all_under(&dir);
                 let _ = std::fs::remove_dir_all(&dir);
                 let _ = std::fs::remove_dir_all(self.container_storage(&id));
+                let _ = std::fs::remove_file(self.sandbox_index(&sandbox_id).join(&id));
                 Err(e)
             }
         }
     }
 
-    /// Starts a created container (CRI `StartContainer`). A process that cannot be started
-    /// leaves the container exited with code 128 and reason `StartError`.
-    pub fn start_container(self: &Arc<Self>, id: &str) -> Result<()> {
-        let id = resolve_id(&self.cfg.run_root.join("containers"), id, "container")?;
+    /// StartContainer. A process that cannot be started leaves the container exited with
+    /// code 128 and reason `StartError`.
+    pub(crate) fn start_container_impl(&self, id: &str) -> Result<()> {
+        let id = resolve_id(&self.containers_dir(), id, "container")?;
         let dir = self.container_dir(&id);
-        let mut rec = records::load::<ContainerRecord>(&dir).ok_or(Error::NotFound {
-            kind: "container",
-            id: id.clone(),
-        })?;
+        let mut rec = self.container_record(&id)?;
         if rec.status.state != ContainerState::Created {
             return Err(Error::State(format!(
                 "container {id} is {:?}, not created",
@@ -114,8 +112,8 @@ impl Runtime {
             .open(&rec.status.log_path)
             .map_err(io("opening log", &rec.status.log_path))?;
         let log = Arc::new(Mutex::new(log));
-        let (out_r, out_w) = pipe()?;
-        let (err_r, err_w) = pipe()?;
+        let (out_r, out_w) = crate::exec::pipe()?;
+        let (err_r, err_w) = crate::exec::pipe()?;
         let copiers = vec![
             tokio::spawn(crate::logs::copy(out_r, "stdout", log.clone())),
             tokio::spawn(crate::logs::copy(err_r, "stderr", log)),
@@ -159,14 +157,14 @@ impl Runtime {
         }
     }
 
-    pub(crate) fn watch_exit(self: &Arc<Self>, id: &str, sandbox_id: &str, pid: i32) -> Result<()> {
+    pub(crate) fn watch_exit(&self, id: &str, sandbox_id: &str, pid: i32) -> Result<()> {
         self.watch_exit_with_logs(id, sandbox_id, pid, Vec::new())
     }
 
     /// Watches `pid` through a pidfd; once it exits, reaps it, waits (briefly) for its logs
     /// to drain, records the exit and tells the subscribers.
     fn watch_exit_with_logs(
-        self: &Arc<Self>,
+        &self,
         id: &str,
         sandbox_id: &str,
         pid: i32,
@@ -176,7 +174,7 @@ impl Runtime {
         crate::reaper::claim(pid);
         let (tx, rx) = watch::channel(false);
         self.live.lock().unwrap().exited.insert(id.to_string(), rx);
-        let (rt, id, sandbox_id) = (Arc::clone(self), id.to_string(), sandbox_id.to_string());
+        let (rt, id, sandbox_id) = (self.arc(), id.to_string(), sandbox_id.to_string());
         tokio::spawn(async move {
             // SAFETY: the pidfd is owned by the AsyncFd for as long as it is registered.
             if let Ok(afd) = unsafe { AsyncFd::register(pidfd) } {
@@ -213,13 +211,7 @@ impl Runtime {
                 (255, None)
             }
         };
-        let cgroup = format!(
-            "{}/{}",
-            self.sandbox_record(&rec.status.sandbox_id)
-                .map(|s| s.config.cgroup_parent)
-                .unwrap_or_default(),
-            id
-        );
+        let cgroup = self.container_cgroup(&rec.status.sandbox_id, id);
         rec.status.state = ContainerState::Exited;
         rec.status.exit_code = code;
         rec.status.signal = signal;
@@ -239,10 +231,19 @@ impl Runtime {
         self.emit(id, &rec.status.sandbox_id, ContainerEventKind::Stopped);
     }
 
-    /// Stops a running container (CRI `StopContainer`): its stop signal, then SIGKILL after
-    /// `timeout` (at once when zero). Stopping a stopped or missing container succeeds.
-    pub async fn stop_container(self: &Arc<Self>, id: &str, timeout: Duration) -> Result<()> {
-        let Ok(id) = resolve_id(&self.cfg.run_root.join("containers"), id, "container") else {
+    /// The cgroup of container `id` in sandbox `sandbox_id`.
+    pub(crate) fn container_cgroup(&self, sandbox_id: &str, id: &str) -> String {
+        let parent = self
+            .sandbox_record(sandbox_id)
+            .map(|s| s.config.cgroup_parent)
+            .unwrap_or_default();
+        format!("{parent}/{id}")
+    }
+
+    /// StopContainer: the stop signal, then SIGKILL after `timeout` (at once when zero).
+    /// A container that does not run is left as it is, without a signal.
+    pub(crate) async fn stop_container_impl(&self, id: &str, timeout: Duration) -> Result<()> {
+        let Ok(id) = resolve_id(&self.containers_dir(), id, "container") else {
             return Ok(());
         };
         let Some(rec) = records::load::<ContainerRecord>(&self.container_dir(&id)) else {
@@ -295,170 +296,109 @@ impl Runtime {
         }
     }
 
-    /// Removes a container (CRI `RemoveContainer`), killing it first if it runs; a missing
-    /// one is fine.
-    pub async fn remove_container(self: &Arc<Self>, id: &str) -> Result<()> {
-        let Ok(id) = resolve_id(&self.cfg.run_root.join("containers"), id, "container") else {
+    /// RemoveContainer: a running container is killed first; then its executor state,
+    /// cgroup, mounts, writable layer and record go. A missing one is fine.
+    pub(crate) async fn remove_container_impl(&self, id: &str) -> Result<()> {
+        let Ok(id) = resolve_id(&self.containers_dir(), id, "container") else {
             return Ok(());
         };
-        self.stop_container(&id, Duration::ZERO).await?;
         let dir = self.container_dir(&id);
         let rec = records::load::<ContainerRecord>(&dir);
-        self.exec.delete(&id)?;
-        if let Some(rec) = &rec
-            && let Ok(sb) = self.sandbox_record(&rec.status.sandbox_id)
+        if let Some(r) = &rec
+            && r.status.state == ContainerState::Running
+            && r.status.pid > 0
         {
-            let cg = format!("{}/{}", sb.config.cgroup_parent, id);
+            self.kill_and_wait(&id, r.status.pid, Signal::SIGKILL, Duration::from_secs(30))
+                .await;
+        }
+        self.exec.delete(&id)?;
+        if let Some(rec) = &rec {
+            let cg = self.container_cgroup(&rec.status.sandbox_id, &id);
             crate::sandbox::kill_cgroup(&cg);
-            peapod_oci::cgroup::remove(&cg).map_err(io("removing cgroup", cg))?;
+            crate::sandbox::remove_cgroup(&cg).await?;
         }
         mount::unmount_all_under(&dir)?;
         for d in [dir, self.container_storage(&id)] {
-            match std::fs::remove_dir_all(&d) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => {
-                    return Err(Error::Io {
-                        context: "removing",
-                        path: d,
-                        source: e,
-                    });
-                }
-            }
+            remove_dir(&d)?;
         }
         self.live.lock().unwrap().exited.remove(&id);
         if let Some(rec) = rec {
+            let _ = std::fs::remove_file(self.sandbox_index(&rec.status.sandbox_id).join(&id));
             self.emit(&id, &rec.status.sandbox_id, ContainerEventKind::Deleted);
         }
         Ok(())
     }
 
-    /// The status of container `id` (CRI `ContainerStatus`). Read by a process that did not
-    /// start it, a running container whose process is gone shows as `Unknown`.
-    pub fn container_status(&self, id: &str) -> Result<ContainerStatus> {
-        let id = resolve_id(&self.cfg.run_root.join("containers"), id, "container")?;
-        let rec =
-            records::load::<ContainerRecord>(&self.container_dir(&id)).ok_or(Error::NotFound {
-                kind: "container",
-                id: id.clone(),
-            })?;
-        Ok(self.checked(rec.status))
+    fn container_record(&self, id: &str) -> Result<ContainerRecord> {
+        records::load::<ContainerRecord>(&self.container_dir(id)).ok_or(Error::NotFound {
+            kind: "container",
+            id: id.to_string(),
+        })
+    }
+
+    /// ContainerStatus. Read by a process that did not start it, a running container whose
+    /// process is gone shows as `Unknown`.
+    pub(crate) fn status_of(&self, id: &str) -> Result<ContainerStatus> {
+        let id = resolve_id(&self.containers_dir(), id, "container")?;
+        Ok(self.checked(self.container_record(&id)?.status))
     }
 
     /// The config container `id` was made from.
     pub fn container_config(&self, id: &str) -> Result<ContainerConfig> {
-        let id = resolve_id(&self.cfg.run_root.join("containers"), id, "container")?;
-        let rec =
-            records::load::<ContainerRecord>(&self.container_dir(&id)).ok_or(Error::NotFound {
-                kind: "container",
-                id: id.clone(),
-            })?;
-        Ok(rec.config)
+        let id = resolve_id(&self.containers_dir(), id, "container")?;
+        Ok(self.container_record(&id)?.config)
     }
 
-    /// Every container, or those of one sandbox (CRI `ListContainers`), oldest first.
-    pub fn list_containers(&self, sandbox_id: Option<&str>) -> Vec<ContainerStatus> {
-        let mut out: Vec<ContainerStatus> =
-            records::load_all::<ContainerRecord>(&self.cfg.run_root.join("containers"))
-                .into_iter()
-                .map(|r| self.checked(r.status))
-                .filter(|s| sandbox_id.is_none_or(|sb| s.sandbox_id == sb))
-                .collect();
-        out.sort_by(|a, b| a.created_at.cmp(&b.created_at));
+    /// ListContainers, newest first. With a sandbox in the filter only that sandbox's
+    /// index is read.
+    pub(crate) fn list_containers_impl(&self, filter: &ContainerFilter) -> Vec<ContainerStatus> {
+        let records: Vec<ContainerRecord> = match &filter.pod_sandbox_id {
+            Some(sb) => {
+                let sb = resolve_id(&self.sandboxes_dir(), sb, "sandbox").unwrap_or(sb.clone());
+                std::fs::read_dir(self.sandbox_index(&sb))
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+                    .filter_map(|e| {
+                        records::load(&self.container_dir(&e.file_name().to_string_lossy()))
+                    })
+                    .collect()
+            }
+            None => records::load_all(&self.containers_dir()),
+        };
+        let mut out: Vec<ContainerStatus> = records
+            .into_iter()
+            .map(|r| self.checked(r.status))
+            .filter(|s| filter.matches(s))
+            .collect();
+        out.sort_by(|a, b| b.created_at.cmp(&a.created_at));
         out
     }
 
-    /// Starts a process in a running container (CRI `Exec`). Its PID is a child of the
-    /// caller (reap it with `__WALL`).
-    pub fn exec(&self, id: &str, req: ExecRequest) -> Result<ExecProcess> {
-        let status = self.container_status(id)?;
-        if status.state != ContainerState::Running {
-            return Err(Error::State(format!(
-                "container {} is not running",
-                status.metadata.name
-            )));
+    /// A running container whose process is gone is `Unknown`, unless this runtime watches
+    /// it: then its exit is on its way to the record.
+    fn checked(&self, mut s: ContainerStatus) -> ContainerStatus {
+        if s.state == ContainerState::Running
+            && !alive(s.pid)
+            && !self.live.lock().unwrap().exited.contains_key(&s.id)
+        {
+            s.state = ContainerState::Unknown;
         }
-        Ok(self.exec.exec(&status.id, req)?)
-    }
-
-    /// Runs `cmd` in running container `id` and collects its output (CRI `ExecSync`). Past
-    /// `timeout` the process is killed and the call fails. Each stream keeps its first
-    /// 64 KiB (a pipe's worth); a process writing more blocks until the timeout.
-    pub async fn exec_sync(
-        &self,
-        id: &str,
-        cmd: Vec<String>,
-        timeout: Duration,
-    ) -> Result<ExecSyncResult> {
-        let (out_r, out_w) = pipe()?;
-        let (err_r, err_w) = pipe()?;
-        let null = std::fs::File::open("/dev/null").map_err(io("opening", "/dev/null"))?;
-        let pid = self
-            .exec(
-                id,
-                ExecRequest {
-                    args: cmd,
-                    env: Default::default(),
-                    cwd: None,
-                    stdio: Some(Stdio {
-                        stdin: Some(null.into()),
-                        stdout: out_w,
-                        stderr: err_w,
-                    }),
-                    tty: false,
-                },
-            )?
-            .pid;
-        let mut claim = crate::reaper::Claim::new(pid);
-        let reap =
-            |flags: WaitPidFlag| waitpid(Pid::from_raw(pid), Some(WaitPidFlag::__WALL | flags));
-        // SAFETY: the pidfd is owned by the AsyncFd for as long as it is registered.
-        let watched = ns::pidfd_open(pid)
-            .ok()
-            .and_then(|fd| unsafe { AsyncFd::register(fd) }.ok());
-        let exited = match watched {
-            Some(fd) => tokio::time::timeout(timeout, fd.readable()).await.is_ok(),
-            None => true,
-        };
-        if !exited {
-            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
-            let _ = reap(WaitPidFlag::empty());
-            claim.reaped = true;
-            return Err(Error::State(format!(
-                "command timed out after {}s",
-                timeout.as_secs_f64()
-            )));
-        }
-        let status = reap(WaitPidFlag::empty());
-        claim.reaped = true;
-        let exit_code = match status {
-            Ok(WaitStatus::Exited(_, c)) => c,
-            Ok(WaitStatus::Signaled(_, sig, _)) => 128 + sig as i32,
-            _ => -1,
-        };
-        Ok(ExecSyncResult {
-            exit_code,
-            stdout: drain(out_r),
-            stderr: drain(err_r),
-        })
+        s
     }
 }
 
-/// Reads what a pipe holds, without blocking.
-fn drain(fd: OwnedFd) -> Vec<u8> {
-    let _ = nix::fcntl::fcntl(
-        &fd,
-        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
-    );
-    let mut out = Vec::new();
-    let mut buf = [0u8; 8192];
-    while let Ok(n) = nix::unistd::read(&fd, &mut buf) {
-        if n == 0 {
-            break;
-        }
-        out.extend_from_slice(&buf[..n]);
+/// Removes a directory tree; a missing one is fine.
+pub(crate) fn remove_dir(d: &std::path::Path) -> Result<()> {
+    match std::fs::remove_dir_all(d) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::Io {
+            context: "removing",
+            path: d.into(),
+            source: e,
+        }),
     }
-    out
 }
 
 /// Reaps what a failed create leaves behind, now and a little later (its processes may
@@ -473,20 +413,6 @@ pub(crate) fn reap_leftovers_soon() {
     });
 }
 
-impl Runtime {
-    /// A running container whose process is gone is `Unknown`, unless this runtime watches
-    /// it: then its exit is on its way to the record.
-    fn checked(&self, mut s: ContainerStatus) -> ContainerStatus {
-        if s.state == ContainerState::Running
-            && !alive(s.pid)
-            && !self.live.lock().unwrap().exited.contains_key(&s.id)
-        {
-            s.state = ContainerState::Unknown;
-        }
-        s
-    }
-}
-
 /// Whether `pid` names a live (not zombie) process.
 pub(crate) fn alive(pid: i32) -> bool {
     if pid <= 0 {
@@ -498,14 +424,6 @@ pub(crate) fn alive(pid: i32) -> bool {
             .is_some_and(|(_, rest)| !rest.starts_with('Z') && !rest.starts_with('X')),
         Err(_) => false,
     }
-}
-
-fn pipe() -> Result<(OwnedFd, OwnedFd)> {
-    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| Error::Io {
-        context: "creating",
-        path: "a pipe".into(),
-        source: e.into(),
-    })
 }
 
 /// Parses `SIGTERM`, `TERM` or `15`.
@@ -534,173 +452,5 @@ fn oom_killed(rel: &str) -> bool {
                 })
             })
         })
-    })
-}
-
-/// The OCI description of a container, from its config, its image and its sandbox.
-fn container_spec(
-    sb: &crate::records::SandboxRecord,
-    sandbox_id: &str,
-    config: &ContainerConfig,
-    icfg: &peapod_image::ImageConfig,
-    rootfs: PathBuf,
-    sandbox_dir: &std::path::Path,
-    id: &str,
-) -> Result<ContainerSpec> {
-    // Kubernetes' command/args rules, as containerd applies them.
-    let (mut command, mut args) = (config.command.clone(), config.args.clone());
-    if command.is_empty() {
-        if args.is_empty() {
-            args = icfg.cmd.clone();
-        }
-        command = icfg.entrypoint.clone();
-    }
-    let argv: Vec<String> = command.into_iter().chain(args).collect();
-    if argv.is_empty() {
-        return Err(Error::State(
-            "no command specified: neither the container nor its image gives one".into(),
-        ));
-    }
-    let mut env: Vec<String> = icfg.env.clone();
-    let mut set = |k: &str, v: &str| {
-        let kv = format!("{k}={v}");
-        match env
-            .iter_mut()
-            .find(|e| e.split_once('=').is_some_and(|(ek, _)| ek == k))
-        {
-            Some(e) => *e = kv,
-            None => env.push(kv),
-        }
-    };
-    set(
-        "HOSTNAME",
-        std::fs::read_to_string(sandbox_dir.join("hostname"))
-            .unwrap_or_default()
-            .trim(),
-    );
-    for (k, v) in &config.envs {
-        set(k, v);
-    }
-    if !env.iter().any(|e| e.starts_with("PATH=")) {
-        env.push("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
-    }
-    let cwd = if !config.working_dir.is_empty() {
-        config.working_dir.clone()
-    } else {
-        icfg.working_dir.clone().unwrap_or_else(|| "/".into())
-    };
-    let cwd_host = rootfs.join(cwd.trim_start_matches('/'));
-    if !cwd_host.exists() {
-        std::fs::create_dir_all(&cwd_host).map_err(io("creating working directory", &cwd_host))?;
-    }
-    let sec = &config.security;
-    let (mut uid, mut gid) = match &icfg.user {
-        Some(u) => crate::user::resolve(&rootfs, u).map_err(Error::State)?,
-        None => (0, 0),
-    };
-    if let Some(u) = sec.run_as_user {
-        uid = u as u32;
-        gid = crate::user::resolve(&rootfs, &u.to_string())
-            .map(|(_, g)| g)
-            .unwrap_or(0);
-    }
-    if let Some(g) = sec.run_as_group {
-        gid = g as u32;
-    }
-
-    let mut mounts: Vec<MountSpec> = config
-        .mounts
-        .iter()
-        .map(|m| MountSpec::Bind {
-            source: m.host_path.clone(),
-            destination: m.container_path.clone(),
-            readonly: m.readonly,
-        })
-        .collect();
-    let given = |p: &str| config.mounts.iter().any(|m| m.container_path == p);
-    for (file, dest) in [
-        ("hostname", "/etc/hostname"),
-        ("resolv.conf", "/etc/resolv.conf"),
-    ] {
-        if !given(dest) {
-            mounts.push(MountSpec::Bind {
-                source: sandbox_dir.join(file),
-                destination: dest.into(),
-                readonly: false,
-            });
-        }
-    }
-    if sandbox_dir.join("shm").is_dir() && !given("/dev/shm") {
-        mounts.push(MountSpec::Bind {
-            source: sandbox_dir.join("shm"),
-            destination: "/dev/shm".into(),
-            readonly: false,
-        });
-    }
-
-    let infra = sb.status.infra_pid;
-    let proc_ns = |k: &str| Some(PathBuf::from(format!("/proc/{infra}/ns/{k}")));
-    let mut namespaces = vec![NamespaceSpec {
-        kind: NsKind::Mnt,
-        path: None,
-    }];
-    if let Some(netns) = &sb.status.netns {
-        namespaces.push(NamespaceSpec {
-            kind: NsKind::Net,
-            path: Some(netns.clone()),
-        });
-        namespaces.push(NamespaceSpec {
-            kind: NsKind::Uts,
-            path: proc_ns("uts"),
-        });
-    }
-    if sb.status.namespaces.ipc != NamespaceMode::Node {
-        namespaces.push(NamespaceSpec {
-            kind: NsKind::Ipc,
-            path: proc_ns("ipc"),
-        });
-    }
-    match sec.pid_namespace {
-        NamespaceMode::Pod => namespaces.push(NamespaceSpec {
-            kind: NsKind::Pid,
-            path: proc_ns("pid"),
-        }),
-        NamespaceMode::Container => namespaces.push(NamespaceSpec {
-            kind: NsKind::Pid,
-            path: None,
-        }),
-        NamespaceMode::Node => {}
-    }
-    let mut annotations: std::collections::HashMap<String, String> = config
-        .annotations
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    annotations.insert(
-        "io.kubernetes.cri.container-type".into(),
-        "container".into(),
-    );
-    annotations.insert("io.kubernetes.cri.sandbox-id".into(), sandbox_id.into());
-    Ok(ContainerSpec {
-        rootfs,
-        readonly_rootfs: sec.readonly_rootfs,
-        args: argv,
-        env,
-        cwd,
-        uid,
-        gid,
-        additional_gids: sec.supplemental_groups.iter().map(|g| *g as u32).collect(),
-        hostname: None,
-        namespaces,
-        mounts,
-        cgroups_path: format!("{}/{}", sb.config.cgroup_parent, id),
-        cap_add: sec.add_capabilities.clone(),
-        cap_drop: sec.drop_capabilities.clone(),
-        privileged: sec.privileged,
-        no_new_privileges: sec.no_new_privs,
-        memory_limit: config.resources.memory_limit_in_bytes,
-        cpu_quota: config.resources.cpu_quota,
-        cpu_shares: config.resources.cpu_shares,
-        annotations,
     })
 }

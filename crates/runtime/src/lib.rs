@@ -12,25 +12,36 @@
 //!
 //! Container processes are children of the process that started them, which learns of their
 //! exit through pidfds: use the runtime inside a single-threaded Tokio runtime (the executor
-//! forks).
+//! forks, and plugin processes are spawned on the same thread; see `ARCHITECTURE.md`).
+//!
+//! What the pod controller sees of this crate is the pair of CRI traits in [`cri`]
+//! ([`RuntimeService`], [`ImageService`]), which [`Runtime`] implements; opening a runtime
+//! has no effect on the host beyond creating its state directories.
 
 mod container;
+pub mod cri;
+mod exec;
+pub mod host;
 pub mod logs;
 mod network;
 mod reaper;
 mod records;
 mod sandbox;
+mod service;
+mod spec;
 pub mod types;
 mod user;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 
 use peapod_image::Store;
 use peapod_oci::{Executor, Libcontainer};
 use tokio::sync::{broadcast, watch};
 
+pub use cri::{ImageService, RuntimeService};
+pub use peapod_oci::{ExecProcess, ExecRequest, Stdio};
 pub use reaper::reap_unclaimed;
 pub use types::*;
 
@@ -102,6 +113,10 @@ pub struct RuntimeConfig {
     pub network: Option<NetworkSettings>,
     /// Registries images are pulled from.
     pub registries: peapod_types::config::Registries,
+    /// peapod's own cgroup subtree (e.g. `/peapod`): a sandbox removal that leaves its
+    /// parent cgroup empty removes the parents up to and including this one, and no
+    /// further.
+    pub cgroup_root: String,
 }
 
 /// Where CNI configurations and plugins are, and the network to write when there is none.
@@ -119,6 +134,8 @@ pub struct NetworkSettings {
 
 /// The runtime: every sandbox and container under one state root.
 pub struct Runtime {
+    /// This runtime itself, for the tasks it spawns.
+    me: Weak<Runtime>,
     cfg: RuntimeConfig,
     images: Store,
     registry: peapod_image::Registry,
@@ -137,7 +154,8 @@ struct Live {
 }
 
 impl Runtime {
-    /// Opens the runtime with the built-in libcontainer executor.
+    /// Opens the runtime with the built-in libcontainer executor. It only creates its
+    /// state directories; sandboxes and containers are touched by the CRI operations alone.
     pub fn new(cfg: RuntimeConfig) -> Result<Arc<Runtime>> {
         let exec = Libcontainer::new(cfg.run_root.join("executor"));
         Self::with_executor(cfg, Box::new(exec))
@@ -158,36 +176,27 @@ impl Runtime {
         let images = Store::open(cfg.root.join("images"))?;
         let registry = peapod_image::Registry::new(images.clone(), cfg.registries.clone())?;
         let (events, _) = broadcast::channel(1024);
-        let rt = Arc::new(Runtime {
+        Ok(Arc::new_cyclic(|me| Runtime {
+            me: me.clone(),
             cfg,
             images,
             registry,
             exec,
             live: Mutex::new(Live::default()),
             events,
-        });
-        rt.collect_network_garbage();
-        Ok(rt)
+        }))
     }
 
-    /// The runtime's name and version (CRI `Version`).
-    pub fn version(&self) -> (&'static str, &'static str) {
-        ("peapod", env!("CARGO_PKG_VERSION"))
+    /// This runtime as an `Arc`, for spawned tasks.
+    pub(crate) fn arc(&self) -> Arc<Runtime> {
+        self.me
+            .upgrade()
+            .expect("the runtime outlives its operations")
     }
 
     /// The image store.
     pub fn images(&self) -> &Store {
         &self.images
-    }
-
-    /// Pulls `image` from its registry (or a mirror) into the store, as CRI's `PullImage`;
-    /// `opts` carries the pod's pull credentials.
-    pub async fn pull_image(
-        &self,
-        image: &str,
-        opts: &peapod_image::PullOptions,
-    ) -> Result<peapod_image::Image> {
-        Ok(self.registry.pull(image, opts).await?)
     }
 
     /// The registry client (pull, push) of this runtime's store.
@@ -200,11 +209,6 @@ impl Runtime {
         &self.cfg
     }
 
-    /// Container lifecycle events (CRI `GetContainerEvents`).
-    pub fn subscribe(&self) -> broadcast::Receiver<ContainerEvent> {
-        self.events.subscribe()
-    }
-
     fn emit(&self, id: &str, sandbox_id: &str, kind: ContainerEventKind) {
         let _ = self.events.send(ContainerEvent {
             id: id.to_string(),
@@ -213,12 +217,25 @@ impl Runtime {
         });
     }
 
+    fn sandboxes_dir(&self) -> PathBuf {
+        self.cfg.run_root.join("sandboxes")
+    }
+
+    fn containers_dir(&self) -> PathBuf {
+        self.cfg.run_root.join("containers")
+    }
+
     fn sandbox_dir(&self, id: &str) -> PathBuf {
-        self.cfg.run_root.join("sandboxes").join(id)
+        self.sandboxes_dir().join(id)
+    }
+
+    /// The sandbox's index of its containers: one empty file per container ID.
+    fn sandbox_index(&self, id: &str) -> PathBuf {
+        self.sandbox_dir(id).join("containers")
     }
 
     fn container_dir(&self, id: &str) -> PathBuf {
-        self.cfg.run_root.join("containers").join(id)
+        self.containers_dir().join(id)
     }
 
     fn container_storage(&self, id: &str) -> PathBuf {

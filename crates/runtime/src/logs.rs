@@ -1,6 +1,5 @@
-//! Container logs in the CRI format: one record per line,
-//! `<RFC 3339 nano time> <stdout|stderr> <F|P> <text>`, where `P` marks a partial line (a
-//! line longer than [`MAX_LINE`] is split) and `F` a full one.
+//! Writing container logs in the CRI format (`peapod_types::cri_log` describes it): what a
+//! container prints on its pipes becomes records in its log file.
 
 use std::fs::File;
 use std::io::Write;
@@ -9,36 +8,8 @@ use std::sync::{Arc, Mutex};
 
 use tokio::io::unix::AsyncFd;
 
-/// The longest line written as one record.
-pub const MAX_LINE: usize = 16 * 1024;
-
-/// One parsed log record.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LogLine<'a> {
-    /// Timestamp as written.
-    pub time: &'a str,
-    /// `stdout` or `stderr`.
-    pub stream: &'a str,
-    /// Whether the line continues in the next record.
-    pub partial: bool,
-    /// The text, without the newline.
-    pub text: &'a str,
-}
-
-/// Parses one record; `None` for a malformed line.
-pub fn parse(line: &str) -> Option<LogLine<'_>> {
-    let mut it = line.splitn(4, ' ');
-    let time = it.next()?;
-    let stream = it.next()?;
-    let tag = it.next()?;
-    let text = it.next().unwrap_or("");
-    Some(LogLine {
-        time,
-        stream,
-        partial: tag.starts_with('P'),
-        text,
-    })
-}
+use peapod_types::cri_log::split_long;
+pub use peapod_types::cri_log::{LogLine, MAX_LINE, parse};
 
 fn record(out: &Mutex<File>, stream: &str, tag: char, text: &[u8]) {
     let mut buf = Vec::with_capacity(text.len() + 48);
@@ -98,40 +69,5 @@ pub(crate) async fn copy(fd: OwnedFd, stream: &'static str, out: Arc<Mutex<File>
     }
     if !pending.is_empty() {
         record(&out, stream, 'F', &pending);
-    }
-}
-
-/// Splits a line into records of at most [`MAX_LINE`] bytes: all partial but the last.
-fn split_long(line: &[u8]) -> Vec<(&[u8], char)> {
-    if line.len() <= MAX_LINE {
-        return vec![(line, 'F')];
-    }
-    let chunks: Vec<&[u8]> = line.chunks(MAX_LINE).collect();
-    let last = chunks.len() - 1;
-    chunks
-        .into_iter()
-        .enumerate()
-        .map(|(i, c)| (c, if i == last { 'F' } else { 'P' }))
-        .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn parses_records() {
-        let l = super::parse("2026-01-01T00:00:00.000000001Z stderr P half a line").unwrap();
-        assert_eq!(
-            (l.stream, l.partial, l.text),
-            ("stderr", true, "half a line")
-        );
-        let l = super::parse("2026-01-01T00:00:00Z stdout F ").unwrap();
-        assert_eq!(l.text, "");
-        assert_eq!(
-            super::split_long(&[b'x'; super::MAX_LINE + 1])
-                .iter()
-                .map(|c| c.1)
-                .collect::<String>(),
-            "PF"
-        );
     }
 }

@@ -1,15 +1,77 @@
-//! The pod network: CNI ADD when a sandbox is made, DEL whenever it goes, host ports held.
+//! The pod network: CNI ADD when a sandbox is made, DEL once when it stops, host ports
+//! held in between. Plugins are started on the runtime's own thread (claimed from the
+//! orphan reaper) and waited for without blocking it.
 
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
+use std::process::{Output, Stdio};
+use std::sync::Arc;
 
 use nix::sys::socket::{
     AddressFamily, SockFlag, SockProtocol, SockType, SockaddrIn, SockaddrIn6, bind, socket,
 };
-use peapod_cni::{Attachment, Cni, ConfList, DefaultNetwork, config};
+use peapod_cni::{Attachment, Cni, ConfList, DefaultNetwork, ExecFuture, PluginExec, config};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::unix::pipe;
 
 use crate::types::*;
 use crate::{Error, Result, Runtime, records};
+
+/// Starts CNI plugins as the runtime's own children: spawned on the calling thread with
+/// their PIDs claimed at once, then waited for through a pidfd.
+struct ClaimedExec;
+
+impl PluginExec for ClaimedExec {
+    fn exec<'a>(
+        &'a self,
+        bin: &'a Path,
+        env: &'a [(String, String)],
+        stdin: Vec<u8>,
+    ) -> ExecFuture<'a> {
+        Box::pin(async move {
+            let mut cmd = std::process::Command::new(bin);
+            cmd.envs(env.iter().map(|(k, v)| (k, v)))
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped());
+            let (mut child, mut claim) = crate::reaper::spawn_claimed(&mut cmd)?;
+            let input = child
+                .stdin
+                .take()
+                .map(|i| pipe::Sender::from_owned_fd(OwnedFd::from(i)));
+            let out = child
+                .stdout
+                .take()
+                .map(|o| pipe::Receiver::from_owned_fd(OwnedFd::from(o)));
+            let err = child
+                .stderr
+                .take()
+                .map(|e| pipe::Receiver::from_owned_fd(OwnedFd::from(e)));
+            let write = async move {
+                // A plugin may exit without reading; its exit status tells what happened.
+                if let Some(Ok(mut s)) = input {
+                    let _ = s.write_all(&stdin).await;
+                }
+            };
+            let read = |r: Option<std::io::Result<pipe::Receiver>>| async move {
+                let mut buf = Vec::new();
+                if let Some(Ok(mut r)) = r {
+                    let _ = r.read_to_end(&mut buf).await;
+                }
+                buf
+            };
+            let ((), stdout, stderr) = tokio::join!(write, read(out), read(err));
+            crate::exec::exited(child.id() as i32).await;
+            let status = child.wait()?;
+            claim.reaped = true;
+            Ok(Output {
+                status,
+                stdout,
+                stderr,
+            })
+        })
+    }
+}
 
 /// Name of the network peapod writes when the configuration directory has none.
 const DEFAULT_NAME: &str = "peapod";
@@ -21,9 +83,10 @@ impl Runtime {
 
     fn cni(&self) -> Option<Cni> {
         let n = self.cfg.network.as_ref()?;
-        Some(Cni::new(
+        Some(Cni::with_exec(
             n.plugin_dirs.clone(),
             self.cni_dir().join("cache"),
+            Arc::new(ClaimedExec),
         ))
     }
 
@@ -48,7 +111,7 @@ impl Runtime {
 
     /// Attaches sandbox `id`'s namespace to the pod network; returns the pod's IPs.
     /// Whatever part of it happened is undone by [`Runtime::detach_network`].
-    pub(crate) fn attach_network(
+    pub(crate) async fn attach_network(
         &self,
         id: &str,
         config: &SandboxConfig,
@@ -88,25 +151,25 @@ impl Runtime {
                 options: config.dns.options.clone(),
             }),
         };
-        let result = cni.add(&net, &att)?;
+        let result = cni.add(&net, &att).await?;
         Ok(result.pod_ips("eth0"))
     }
 
     /// CNI DEL for sandbox `id`, and its host ports released. Succeeds when it was never
     /// attached. A DEL that keeps failing is reported and given up, so that deleting a pod
     /// is never stuck on a plugin.
-    pub(crate) fn detach_network(&self, id: &str) {
+    pub(crate) async fn detach_network(&self, id: &str) {
         self.live.lock().unwrap().ports.remove(id);
         let Some(cni) = self.cni() else {
             return;
         };
         let mut last = None;
         for _ in 0..3 {
-            match cni.del(id) {
+            match cni.del(id).await {
                 Ok(()) => return,
                 Err(e) => {
                     last = Some(e);
-                    std::thread::sleep(std::time::Duration::from_millis(100));
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
                 }
             }
         }
@@ -117,15 +180,16 @@ impl Runtime {
     }
 
     /// Runs DEL for every cached attachment whose sandbox no longer exists (left by a crash
-    /// of the host or of a shim between ADD and its record).
-    pub fn collect_network_garbage(&self) {
+    /// of the host or of a shim between ADD and its record). A supervisor calls it when it
+    /// starts; opening a runtime does not.
+    pub async fn collect_network_garbage(&self) {
         let Some(cni) = self.cni() else {
             return;
         };
         for id in cni.cached() {
             if !self.sandbox_dir(&id).exists() {
                 tracing::info!(sandbox = %id, "releasing the network of a sandbox that is gone");
-                self.detach_network(&id);
+                self.detach_network(&id).await;
             }
         }
     }
@@ -187,7 +251,7 @@ impl Runtime {
 
     /// The pod (namespace/name) of another ready sandbox publishing the same host port.
     fn port_owner(&self, id: &str, p: &PortMapping) -> Option<String> {
-        records::load_all::<records::SandboxRecord>(&self.cfg.run_root.join("sandboxes"))
+        records::load_all::<records::SandboxRecord>(&self.sandboxes_dir())
             .into_iter()
             .filter(|r| r.status.id != id && r.status.state == SandboxState::Ready)
             .find(|r| {

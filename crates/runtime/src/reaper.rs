@@ -5,6 +5,10 @@
 //! inherit `SIGCHLD` as their exit signal, so a process that also reaps orphans (the shim
 //! is a child subreaper) must leave them alone: such a process claims each PID here while
 //! it is watched, and [`reap_unclaimed`] reaps only the others.
+//!
+//! Helper processes (CNI plugins) are started by [`spawn_claimed`], which claims the new
+//! PID under the same lock [`reap_unclaimed`] holds while it scans, so an early exit is
+//! never reaped by the wrong party.
 
 use std::collections::BTreeSet;
 use std::sync::Mutex;
@@ -50,11 +54,28 @@ impl Drop for Claim {
     }
 }
 
+/// Starts `cmd` and claims its PID before anything can reap it; the claim is released
+/// when the returned guard is dropped (after the caller has reaped the process).
+pub(crate) fn spawn_claimed(
+    cmd: &mut std::process::Command,
+) -> std::io::Result<(std::process::Child, Claim)> {
+    let mut claimed = CLAIMED.lock().unwrap();
+    let child = cmd.spawn()?;
+    claimed.insert(child.id() as i32);
+    drop(claimed);
+    let claim = Claim {
+        pid: child.id() as i32,
+        reaped: false,
+    };
+    Ok((child, claim))
+}
+
 /// Reaps every exited child of this process that no watcher has claimed: orphans handed
 /// to a subreaper, and helpers nobody waits for.
 pub fn reap_unclaimed() {
+    let claimed = CLAIMED.lock().unwrap();
     for (pid, _) in peapod_oci::executor::zombie_children() {
-        if CLAIMED.lock().unwrap().contains(&pid) {
+        if claimed.contains(&pid) {
             continue;
         }
         let _ = waitpid(

@@ -12,6 +12,12 @@ use crate::{Result, io};
 pub(crate) struct SandboxRecord {
     pub status: SandboxStatus,
     pub config: SandboxConfig,
+    /// Whether a CNI attachment may exist (ADD was attempted and no DEL succeeded since).
+    #[serde(default)]
+    pub network_attached: bool,
+    /// StopPodSandbox has run to its end; stopping again does nothing.
+    #[serde(default)]
+    pub stopped: bool,
 }
 
 /// A container as stored.

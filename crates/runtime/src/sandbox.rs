@@ -1,7 +1,11 @@
 //! RunPodSandbox, StopPodSandbox, RemovePodSandbox, PodSandboxStatus, ListPodSandbox.
+//!
+//! A sandbox's record is written before anything is made for it and says what has been
+//! made, so that one code path ([`Runtime::teardown_sandbox`]) undoes a failed create and a
+//! removal alike. Stopping releases the network (one CNI DEL) and the namespaces; removing
+//! takes the containers, mounts, cgroups and files.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use peapod_oci::{ContainerSpec, MountSpec, NamespaceSpec, NsKind, Stdio, mount, ns};
@@ -14,25 +18,48 @@ use crate::{Error, Result, Runtime, io, new_id, now, resolve_id};
 const SHM_SIZE: u64 = 64 << 20;
 
 impl Runtime {
-    /// Creates and starts a sandbox (CRI `RunPodSandbox`): its namespaces, files and infra
-    /// process. On failure nothing of it is left.
-    pub async fn run_pod_sandbox(self: &Arc<Self>, config: SandboxConfig) -> Result<String> {
+    /// RunPodSandbox: namespaces, files, network and infra process. On failure nothing of
+    /// it is left.
+    pub(crate) async fn run_sandbox(&self, config: SandboxConfig) -> Result<String> {
         // The infra image is pulled when missing, as CRI runtimes do with theirs.
         if let Some(image) = &self.cfg.infra_image
             && self.images.get(image).is_err()
         {
-            self.pull_image(image, &Default::default()).await?;
+            self.registry.pull(image, &Default::default()).await?;
         }
         let id = new_id();
         let dir = self.sandbox_dir(&id);
         std::fs::create_dir_all(&dir).map_err(io("creating", &dir))?;
-        match self.setup_sandbox(&id, &dir, &config) {
-            Ok(status) => {
-                records::save(&dir, &SandboxRecord { status, config })?;
+        let mut rec = SandboxRecord {
+            status: SandboxStatus {
+                id: id.clone(),
+                metadata: config.metadata.clone(),
+                state: SandboxState::NotReady,
+                created_at: now(),
+                ip: None,
+                additional_ips: Vec::new(),
+                infra_pid: 0,
+                netns: None,
+                namespaces: config.namespaces,
+                labels: config.labels.clone(),
+                annotations: config.annotations.clone(),
+            },
+            config,
+            network_attached: false,
+            stopped: false,
+        };
+        let made = match records::save(&dir, &rec) {
+            Ok(()) => self.setup_sandbox(&mut rec, &dir).await,
+            Err(e) => Err(e),
+        };
+        match made {
+            Ok(()) => {
+                rec.status.state = SandboxState::Ready;
+                records::save(&dir, &rec)?;
                 Ok(id)
             }
             Err(e) => {
-                if let Err(clean) = self.teardown_sandbox(&id, &dir, &config.cgroup_parent) {
+                if let Err(clean) = self.teardown_sandbox(&id).await {
                     tracing::warn!(sandbox = %id, "cleaning up after a failed RunPodSandbox: {clean}");
                 }
                 Err(e)
@@ -40,12 +67,9 @@ impl Runtime {
         }
     }
 
-    fn setup_sandbox(
-        self: &Arc<Self>,
-        id: &str,
-        dir: &Path,
-        config: &SandboxConfig,
-    ) -> Result<SandboxStatus> {
+    async fn setup_sandbox(&self, rec: &mut SandboxRecord, dir: &Path) -> Result<()> {
+        let id = rec.status.id.clone();
+        let config = rec.config.clone();
         let ns_opts = config.namespaces;
         // Files every container bind-mounts.
         let hostname = if config.hostname.is_empty() {
@@ -68,24 +92,39 @@ impl Runtime {
             std::fs::create_dir_all(&shm).map_err(io("creating", &shm))?;
             mount::tmpfs(&shm, Some(SHM_SIZE), 0o1777)?;
         }
-        let (netns, ips) = if host_net {
-            (None, Vec::new())
-        } else {
+        if !host_net {
             let pin = dir.join("netns");
             ns::create_netns(&pin)?;
-            let ips = self.attach_network(id, config, &pin)?;
-            (Some(pin), ips)
-        };
+            rec.status.netns = Some(pin.clone());
+            rec.network_attached = self.cfg.network.is_some();
+            records::save(dir, rec)?;
+            let ips = self.attach_network(&id, &config, &pin).await?;
+            rec.status.ip = ips.first().cloned();
+            rec.status.additional_ips = ips.iter().skip(1).cloned().collect();
+        }
+        let pid = self.start_infra(&id, dir, &config, &hostname, rec.status.netns.as_deref())?;
+        rec.status.infra_pid = pid;
+        Ok(())
+    }
 
-        // The infra process.
+    /// Creates and starts the infra process; returns its PID.
+    fn start_infra(
+        &self,
+        id: &str,
+        dir: &Path,
+        config: &SandboxConfig,
+        hostname: &str,
+        netns: Option<&Path>,
+    ) -> Result<i32> {
+        let ns_opts = config.namespaces;
         let mut namespaces = vec![NamespaceSpec {
             kind: NsKind::Mnt,
             path: None,
         }];
-        if let Some(p) = &netns {
+        if let Some(p) = netns {
             namespaces.push(NamespaceSpec {
                 kind: NsKind::Net,
-                path: Some(p.clone()),
+                path: Some(p.to_path_buf()),
             });
             namespaces.push(NamespaceSpec {
                 kind: NsKind::Uts,
@@ -156,7 +195,7 @@ impl Runtime {
             args,
             env,
             cwd: "/".into(),
-            hostname: Some(hostname),
+            hostname: Some(hostname.to_string()),
             namespaces,
             mounts,
             cgroups_path: format!("{}/{}", config.cgroup_parent, id),
@@ -185,19 +224,7 @@ impl Runtime {
         let pid = self.exec.create(id, &bundle, stdio)?;
         self.watch_exit(id, id, pid)?;
         self.exec.start(id)?;
-        Ok(SandboxStatus {
-            id: id.to_string(),
-            metadata: config.metadata.clone(),
-            state: SandboxState::Ready,
-            created_at: now(),
-            ip: ips.first().cloned(),
-            additional_ips: ips.iter().skip(1).cloned().collect(),
-            infra_pid: pid,
-            netns,
-            namespaces: ns_opts,
-            labels: config.labels.clone(),
-            annotations: config.annotations.clone(),
-        })
+        Ok(pid)
     }
 
     /// Called by the exit watcher when the infra process is gone.
@@ -212,18 +239,26 @@ impl Runtime {
         self.emit(id, id, ContainerEventKind::Stopped);
     }
 
-    /// Stops a sandbox (CRI `StopPodSandbox`): kills its containers and infra process and
-    /// releases its network. Stopping a stopped or missing sandbox succeeds.
-    pub async fn stop_pod_sandbox(self: &Arc<Self>, id: &str) -> Result<()> {
-        let Ok(id) = resolve_id(&self.cfg.run_root.join("sandboxes"), id, "sandbox") else {
+    /// StopPodSandbox: kills the containers that still run and the infra process, then
+    /// releases the network (one CNI DEL), the network namespace and `/dev/shm`. Stopping a
+    /// stopped or missing sandbox succeeds and does nothing.
+    pub(crate) async fn stop_sandbox(&self, id: &str) -> Result<()> {
+        let Ok(id) = resolve_id(&self.sandboxes_dir(), id, "sandbox") else {
             return Ok(());
         };
         let dir = self.sandbox_dir(&id);
         let Some(mut rec) = records::load::<SandboxRecord>(&dir) else {
             return Ok(());
         };
-        for c in self.list_containers(Some(&id)) {
-            self.stop_container(&c.id, Duration::ZERO).await?;
+        if rec.stopped {
+            return Ok(());
+        }
+        let running = ContainerFilter {
+            state: Some(ContainerState::Running),
+            ..ContainerFilter::sandbox(&id)
+        };
+        for c in self.list_containers_impl(&running) {
+            self.stop_container_impl(&c.id, Duration::ZERO).await?;
         }
         if rec.status.infra_pid > 0 {
             self.kill_and_wait(
@@ -235,111 +270,113 @@ impl Runtime {
             .await;
         }
         let _ = self.exec.delete(&id);
-        self.detach_network(&id);
-        if let Some(netns) = &rec.status.netns {
-            ns::remove_netns(netns)?;
+        if rec.network_attached {
+            self.detach_network(&id).await;
+            rec.network_attached = false;
         }
+        if let Some(netns) = rec.status.netns.take() {
+            ns::remove_netns(&netns)?;
+        }
+        mount::unmount(&dir.join("shm"))?;
         rec.status.state = SandboxState::NotReady;
         rec.status.infra_pid = 0;
+        rec.stopped = true;
         records::save(&dir, &rec)
     }
 
-    /// Removes a sandbox (CRI `RemovePodSandbox`) and all its containers; a missing one is
-    /// fine. A ready sandbox is stopped first.
-    pub async fn remove_pod_sandbox(self: &Arc<Self>, id: &str) -> Result<()> {
-        let Ok(id) = resolve_id(&self.cfg.run_root.join("sandboxes"), id, "sandbox") else {
+    /// RemovePodSandbox: stops the sandbox if it is not stopped, then removes its
+    /// containers and everything it owns. A missing one is fine.
+    pub(crate) async fn remove_sandbox(&self, id: &str) -> Result<()> {
+        let Ok(id) = resolve_id(&self.sandboxes_dir(), id, "sandbox") else {
             return Ok(());
         };
-        self.stop_pod_sandbox(&id).await?;
-        for c in self.list_containers(Some(&id)) {
-            self.remove_container(&c.id).await?;
+        // Stopping a stopped sandbox does nothing, so this stops it only if it still runs.
+        self.stop_sandbox(&id).await?;
+        for c in self.list_containers_impl(&ContainerFilter::sandbox(&id)) {
+            self.remove_container_impl(&c.id).await?;
         }
-        let dir = self.sandbox_dir(&id);
-        let parent = records::load::<SandboxRecord>(&dir)
-            .map(|r| r.config.cgroup_parent)
-            .unwrap_or_default();
-        self.teardown_sandbox(&id, &dir, &parent)?;
+        self.teardown_sandbox(&id).await?;
         self.live.lock().unwrap().exited.remove(&id);
         Ok(())
     }
 
-    /// Removes everything a sandbox may have made, whatever state it reached.
-    fn teardown_sandbox(&self, id: &str, dir: &Path, cgroup_parent: &str) -> Result<()> {
-        if let Some(rec) = records::load::<SandboxRecord>(dir)
-            && rec.status.infra_pid > 0
-        {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(rec.status.infra_pid),
-                nix::sys::signal::SIGKILL,
-            );
-        }
-        let _ = self.exec.delete(id);
-        self.detach_network(id);
-        mount::unmount_all_under(dir)?;
-        ns::remove_netns(&dir.join("netns"))?;
-        if !cgroup_parent.is_empty() {
-            kill_cgroup(cgroup_parent);
-            peapod_oci::cgroup::remove(cgroup_parent)
-                .map_err(io("removing cgroup", cgroup_parent))?;
-        }
-        match std::fs::remove_dir_all(dir) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => {
-                return Err(Error::Io {
-                    context: "removing",
-                    path: dir.into(),
-                    source: e,
-                });
+    /// Removes whatever a sandbox's record says exists, whatever state it reached: its
+    /// infra process, network attachment, namespace, mounts, cgroups and files.
+    async fn teardown_sandbox(&self, id: &str) -> Result<()> {
+        let dir = self.sandbox_dir(id);
+        let rec = records::load::<SandboxRecord>(&dir);
+        if let Some(rec) = &rec {
+            if rec.status.infra_pid > 0 {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(rec.status.infra_pid),
+                    nix::sys::signal::SIGKILL,
+                );
+            }
+            if rec.network_attached {
+                self.detach_network(id).await;
             }
         }
-        let layer = dir.join("infra-layer");
-        let _ = std::fs::remove_dir_all(layer);
+        let _ = self.exec.delete(id);
+        mount::unmount_all_under(&dir)?;
+        ns::remove_netns(&dir.join("netns"))?;
+        if let Some(rec) = &rec
+            && !rec.config.cgroup_parent.is_empty()
+        {
+            let parent = &rec.config.cgroup_parent;
+            let own = format!("{parent}/{id}");
+            kill_cgroup(&own);
+            remove_cgroup(&own).await?;
+            self.remove_empty_parents(parent).await;
+        }
+        crate::container::remove_dir(&dir)?;
         Ok(())
     }
 
-    /// The status of sandbox `id` (CRI `PodSandboxStatus`).
-    pub fn pod_sandbox_status(&self, id: &str) -> Result<SandboxStatus> {
-        let id = resolve_id(&self.cfg.run_root.join("sandboxes"), id, "sandbox")?;
-        let rec =
-            records::load::<SandboxRecord>(&self.sandbox_dir(&id)).ok_or(Error::NotFound {
-                kind: "sandbox",
-                id: id.clone(),
-            })?;
-        Ok(rec.status)
+    /// Removes `cgroup` and its ancestors while they are empty, if they lie within the
+    /// runtime's own cgroup root; anything outside it belongs to whoever made it.
+    async fn remove_empty_parents(&self, cgroup: &str) {
+        let root = self.cfg.cgroup_root.trim_end_matches('/');
+        if root.is_empty() {
+            return;
+        }
+        let mut cur = cgroup.trim_end_matches('/').to_string();
+        while cur == root || cur.starts_with(&format!("{root}/")) {
+            let busy = !peapod_oci::cgroup::pids(&cur).is_empty();
+            if busy {
+                return;
+            }
+            peapod_oci::cgroup::remove_if_empty(&cur);
+            if !peapod_oci::cgroup::dirs(&cur).is_empty() {
+                return;
+            }
+            match cur.rsplit_once('/') {
+                Some((up, _)) if !up.is_empty() => cur = up.to_string(),
+                _ => return,
+            }
+        }
+    }
+
+    /// PodSandboxStatus.
+    pub(crate) fn sandbox_status(&self, id: &str) -> Result<SandboxStatus> {
+        let id = resolve_id(&self.sandboxes_dir(), id, "sandbox")?;
+        Ok(self.sandbox_record(&id)?.status)
     }
 
     /// The config sandbox `id` was made from.
     pub fn pod_sandbox_config(&self, id: &str) -> Result<SandboxConfig> {
-        let id = resolve_id(&self.cfg.run_root.join("sandboxes"), id, "sandbox")?;
-        let rec =
-            records::load::<SandboxRecord>(&self.sandbox_dir(&id)).ok_or(Error::NotFound {
-                kind: "sandbox",
-                id: id.clone(),
-            })?;
-        Ok(rec.config)
+        let id = resolve_id(&self.sandboxes_dir(), id, "sandbox")?;
+        Ok(self.sandbox_record(&id)?.config)
     }
 
-    /// Every sandbox (CRI `ListPodSandbox`).
-    pub fn list_pod_sandbox(&self) -> Vec<SandboxStatus> {
-        let mut out: Vec<SandboxStatus> =
-            records::load_all::<SandboxRecord>(&self.cfg.run_root.join("sandboxes"))
-                .into_iter()
-                .map(|r| r.status)
-                .collect();
-        out.sort_by(|a, b| a.created_at.cmp(&b.created_at));
+    /// ListPodSandbox, newest first.
+    pub(crate) fn list_sandboxes(&self, filter: &SandboxFilter) -> Vec<SandboxStatus> {
+        let mut out: Vec<SandboxStatus> = records::load_all::<SandboxRecord>(&self.sandboxes_dir())
+            .into_iter()
+            .map(|r| r.status)
+            .filter(|s| filter.matches(s))
+            .collect();
+        out.sort_by(|a, b| b.created_at.cmp(&a.created_at));
         out
-    }
-
-    /// Records the pod's IP address (set by the network layer).
-    pub fn set_sandbox_ip(&self, id: &str, ip: Option<String>) -> Result<()> {
-        let dir = self.sandbox_dir(id);
-        let mut rec = records::load::<SandboxRecord>(&dir).ok_or(Error::NotFound {
-            kind: "sandbox",
-            id: id.into(),
-        })?;
-        rec.status.ip = ip;
-        records::save(&dir, &rec)
     }
 
     pub(crate) fn sandbox_record(&self, id: &str) -> Result<SandboxRecord> {
@@ -371,6 +408,16 @@ pub(crate) fn kill_cgroup(rel: &str) {
     for pid in peapod_oci::cgroup::pids(rel) {
         let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL);
     }
+}
+
+/// Removes cgroup `rel` from every hierarchy, off the runtime's thread (the kernel may take
+/// a moment to let go of a cgroup whose last process just died).
+pub(crate) async fn remove_cgroup(rel: &str) -> Result<()> {
+    let owned = rel.to_string();
+    tokio::task::spawn_blocking(move || peapod_oci::cgroup::remove(&owned))
+        .await
+        .unwrap_or_else(|e| Err(std::io::Error::other(e)))
+        .map_err(io("removing cgroup", rel))
 }
 
 fn write(dir: &Path, name: &str, content: &str) -> Result<()> {

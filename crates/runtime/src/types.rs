@@ -299,3 +299,132 @@ pub struct ExecSyncResult {
     /// Standard error.
     pub stderr: Vec<u8>,
 }
+
+/// What the runtime is (CRI `VersionResponse`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Version {
+    /// The CRI version, `v1`.
+    pub runtime_api_version: String,
+    /// `peapod`.
+    pub runtime_name: String,
+    /// peapod's version.
+    pub runtime_version: String,
+}
+
+/// Which sandboxes to list (CRI `PodSandboxFilter`); empty fields match everything.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SandboxFilter {
+    /// An ID or a unique prefix of one.
+    pub id: Option<String>,
+    /// Only sandboxes in this state.
+    pub state: Option<SandboxState>,
+    /// Only sandboxes with all these labels.
+    pub label_selector: BTreeMap<String, String>,
+}
+
+impl SandboxFilter {
+    /// The sandboxes of the pod with this UID.
+    pub fn pod(uid: &str) -> SandboxFilter {
+        SandboxFilter {
+            label_selector: [(POD_UID_LABEL.to_string(), uid.to_string())].into(),
+            ..Default::default()
+        }
+    }
+
+    /// Whether `s` passes the filter.
+    pub fn matches(&self, s: &SandboxStatus) -> bool {
+        self.id
+            .as_ref()
+            .is_none_or(|id| s.id.starts_with(id.as_str()))
+            && self.state.is_none_or(|st| st == s.state)
+            && labels_match(&self.label_selector, &s.labels)
+    }
+}
+
+/// Which containers to list (CRI `ContainerFilter`); empty fields match everything.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ContainerFilter {
+    /// An ID or a unique prefix of one.
+    pub id: Option<String>,
+    /// Only containers in this state.
+    pub state: Option<ContainerState>,
+    /// Only the containers of this sandbox.
+    pub pod_sandbox_id: Option<String>,
+    /// Only containers with all these labels.
+    pub label_selector: BTreeMap<String, String>,
+}
+
+impl ContainerFilter {
+    /// The containers of sandbox `id`.
+    pub fn sandbox(id: &str) -> ContainerFilter {
+        ContainerFilter {
+            pod_sandbox_id: Some(id.to_string()),
+            ..Default::default()
+        }
+    }
+
+    /// Whether `c` passes the filter.
+    pub fn matches(&self, c: &ContainerStatus) -> bool {
+        self.id
+            .as_ref()
+            .is_none_or(|id| c.id.starts_with(id.as_str()))
+            && self.state.is_none_or(|st| st == c.state)
+            && self
+                .pod_sandbox_id
+                .as_ref()
+                .is_none_or(|sb| c.sandbox_id == *sb)
+            && labels_match(&self.label_selector, &c.labels)
+    }
+}
+
+fn labels_match(want: &BTreeMap<String, String>, have: &BTreeMap<String, String>) -> bool {
+    want.iter().all(|(k, v)| have.get(k) == Some(v))
+}
+
+/// The label the pod controller puts on a pod's sandboxes and containers: its UID.
+pub const POD_UID_LABEL: &str = "io.kubernetes.pod.uid";
+
+/// Registry credentials for one pull (CRI `AuthConfig`).
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct AuthConfig {
+    /// User name.
+    pub username: String,
+    /// Password.
+    pub password: String,
+    /// `base64(user:password)`, when the user name is not given on its own.
+    pub auth: String,
+    /// The registry the credentials are for; the image's registry when empty.
+    pub server_address: String,
+    /// An identity token, used as the password.
+    pub identity_token: String,
+}
+
+impl std::fmt::Debug for AuthConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "AuthConfig({:?}, <redacted>)", self.username)
+    }
+}
+
+/// What a pull gave (CRI `PullImageResponse`, with the image's size for events).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PulledImage {
+    /// The image's reference by digest, `repo@sha256:…`.
+    pub image_ref: String,
+    /// Its size in bytes.
+    pub size: u64,
+}
+
+/// An image in the store (CRI `Image`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageInfo {
+    /// The image ID (config digest).
+    pub id: String,
+    /// Its names.
+    pub repo_tags: Vec<String>,
+    /// Its references by digest.
+    pub repo_digests: Vec<String>,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Its configured user (`USER`), if any.
+    pub user: Option<String>,
+}

@@ -27,6 +27,7 @@ async fn sandbox_with_two_containers_shares_localhost() {
         pause_path: pause_binary(),
         infra_image: None,
         registries: Default::default(),
+        cgroup_root: "/peapod-test".into(),
         network: Some(NetworkSettings {
             config_dir: d.join("no-such-dir"),
             plugin_dirs: vec!["/usr/lib/cni".into(), "/opt/cni/bin".into()],
@@ -84,8 +85,9 @@ async fn sandbox_with_two_containers_shares_localhost() {
                 ..Default::default()
             },
         )
+        .await
         .unwrap();
-    rt.start_container(&server).unwrap();
+    rt.start_container(&server).await.unwrap();
     let client = rt
         .create_container(
             &sb,
@@ -104,8 +106,9 @@ async fn sandbox_with_two_containers_shares_localhost() {
                 ..Default::default()
             },
         )
+        .await
         .unwrap();
-    rt.start_container(&client).unwrap();
+    rt.start_container(&client).await.unwrap();
     tokio::time::timeout(Duration::from_secs(10), rt.wait_exit(&client))
         .await
         .unwrap();
@@ -141,8 +144,9 @@ async fn sandbox_with_two_containers_shares_localhost() {
                 ..Default::default()
             },
         )
+        .await
         .unwrap();
-    assert!(rt.start_container(&bad).is_err());
+    assert!(rt.start_container(&bad).await.is_err());
     let st = rt.container_status(&bad).unwrap();
     assert_eq!((st.exit_code, st.reason.as_str()), (128, "StartError"));
 
@@ -158,7 +162,7 @@ async fn sandbox_with_two_containers_shares_localhost() {
     );
     rt.remove_pod_sandbox(&sb).await.unwrap();
     rt.remove_pod_sandbox(&sb).await.unwrap(); // idempotent
-    assert!(rt.list_containers(None).is_empty());
+    assert!(rt.list_containers(&Default::default()).unwrap().is_empty());
     // No process of the pod is left, not even a zombie of the failed start.
     tokio::time::sleep(Duration::from_millis(50)).await;
     let mut children = String::new();
@@ -166,7 +170,7 @@ async fn sandbox_with_two_containers_shares_localhost() {
         children.push_str(&std::fs::read_to_string(t.path().join("children")).unwrap_or_default());
     }
     assert_eq!(children.trim(), "", "child processes left");
-    assert!(rt.list_pod_sandbox().is_empty());
+    assert!(rt.list_pod_sandbox(&Default::default()).unwrap().is_empty());
     let cache = d.join("root/cni/cache");
     assert_eq!(
         std::fs::read_dir(&cache).unwrap().count(),

@@ -1,5 +1,5 @@
-//! What the CLI uses: finding pods, starting shims, talking to them, and cleaning up after
-//! a shim that is gone.
+//! What the CLI uses: finding pods, starting shims, talking to them, running a process in
+//! a container, and having the runtime remove what a pod whose shim is gone left behind.
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
@@ -8,8 +8,12 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use peapod_kubelet::PodState;
+use peapod_runtime::{
+    ContainerFilter, ContainerStatus, ExecProcess, ExecRequest, Runtime, RuntimeService,
+};
 use peapod_types::api::Pod;
 use peapod_types::config::Config;
+use peapod_types::pod::DefaultedPod;
 
 use crate::paths::Paths;
 use crate::{Request, Response};
@@ -29,6 +33,9 @@ pub enum ShimError {
     /// The shim did not start or answer.
     #[error("{0}")]
     Shim(String),
+    /// What the pod left could not all be removed.
+    #[error(transparent)]
+    Cleanup(#[from] peapod_kubelet::cleanup::CleanupError),
 }
 
 /// A pod as found under the state root.
@@ -39,7 +46,7 @@ pub struct PodHandle {
     /// Its paths.
     pub paths: Paths,
     /// The pod as applied.
-    pub pod: Pod,
+    pub pod: DefaultedPod,
     /// The last published state, if any.
     pub state: Option<PodState>,
     /// Whether its shim runs.
@@ -49,12 +56,12 @@ pub struct PodHandle {
 impl PodHandle {
     /// Name.
     pub fn name(&self) -> &str {
-        self.pod.metadata.name.as_deref().unwrap_or_default()
+        self.pod.name()
     }
 
     /// Namespace.
     pub fn namespace(&self) -> &str {
-        self.pod.metadata.namespace.as_deref().unwrap_or("default")
+        self.pod.namespace()
     }
 
     /// The pod with its status; phase `Unknown` when the shim is gone.
@@ -62,7 +69,7 @@ impl PodHandle {
         let mut pod = self
             .state
             .as_ref()
-            .map_or_else(|| self.pod.clone(), |s| s.pod.clone());
+            .map_or_else(|| self.pod.pod().clone(), |s| s.pod.clone());
         if !self.shim_alive {
             let status = pod.status.get_or_insert_with(Default::default);
             status.phase = Some("Unknown".into());
@@ -92,7 +99,7 @@ fn shim_alive(paths: &Paths, uid: &str) -> bool {
 /// Every pod under the state root, oldest first.
 pub fn list_pods(cfg: &Config) -> Vec<PodHandle> {
     let mut out = Vec::new();
-    for e in std::fs::read_dir(cfg.run_root.join("pods"))
+    for e in std::fs::read_dir(Paths::run_dirs(cfg))
         .into_iter()
         .flatten()
         .flatten()
@@ -101,20 +108,10 @@ pub fn list_pods(cfg: &Config) -> Vec<PodHandle> {
         let Ok(data) = std::fs::read(e.path().join("pod.json")) else {
             continue;
         };
-        let Ok(pod) = serde_json::from_slice::<Pod>(&data) else {
+        let Ok(pod) = serde_json::from_slice::<DefaultedPod>(&data) else {
             continue;
         };
-        let ns = pod
-            .metadata
-            .namespace
-            .clone()
-            .unwrap_or_else(|| "default".into());
-        let paths = Paths::new(
-            cfg,
-            &uid,
-            &ns,
-            pod.metadata.name.as_deref().unwrap_or_default(),
-        );
+        let paths = Paths::new(cfg, &uid);
         let state = std::fs::read(paths.state_file())
             .ok()
             .and_then(|d| serde_json::from_slice(&d).ok());
@@ -127,7 +124,14 @@ pub fn list_pods(cfg: &Config) -> Vec<PodHandle> {
             shim_alive,
         });
     }
-    let created = |p: &PodHandle| p.pod.metadata.creation_timestamp.as_ref().map(|t| t.0);
+    let created = |p: &PodHandle| {
+        p.pod
+            .pod()
+            .metadata
+            .creation_timestamp
+            .as_ref()
+            .map(|t| t.0)
+    };
     out.sort_by_key(|p| created(p));
     out
 }
@@ -187,27 +191,102 @@ pub fn request(socket: &Path, req: &Request, timeout: Duration) -> Result<Respon
     Ok(serde_json::from_str(&line)?)
 }
 
-/// Removes everything of a pod whose shim is gone: its processes, sandboxes, containers,
-/// mounts, cgroups, volumes, logs and state.
+/// Removes everything of a pod whose shim is gone: the runtime removes its sandboxes
+/// (containers, network, namespaces, cgroups, mounts), then the pod's volumes, files and
+/// state go, as a deletion through the shim would leave it.
 pub async fn cleanup_orphan(cfg: &Config, pod: &PodHandle) -> Result<(), ShimError> {
-    let rt = peapod_runtime::Runtime::new(crate::server::runtime_config(cfg))?;
-    for sb in rt.list_pod_sandbox() {
-        if sb.metadata.uid == pod.uid {
-            rt.remove_pod_sandbox(&sb.id).await?;
+    let rt = Runtime::new(crate::server::runtime_config(cfg))?;
+    peapod_kubelet::cleanup::remove_pod(&*rt, &pod.uid, &pod.paths.pod_dir, &pod.paths.log_dir)
+        .await?;
+    match std::fs::remove_dir_all(&pod.paths.run_dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
+        _ => Ok(()),
+    }
+}
+
+/// Starts `req` in running container `container_id` (its PID is a child of the caller).
+pub fn exec(cfg: &Config, container_id: &str, req: ExecRequest) -> Result<ExecProcess, ShimError> {
+    let rt = Runtime::new(crate::server::runtime_config(cfg))?;
+    Ok(rt.exec(container_id, req)?)
+}
+
+/// Every container the runtime has, of every pod (to tell which images are in use).
+pub fn containers(cfg: &Config) -> Result<Vec<ContainerStatus>, ShimError> {
+    let rt = Runtime::new(crate::server::runtime_config(cfg))?;
+    Ok(rt.list_containers(&ContainerFilter::default())?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(dir: &Path) -> Config {
+        Config {
+            root: dir.join("root"),
+            run_root: dir.join("run"),
+            ..Default::default()
         }
     }
-    let cgroup = Paths::cgroup_parent(&pod.uid);
-    for pid in peapod_oci::cgroup::pids(&cgroup) {
-        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL);
-    }
-    let _ = peapod_oci::cgroup::remove(&cgroup);
-    peapod_oci::cgroup::remove_if_empty("peapod");
-    peapod_kubelet::volumes::teardown(&pod.paths.pod_dir)?;
-    for d in [&pod.paths.pod_dir, &pod.paths.log_dir, &pod.paths.run_dir] {
-        match std::fs::remove_dir_all(d) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
-            _ => {}
+
+    fn write_pod(cfg: &Config, uid: &str, name: &str, with_state: bool) {
+        let p = Paths::new(cfg, uid);
+        std::fs::create_dir_all(&p.run_dir).unwrap();
+        let text = format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  containers: [{{name: a, image: b}}]\n"
+        );
+        let mut pod = peapod_types::manifest::load(&text).unwrap().pods.remove(0);
+        pod.metadata.uid = Some(uid.into());
+        std::fs::write(p.pod_file(), serde_json::to_vec(&pod).unwrap()).unwrap();
+        if with_state {
+            let mut shown = pod.clone();
+            shown.status = Some(peapod_types::api::PodStatus {
+                phase: Some("Running".into()),
+                ..Default::default()
+            });
+            let state = PodState {
+                pod: shown,
+                events: Vec::new(),
+                sandbox_id: None,
+                infra_pid: 0,
+                containers: Vec::new(),
+                terminating: false,
+            };
+            std::fs::write(p.state_file(), serde_json::to_vec(&state).unwrap()).unwrap();
         }
     }
-    Ok(())
+
+    #[test]
+    fn pods_whose_shim_is_gone_show_as_unknown() {
+        let d = tempfile::tempdir().unwrap();
+        let cfg = cfg(d.path());
+        write_pod(&cfg, "u1", "web", true);
+        write_pod(&cfg, "u2", "db", false);
+        std::fs::create_dir_all(cfg.run_root.join("pods/garbage")).unwrap();
+        let pods = list_pods(&cfg);
+        assert_eq!(pods.len(), 2, "a directory without pod.json is not a pod");
+        let web = pods.iter().find(|p| p.name() == "web").unwrap();
+        assert_eq!(web.namespace(), "default");
+        assert!(!web.shim_alive);
+        let st = web.current().status.unwrap();
+        assert_eq!(st.phase.as_deref(), Some("Unknown"));
+        assert_eq!(st.reason.as_deref(), Some("NodeLost"));
+        let db = pods.iter().find(|p| p.name() == "db").unwrap();
+        assert!(db.state.is_none());
+        assert_eq!(
+            db.current().status.unwrap().phase.as_deref(),
+            Some("Unknown")
+        );
+    }
+
+    #[test]
+    fn a_request_to_a_missing_shim_fails_plainly() {
+        let d = tempfile::tempdir().unwrap();
+        let e = request(
+            &d.path().join("none.sock"),
+            &Request::Ping,
+            Duration::from_millis(50),
+        )
+        .unwrap_err();
+        assert!(matches!(e, ShimError::Io(_)), "{e}");
+    }
 }

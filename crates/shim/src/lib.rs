@@ -7,23 +7,30 @@
 //! `shim.sock` (one JSON object per line). It keeps going after the CLI exits; when it is
 //! gone, readers show the pod's phase as `Unknown`.
 //!
-//! Layout of one pod, under the state roots:
+//! Layout of one pod, under the state roots ([`Paths`]):
 //! ```text
 //! <run_root>/pods/<uid>/pod.json     the pod as applied (defaulted, with its UID)
 //! <run_root>/pods/<uid>/state.json   the published PodState
 //! <run_root>/pods/<uid>/shim.pid     the shim's PID
 //! <run_root>/pods/<uid>/shim.sock    the shim's socket
 //! <run_root>/pods/<uid>/shim.log     the shim's own log
-//! <root>/pods/<uid>/                 volumes, /etc/hosts, termination logs
-//! <root>/logs/<ns>_<name>_<uid>/     container logs, <container>/<restart>.log
+//! <root>/pods/<uid>/                 volumes, /etc/hosts, termination messages
+//! <root>/pods/<uid>/logs/            container logs, <container>/<restart>.log
 //! ```
+//!
+//! The CLI reaches the runtime only through this crate: [`exec`], [`containers`] and
+//! [`cleanup_orphan`].
 
 mod client;
 mod paths;
 mod server;
 
-pub use client::{PodHandle, ShimError, cleanup_orphan, list_pods, request, spawn};
-pub use paths::{Paths, host_ip, node_name};
+pub use client::{
+    PodHandle, ShimError, cleanup_orphan, containers, exec, list_pods, request, spawn,
+};
+pub use paths::{CGROUP_ROOT, Paths, host_ip, node_name};
+pub use peapod_kubelet::{ContainerRef, Event, PodState};
+pub use peapod_runtime::{ContainerStatus, ExecProcess, ExecRequest, Stdio};
 pub use server::{pause_path, run, runtime_config};
 
 use serde::{Deserialize, Serialize};
@@ -49,4 +56,20 @@ pub struct Response {
     /// Why not, when it did not.
     #[serde(default)]
     pub error: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_and_answers_are_one_json_object_each() {
+        let r = serde_json::to_string(&Request::Delete { grace: Some(3) }).unwrap();
+        assert_eq!(r, r#"{"op":"delete","grace":3}"#);
+        let back: Request = serde_json::from_str(r#"{"op":"ping"}"#).unwrap();
+        assert!(matches!(back, Request::Ping));
+        assert!(serde_json::from_str::<Request>(r#"{"op":"reboot"}"#).is_err());
+        let ok: Response = serde_json::from_str(r#"{"ok":true}"#).unwrap();
+        assert!(ok.ok && ok.error.is_empty());
+    }
 }

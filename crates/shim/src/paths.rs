@@ -4,38 +4,46 @@ use std::path::{Path, PathBuf};
 
 use peapod_types::config::Config;
 
-/// The paths of one pod.
-#[derive(Debug, Clone)]
+/// The paths of one pod, all derived from its UID.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Paths {
-    /// `<run_root>/pods/<uid>`.
+    /// `<run_root>/pods/<uid>`: the pod as applied, its published state, the shim's files.
     pub run_dir: PathBuf,
-    /// `<root>/pods/<uid>`.
+    /// `<root>/pods/<uid>`: volumes, `/etc/hosts`, termination messages.
     pub pod_dir: PathBuf,
-    /// `<root>/logs/<ns>_<name>_<uid>`.
+    /// `<root>/pods/<uid>/logs`: container logs, `<container>/<restart>.log`.
     pub log_dir: PathBuf,
 }
 
 impl Paths {
-    /// The paths of the pod with this UID, name and namespace.
-    pub fn new(cfg: &Config, uid: &str, namespace: &str, name: &str) -> Paths {
+    /// The paths of the pod with this UID.
+    pub fn new(cfg: &Config, uid: &str) -> Paths {
+        let pod_dir = cfg.root.join("pods").join(uid);
         Paths {
-            run_dir: cfg.run_root.join("pods").join(uid),
-            pod_dir: cfg.root.join("pods").join(uid),
-            log_dir: cfg
-                .root
-                .join("logs")
-                .join(format!("{namespace}_{name}_{uid}")),
+            run_dir: Paths::run_dirs(cfg).join(uid),
+            log_dir: pod_dir.join("logs"),
+            pod_dir,
         }
+    }
+
+    /// Where every pod's `run_dir` is.
+    pub fn run_dirs(cfg: &Config) -> PathBuf {
+        cfg.run_root.join("pods")
     }
 
     /// The pod's parent cgroup.
     pub fn cgroup_parent(uid: &str) -> String {
-        format!("/peapod/pod{uid}")
+        format!("{CGROUP_ROOT}/pod{uid}")
     }
 
     /// `pod.json`.
     pub fn pod_file(&self) -> PathBuf {
         self.run_dir.join("pod.json")
+    }
+
+    /// `pull-secrets.json`: the Docker configs of the pod's `imagePullSecrets`.
+    pub fn pull_secrets_file(&self) -> PathBuf {
+        self.run_dir.join("pull-secrets.json")
     }
 
     /// `state.json`.
@@ -52,7 +60,15 @@ impl Paths {
     pub fn pid_file(&self) -> PathBuf {
         self.run_dir.join("shim.pid")
     }
+
+    /// `shim.log`.
+    pub fn shim_log(&self) -> PathBuf {
+        self.run_dir.join("shim.log")
+    }
 }
+
+/// peapod's own cgroup subtree; every pod's cgroup is below it.
+pub const CGROUP_ROOT: &str = "/peapod";
 
 /// The node name: the configured one, else the host name.
 pub fn node_name(cfg: &Config) -> String {
@@ -91,9 +107,58 @@ pub fn host_ip() -> String {
         .unwrap_or_default()
 }
 
+/// The node's CPUs and memory.
+pub fn node_capacity() -> peapod_kubelet::config::NodeCapacity {
+    let memory = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|s| mem_total(&s))
+        .unwrap_or(0);
+    peapod_kubelet::config::NodeCapacity {
+        cpus: std::thread::available_parallelism().map_or(1, |n| n.get() as u64),
+        memory,
+    }
+}
+
+/// `MemTotal` of a `/proc/meminfo`, in bytes.
+fn mem_total(meminfo: &str) -> Option<u64> {
+    let line = meminfo.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
 /// Writes `data` to `path` atomically.
 pub(crate) fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, data)?;
     std::fs::rename(&tmp, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_path_comes_from_the_uid() {
+        let cfg = Config {
+            root: "/var/lib/peapod".into(),
+            run_root: "/run/peapod".into(),
+            ..Default::default()
+        };
+        let p = Paths::new(&cfg, "u-1");
+        assert_eq!(p.run_dir, Path::new("/run/peapod/pods/u-1"));
+        assert_eq!(p.pod_dir, Path::new("/var/lib/peapod/pods/u-1"));
+        assert_eq!(p.log_dir, Path::new("/var/lib/peapod/pods/u-1/logs"));
+        assert_eq!(p.socket(), Path::new("/run/peapod/pods/u-1/shim.sock"));
+        assert_eq!(p.state_file(), Path::new("/run/peapod/pods/u-1/state.json"));
+        assert_eq!(Paths::cgroup_parent("u-1"), "/peapod/podu-1");
+    }
+
+    #[test]
+    fn memory_from_meminfo() {
+        assert_eq!(
+            mem_total("MemTotal:       2048 kB\nMemFree: 1 kB\n"),
+            Some(2048 * 1024)
+        );
+        assert_eq!(mem_total("nothing"), None);
+    }
 }

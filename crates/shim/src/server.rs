@@ -1,18 +1,20 @@
-//! The shim process itself.
+//! The shim process itself: one per pod, running the pod's worker over the in-process
+//! runtime and answering the CLI on its socket.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use peapod_kubelet::{Command, KubeletConfig, PodWorker};
+use peapod_kubelet::{Command, KubeletConfig, PodWorker, SystemClock};
 use peapod_runtime::{Runtime, RuntimeConfig};
-use peapod_types::api::Pod;
 use peapod_types::config::Config;
+use peapod_types::credentials::Keyring;
+use peapod_types::pod::DefaultedPod;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::mpsc;
 
-use crate::paths::{Paths, host_ip, node_name, write_atomic};
+use crate::paths::{CGROUP_ROOT, Paths, host_ip, node_capacity, node_name, write_atomic};
 use crate::{Request, Response, ShimError};
 
 /// Where `peapod-pause` is: the configured path, else next to the running executable,
@@ -44,6 +46,7 @@ pub fn runtime_config(cfg: &Config) -> RuntimeConfig {
         pause_path: pause_path(cfg),
         infra_image: cfg.infra_image.clone(),
         registries: cfg.registries.clone(),
+        cgroup_root: CGROUP_ROOT.into(),
         network: cfg
             .network
             .enabled
@@ -63,15 +66,8 @@ pub fn run(cfg: Config, uid: &str) -> Result<(), ShimError> {
     unsafe {
         libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
     }
-    let run_dir = cfg.run_root.join("pods").join(uid);
-    let pod: Pod = serde_json::from_slice(&std::fs::read(run_dir.join("pod.json"))?)?;
-    let name = pod.metadata.name.clone().unwrap_or_default();
-    let namespace = pod
-        .metadata
-        .namespace
-        .clone()
-        .unwrap_or_else(|| "default".into());
-    let paths = Paths::new(&cfg, uid, &namespace, &name);
+    let paths = Paths::new(&cfg, uid);
+    let pod: DefaultedPod = serde_json::from_slice(&std::fs::read(paths.pod_file())?)?;
     std::fs::write(paths.pid_file(), std::process::id().to_string())?;
     let tokio = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -79,8 +75,10 @@ pub fn run(cfg: Config, uid: &str) -> Result<(), ShimError> {
     tokio.block_on(serve(cfg, pod, paths, uid.to_string()))
 }
 
-async fn serve(cfg: Config, pod: Pod, paths: Paths, uid: String) -> Result<(), ShimError> {
+async fn serve(cfg: Config, pod: DefaultedPod, paths: Paths, uid: String) -> Result<(), ShimError> {
     let rt = Runtime::new(runtime_config(&cfg))?;
+    // Attachments left by a crash are released by whoever supervises next.
+    rt.collect_network_garbage().await;
     for dir in [&paths.pod_dir, &paths.log_dir] {
         std::fs::create_dir_all(dir)?;
     }
@@ -99,12 +97,15 @@ async fn serve(cfg: Config, pod: Pod, paths: Paths, uid: String) -> Result<(), S
         cluster_domain: cfg.dns.cluster_domain.clone(),
         cgroup_parent: Paths::cgroup_parent(&uid),
         pull_keyring: pull_keyring(&paths),
+        node: node_capacity(),
+        host_resolv_conf: std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
+        host_hosts: std::fs::read_to_string("/etc/hosts").unwrap_or_default(),
     };
     let (cmd_tx, cmd_rx) = mpsc::channel(8);
     let (waiter_tx, mut waiter_rx) = mpsc::unbounded_channel::<UnixStream>();
     tokio::spawn(accept(listener, cmd_tx, waiter_tx));
 
-    let worker = PodWorker::new(Arc::clone(&rt), pod, kcfg);
+    let worker = PodWorker::new(Arc::clone(&rt), pod, kcfg, Arc::new(SystemClock));
     let state_file = paths.state_file();
     worker
         .run(cmd_rx, move |state| {
@@ -130,9 +131,9 @@ async fn serve(cfg: Config, pod: Pod, paths: Paths, uid: String) -> Result<(), S
 }
 
 /// The credentials of the pod's `imagePullSecrets`, which `apply` stored next to the pod.
-fn pull_keyring(paths: &Paths) -> peapod_image::Keyring {
-    let mut k = peapod_image::Keyring::new();
-    let file = paths.run_dir.join("pull-secrets.json");
+fn pull_keyring(paths: &Paths) -> Keyring {
+    let mut k = Keyring::new();
+    let file = paths.pull_secrets_file();
     let Ok(data) = std::fs::read(&file) else {
         return k;
     };
@@ -206,5 +207,61 @@ async fn reap_orphans() {
     };
     while sigchld.recv().await.is_some() {
         peapod_runtime::reap_unclaimed();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn paths_in(dir: &std::path::Path) -> Paths {
+        let cfg = Config {
+            root: dir.join("root"),
+            run_root: dir.join("run"),
+            ..Default::default()
+        };
+        let p = Paths::new(&cfg, "u1");
+        std::fs::create_dir_all(&p.run_dir).unwrap();
+        p
+    }
+
+    #[test]
+    fn pull_secrets_become_the_pods_keyring() {
+        let d = tempfile::tempdir().unwrap();
+        let p = paths_in(d.path());
+        assert!(pull_keyring(&p).is_empty(), "no file: no credentials");
+        std::fs::write(
+            p.pull_secrets_file(),
+            r#"[{"auths": {"reg.example": {"username": "u", "password": "pw"}}}, {"auths": {"x": {"auth": "!!"}}}]"#,
+        )
+        .unwrap();
+        let k = pull_keyring(&p);
+        let found = k.lookup("reg.example", "team/app");
+        assert_eq!(found.len(), 1, "the unreadable second secret is skipped");
+        assert_eq!(found[0].username, "u");
+    }
+
+    #[test]
+    fn the_runtime_is_rooted_in_the_configured_directories() {
+        let cfg = Config {
+            root: "/r".into(),
+            run_root: "/rr".into(),
+            pause_path: Some("/bin/pause".into()),
+            ..Default::default()
+        };
+        let rc = runtime_config(&cfg);
+        assert_eq!(rc.root, std::path::Path::new("/r"));
+        assert_eq!(rc.run_root, std::path::Path::new("/rr"));
+        assert_eq!(rc.pause_path, std::path::Path::new("/bin/pause"));
+        assert_eq!(rc.cgroup_root, CGROUP_ROOT);
+        assert!(rc.network.is_some());
+        let off = Config {
+            network: peapod_types::config::Network {
+                enabled: false,
+                ..Default::default()
+            },
+            ..cfg
+        };
+        assert!(runtime_config(&off).network.is_none());
     }
 }

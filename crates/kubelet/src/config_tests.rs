@@ -1,0 +1,198 @@
+//! Unit tests of the container config: environment and `$(VAR)` expansion, the downward
+//! API, resources, mounts, security settings, labels and annotations.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use peapod_runtime::NamespaceMode;
+use peapod_types::pod::{DefaultedPod, Slot};
+
+use super::*;
+use crate::testutil::pod_yaml;
+
+const NODE: NodeCapacity = NodeCapacity {
+    cpus: 4,
+    memory: 8 << 30,
+};
+
+fn config_of(
+    pod: &DefaultedPod,
+    volumes: &HashMap<String, PathBuf>,
+) -> Result<ContainerConfig, ConfigError> {
+    let facts = PodFacts {
+        pod,
+        pod_ip: "10.0.0.2",
+        host_ip: "192.0.2.1",
+        node_name: "node-1",
+        volumes,
+        pod_dir: Path::new("/pods/u1"),
+        node: NODE,
+    };
+    container_config(&facts, pod.container(Slot::App(0)), 3)
+}
+
+fn env_of(spec: &str) -> Result<Vec<(String, String)>, ConfigError> {
+    let pod = pod_yaml(spec);
+    config_of(&pod, &HashMap::new()).map(|c| c.envs)
+}
+
+#[test]
+fn environment_in_order_with_references_to_earlier_variables() {
+    let env = env_of(
+        "  containers:\n  - name: a\n    image: b\n    env:\n    - {name: A, value: one}\n    - {name: B, value: '$(A)-two'}\n    - {name: C, value: '$(MISSING) $$(A)'}\n    - {name: A, value: again}\n",
+    )
+    .unwrap();
+    assert_eq!(
+        env,
+        [
+            ("A".to_string(), "again".to_string()),
+            ("B".into(), "one-two".into()),
+            ("C".into(), "$(MISSING) $(A)".into()),
+        ]
+    );
+}
+
+#[test]
+fn the_downward_api_gives_pod_and_node_facts() {
+    let env = env_of(
+        "  serviceAccountName: sa\n  containers:\n  - name: a\n    image: b\n    env:\n    - {name: N, valueFrom: {fieldRef: {fieldPath: metadata.name}}}\n    - {name: NS, valueFrom: {fieldRef: {fieldPath: metadata.namespace}}}\n    - {name: UID, valueFrom: {fieldRef: {fieldPath: metadata.uid}}}\n    - {name: NODE, valueFrom: {fieldRef: {fieldPath: spec.nodeName}}}\n    - {name: IP, valueFrom: {fieldRef: {fieldPath: status.podIP}}}\n    - {name: HOST, valueFrom: {fieldRef: {fieldPath: status.hostIP}}}\n    - {name: SA, valueFrom: {fieldRef: {fieldPath: spec.serviceAccountName}}}\n",
+    )
+    .unwrap();
+    let values: Vec<&str> = env.iter().map(|(_, v)| v.as_str()).collect();
+    assert_eq!(
+        values,
+        [
+            "web",
+            "default",
+            "u1",
+            "node-1",
+            "10.0.0.2",
+            "192.0.2.1",
+            "sa"
+        ]
+    );
+}
+
+#[test]
+fn resource_fields_round_up_and_fall_back_to_the_node() {
+    let env = env_of(
+        "  containers:\n  - name: a\n    image: b\n    resources: {limits: {cpu: 1500m, memory: 64Mi}}\n    env:\n    - {name: CPU, valueFrom: {resourceFieldRef: {resource: limits.cpu}}}\n    - {name: MEM, valueFrom: {resourceFieldRef: {resource: limits.memory}}}\n    - {name: REQ, valueFrom: {resourceFieldRef: {resource: requests.cpu}}}\n",
+    )
+    .unwrap();
+    let values: Vec<&str> = env.iter().map(|(_, v)| v.as_str()).collect();
+    assert_eq!(
+        values,
+        ["2", "67108864", "2"],
+        "requests default to the limits"
+    );
+    let env = env_of(
+        "  containers:\n  - name: a\n    image: b\n    env:\n    - {name: CPU, valueFrom: {resourceFieldRef: {resource: limits.cpu}}}\n    - {name: MEM, valueFrom: {resourceFieldRef: {resource: limits.memory}}}\n",
+    )
+    .unwrap();
+    assert_eq!(env[0].1, "4");
+    assert_eq!(env[1].1, (8u64 << 30).to_string());
+}
+
+#[test]
+fn missing_config_sources_are_config_errors_unless_optional() {
+    let e = env_of(
+        "  containers:\n  - name: a\n    image: b\n    env: [{name: X, valueFrom: {configMapKeyRef: {name: cm, key: k}}}]\n",
+    )
+    .unwrap_err();
+    assert_eq!(e.reason, "CreateContainerConfigError");
+    assert_eq!(e.message, "configmap \"cm\" not found");
+    let env = env_of(
+        "  containers:\n  - name: a\n    image: b\n    env: [{name: X, valueFrom: {secretKeyRef: {name: s, key: k, optional: true}}}]\n",
+    )
+    .unwrap();
+    assert!(env.is_empty());
+}
+
+#[test]
+fn command_and_args_expand_the_environment() {
+    let pod = pod_yaml(
+        "  containers:\n  - name: a\n    image: b\n    command: [sh, -c, 'echo $(GREETING)']\n    args: ['$(GREETING)', '$(NONE)']\n    env: [{name: GREETING, value: hi}]\n",
+    );
+    let c = config_of(&pod, &HashMap::new()).unwrap();
+    assert_eq!(c.command, ["sh", "-c", "echo hi"]);
+    assert_eq!(c.args, ["hi", "$(NONE)"]);
+}
+
+#[test]
+fn mounts_volumes_hosts_file_and_termination_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let vol = dir.path().join("data");
+    std::fs::create_dir(&vol).unwrap();
+    let pod = pod_yaml(
+        "  containers:\n  - name: a\n    image: b\n    volumeMounts: [{name: data, mountPath: /data, readOnly: true}, {name: data, mountPath: /sub, subPath: x/y}]\n  volumes: [{name: data, emptyDir: {}}]\n",
+    );
+    let vols: HashMap<String, PathBuf> = [("data".to_string(), vol.clone())].into();
+    let c = config_of(&pod, &vols).unwrap();
+    let m: Vec<(&str, PathBuf, bool)> = c
+        .mounts
+        .iter()
+        .map(|m| (m.container_path.as_str(), m.host_path.clone(), m.readonly))
+        .collect();
+    assert_eq!(m[0], ("/data", vol.clone(), true));
+    assert_eq!(m[1].0, "/sub");
+    assert!(m[1].1.ends_with("x/y") && m[1].1.is_dir());
+    assert_eq!(
+        m[2],
+        ("/etc/hosts", PathBuf::from("/pods/u1/etc-hosts"), false)
+    );
+    assert_eq!(
+        m[3],
+        (
+            "/dev/termination-log",
+            termination_log_path(Path::new("/pods/u1"), "a", 3),
+            false
+        )
+    );
+    let missing = config_of(&pod, &HashMap::new()).unwrap_err();
+    assert_eq!(missing.message, "volume \"data\" is not set up");
+}
+
+#[test]
+fn security_context_merges_pod_and_container_settings() {
+    let pod = pod_yaml(
+        "  shareProcessNamespace: true\n  securityContext: {runAsUser: 1000, runAsGroup: 3000, supplementalGroups: [4000]}\n  containers:\n  - name: a\n    image: b\n    securityContext: {runAsUser: 2000, readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, capabilities: {add: [NET_ADMIN], drop: [ALL]}}\n",
+    );
+    let s = config_of(&pod, &HashMap::new()).unwrap().security;
+    assert_eq!(s.run_as_user, Some(2000), "the container's setting wins");
+    assert_eq!(s.run_as_group, Some(3000));
+    assert_eq!(s.supplemental_groups, [4000]);
+    assert!(s.readonly_rootfs && s.no_new_privs && !s.privileged);
+    assert_eq!(s.add_capabilities, ["NET_ADMIN"]);
+    assert_eq!(s.drop_capabilities, ["ALL"]);
+    assert_eq!(s.pid_namespace, NamespaceMode::Pod);
+}
+
+#[test]
+fn resources_become_cgroup_limits() {
+    let pod = pod_yaml(
+        "  containers:\n  - name: a\n    image: b\n    resources: {requests: {cpu: 250m}, limits: {cpu: '2', memory: 128Mi}}\n",
+    );
+    let r = config_of(&pod, &HashMap::new()).unwrap().resources;
+    assert_eq!(r.memory_limit_in_bytes, Some(128 << 20));
+    assert_eq!(r.cpu_quota, Some(200_000));
+    assert_eq!(r.cpu_shares, Some(256));
+}
+
+#[test]
+fn labels_annotations_metadata_and_log_path() {
+    let pod = pod_yaml(
+        "  terminationGracePeriodSeconds: 12\n  containers:\n  - name: a\n    image: 'busybox:1'\n    lifecycle: {stopSignal: SIGUSR1}\n",
+    );
+    let c = config_of(&pod, &HashMap::new()).unwrap();
+    assert_eq!((c.metadata.name.as_str(), c.metadata.attempt), ("a", 3));
+    assert_eq!(c.log_path, "a/3.log");
+    assert_eq!(c.image, "busybox:1");
+    assert_eq!(c.labels["io.kubernetes.pod.uid"], "u1");
+    assert_eq!(c.labels["io.kubernetes.container.name"], "a");
+    assert_eq!(c.annotations["io.kubernetes.container.restartCount"], "3");
+    assert_eq!(
+        c.annotations["io.kubernetes.pod.terminationGracePeriod"],
+        "12"
+    );
+    assert_eq!(c.stop_signal.as_deref(), Some("SIGUSR1"));
+}

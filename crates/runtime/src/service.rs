@@ -1,0 +1,170 @@
+//! The CRI traits implemented by [`Runtime`]: each operation is the runtime's own, named
+//! as the CRI names it.
+
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+use peapod_image::{Credential, PullOptions};
+use peapod_types::image_ref::Reference;
+use tokio::sync::broadcast;
+
+use crate::cri::{ImageService, RuntimeService};
+use crate::types::*;
+use crate::{Error, Result, Runtime};
+
+impl RuntimeService for Runtime {
+    fn version(&self) -> Version {
+        Version {
+            runtime_api_version: "v1".into(),
+            runtime_name: "peapod".into(),
+            runtime_version: env!("CARGO_PKG_VERSION").into(),
+        }
+    }
+
+    async fn run_pod_sandbox(&self, config: SandboxConfig) -> Result<String> {
+        self.run_sandbox(config).await
+    }
+
+    async fn stop_pod_sandbox(&self, id: &str) -> Result<()> {
+        self.stop_sandbox(id).await
+    }
+
+    async fn remove_pod_sandbox(&self, id: &str) -> Result<()> {
+        self.remove_sandbox(id).await
+    }
+
+    fn pod_sandbox_status(&self, id: &str) -> Result<SandboxStatus> {
+        self.sandbox_status(id)
+    }
+
+    fn list_pod_sandbox(&self, filter: &SandboxFilter) -> Result<Vec<SandboxStatus>> {
+        Ok(self.list_sandboxes(filter))
+    }
+
+    async fn create_container(&self, sandbox_id: &str, config: ContainerConfig) -> Result<String> {
+        self.create_container_impl(sandbox_id, config)
+    }
+
+    async fn start_container(&self, id: &str) -> Result<()> {
+        self.start_container_impl(id)
+    }
+
+    async fn stop_container(&self, id: &str, timeout: Duration) -> Result<()> {
+        self.stop_container_impl(id, timeout).await
+    }
+
+    async fn remove_container(&self, id: &str) -> Result<()> {
+        self.remove_container_impl(id).await
+    }
+
+    fn container_status(&self, id: &str) -> Result<ContainerStatus> {
+        self.status_of(id)
+    }
+
+    fn list_containers(&self, filter: &ContainerFilter) -> Result<Vec<ContainerStatus>> {
+        Ok(self.list_containers_impl(filter))
+    }
+
+    async fn exec_sync(
+        &self,
+        id: &str,
+        cmd: Vec<String>,
+        timeout: Duration,
+    ) -> Result<ExecSyncResult> {
+        self.exec_sync_impl(id, cmd, timeout).await
+    }
+
+    fn container_events(&self) -> broadcast::Receiver<ContainerEvent> {
+        self.events.subscribe()
+    }
+
+    async fn dial(
+        &self,
+        sandbox_id: &str,
+        addr: SocketAddr,
+        timeout: Duration,
+    ) -> std::io::Result<TcpStream> {
+        let sandbox = self
+            .sandbox_status(sandbox_id)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::NotFound, e.to_string()))?;
+        let netns = sandbox.netns;
+        tokio::task::spawn_blocking(move || {
+            peapod_oci::ns::connect_tcp_in(netns.as_deref(), addr, timeout)
+        })
+        .await
+        .unwrap_or_else(|e| Err(std::io::Error::other(e)))
+    }
+}
+
+fn image_info(st: &peapod_image::Store, img: &peapod_image::Image) -> ImageInfo {
+    ImageInfo {
+        id: img.id().to_string(),
+        repo_tags: vec![img.name.clone()],
+        repo_digests: vec![img.repo_digest()],
+        size: img.size,
+        user: st.config(img).ok().and_then(|c| c.user),
+    }
+}
+
+impl ImageService for Runtime {
+    async fn pull_image(&self, image: &str, auth: Option<AuthConfig>) -> Result<PulledImage> {
+        let mut opts = PullOptions::default();
+        if let Some(a) = auth {
+            let key = if a.server_address.is_empty() {
+                Reference::parse(image)
+                    .map_err(peapod_image::Error::from)?
+                    .registry
+            } else {
+                a.server_address.clone()
+            };
+            opts.keyring.add(&key, credential(&a)?);
+        }
+        let img = self.registry.pull(image, &opts).await?;
+        Ok(PulledImage {
+            image_ref: img.repo_digest(),
+            size: img.size,
+        })
+    }
+
+    fn image_status(&self, image: &str) -> Result<Option<ImageInfo>> {
+        match self.images.get(image) {
+            Ok(img) => Ok(Some(image_info(&self.images, &img))),
+            Err(peapod_image::Error::NotFound(_)) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn list_images(&self) -> Result<Vec<ImageInfo>> {
+        Ok(self
+            .images
+            .images()?
+            .iter()
+            .map(|i| image_info(&self.images, i))
+            .collect())
+    }
+
+    fn remove_image(&self, image: &str) -> Result<()> {
+        match self.images.remove(image) {
+            Ok(_) | Err(peapod_image::Error::NotFound(_)) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// The user name and password of a CRI `AuthConfig`.
+fn credential(a: &AuthConfig) -> Result<Credential> {
+    if !a.username.is_empty() {
+        return Ok(Credential {
+            username: a.username.clone(),
+            password: a.password.clone(),
+        });
+    }
+    if !a.identity_token.is_empty() {
+        return Ok(Credential {
+            username: "<token>".into(),
+            password: a.identity_token.clone(),
+        });
+    }
+    Credential::from_auth(&a.auth)
+        .map_err(|why| Error::State(format!("auth config: \"auth\": {why}")))
+}

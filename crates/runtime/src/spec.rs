@@ -1,0 +1,177 @@
+//! The OCI description of a container: its config as the CRI gave it, its image's config
+//! and its sandbox's namespaces and files, combined as containerd combines them.
+
+use std::path::PathBuf;
+
+use peapod_oci::{ContainerSpec, MountSpec, NamespaceSpec, NsKind};
+
+use crate::types::*;
+use crate::{Error, Result, io};
+
+/// The OCI description of a container, from its config, its image and its sandbox.
+pub(crate) fn container_spec(
+    sb: &crate::records::SandboxRecord,
+    sandbox_id: &str,
+    config: &ContainerConfig,
+    icfg: &peapod_image::ImageConfig,
+    rootfs: PathBuf,
+    sandbox_dir: &std::path::Path,
+    id: &str,
+) -> Result<ContainerSpec> {
+    // Kubernetes' command/args rules, as containerd applies them.
+    let (mut command, mut args) = (config.command.clone(), config.args.clone());
+    if command.is_empty() {
+        if args.is_empty() {
+            args = icfg.cmd.clone();
+        }
+        command = icfg.entrypoint.clone();
+    }
+    let argv: Vec<String> = command.into_iter().chain(args).collect();
+    if argv.is_empty() {
+        return Err(Error::State(
+            "no command specified: neither the container nor its image gives one".into(),
+        ));
+    }
+    let mut env: Vec<String> = icfg.env.clone();
+    let mut set = |k: &str, v: &str| {
+        let kv = format!("{k}={v}");
+        match env
+            .iter_mut()
+            .find(|e| e.split_once('=').is_some_and(|(ek, _)| ek == k))
+        {
+            Some(e) => *e = kv,
+            None => env.push(kv),
+        }
+    };
+    set(
+        "HOSTNAME",
+        std::fs::read_to_string(sandbox_dir.join("hostname"))
+            .unwrap_or_default()
+            .trim(),
+    );
+    for (k, v) in &config.envs {
+        set(k, v);
+    }
+    if !env.iter().any(|e| e.starts_with("PATH=")) {
+        env.push("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
+    }
+    let cwd = if !config.working_dir.is_empty() {
+        config.working_dir.clone()
+    } else {
+        icfg.working_dir.clone().unwrap_or_else(|| "/".into())
+    };
+    let cwd_host = rootfs.join(cwd.trim_start_matches('/'));
+    if !cwd_host.exists() {
+        std::fs::create_dir_all(&cwd_host).map_err(io("creating working directory", &cwd_host))?;
+    }
+    let sec = &config.security;
+    let (mut uid, mut gid) = match &icfg.user {
+        Some(u) => crate::user::resolve(&rootfs, u).map_err(Error::State)?,
+        None => (0, 0),
+    };
+    if let Some(u) = sec.run_as_user {
+        uid = u as u32;
+        gid = crate::user::resolve(&rootfs, &u.to_string())
+            .map(|(_, g)| g)
+            .unwrap_or(0);
+    }
+    if let Some(g) = sec.run_as_group {
+        gid = g as u32;
+    }
+
+    let mut mounts: Vec<MountSpec> = config
+        .mounts
+        .iter()
+        .map(|m| MountSpec::Bind {
+            source: m.host_path.clone(),
+            destination: m.container_path.clone(),
+            readonly: m.readonly,
+        })
+        .collect();
+    let given = |p: &str| config.mounts.iter().any(|m| m.container_path == p);
+    for (file, dest) in [
+        ("hostname", "/etc/hostname"),
+        ("resolv.conf", "/etc/resolv.conf"),
+    ] {
+        if !given(dest) {
+            mounts.push(MountSpec::Bind {
+                source: sandbox_dir.join(file),
+                destination: dest.into(),
+                readonly: false,
+            });
+        }
+    }
+    if sandbox_dir.join("shm").is_dir() && !given("/dev/shm") {
+        mounts.push(MountSpec::Bind {
+            source: sandbox_dir.join("shm"),
+            destination: "/dev/shm".into(),
+            readonly: false,
+        });
+    }
+
+    let infra = sb.status.infra_pid;
+    let proc_ns = |k: &str| Some(PathBuf::from(format!("/proc/{infra}/ns/{k}")));
+    let mut namespaces = vec![NamespaceSpec {
+        kind: NsKind::Mnt,
+        path: None,
+    }];
+    if let Some(netns) = &sb.status.netns {
+        namespaces.push(NamespaceSpec {
+            kind: NsKind::Net,
+            path: Some(netns.clone()),
+        });
+        namespaces.push(NamespaceSpec {
+            kind: NsKind::Uts,
+            path: proc_ns("uts"),
+        });
+    }
+    if sb.status.namespaces.ipc != NamespaceMode::Node {
+        namespaces.push(NamespaceSpec {
+            kind: NsKind::Ipc,
+            path: proc_ns("ipc"),
+        });
+    }
+    match sec.pid_namespace {
+        NamespaceMode::Pod => namespaces.push(NamespaceSpec {
+            kind: NsKind::Pid,
+            path: proc_ns("pid"),
+        }),
+        NamespaceMode::Container => namespaces.push(NamespaceSpec {
+            kind: NsKind::Pid,
+            path: None,
+        }),
+        NamespaceMode::Node => {}
+    }
+    let mut annotations: std::collections::HashMap<String, String> = config
+        .annotations
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    annotations.insert(
+        "io.kubernetes.cri.container-type".into(),
+        "container".into(),
+    );
+    annotations.insert("io.kubernetes.cri.sandbox-id".into(), sandbox_id.into());
+    Ok(ContainerSpec {
+        rootfs,
+        readonly_rootfs: sec.readonly_rootfs,
+        args: argv,
+        env,
+        cwd,
+        uid,
+        gid,
+        additional_gids: sec.supplemental_groups.iter().map(|g| *g as u32).collect(),
+        hostname: None,
+        namespaces,
+        mounts,
+        cgroups_path: format!("{}/{}", sb.config.cgroup_parent, id),
+        cap_add: sec.add_capabilities.clone(),
+        cap_drop: sec.drop_capabilities.clone(),
+        privileged: sec.privileged,
+        no_new_privileges: sec.no_new_privs,
+        memory_limit: config.resources.memory_limit_in_bytes,
+        cpu_quota: config.resources.cpu_quota,
+        cpu_shares: config.resources.cpu_shares,
+        annotations,
+    })
+}
