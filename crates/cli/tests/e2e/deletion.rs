@@ -96,3 +96,88 @@ fn twenty_pods_leave_nothing_behind() {
     }
     assert!(env.leftovers().is_empty(), "{:?}", env.leftovers());
 }
+
+/// A CNI plugin directory whose `bridge` logs each call to `log`, then runs the real one.
+fn counting_bridge(dir: &std::path::Path, log: &std::path::Path) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let wrappers = dir.join("cni-wrappers");
+    std::fs::create_dir_all(&wrappers).unwrap();
+    let real = ["/usr/lib/cni/bridge", "/opt/cni/bin/bridge"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).is_file())
+        .expect("the bridge plugin (containernetworking-plugins)");
+    let script = wrappers.join("bridge");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\necho \"$CNI_COMMAND $CNI_CONTAINERID\" >> {}\nexec {real} \"$@\"\n",
+            log.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    wrappers
+}
+
+/// Traced deletion: one CNI DEL for the pod's sandbox, and one stop signal for each
+/// container (counted by the containers themselves, which ignore it until SIGKILL).
+#[test]
+fn a_delete_runs_cni_del_once_and_stops_each_container_once() {
+    let scratch = tempfile::tempdir().unwrap();
+    let log = scratch.path().join("cni-calls");
+    let wrappers = counting_bridge(scratch.path(), &log);
+    let env = Env::with_network(
+        0.2,
+        1.0,
+        "",
+        &format!(
+            "plugin_dirs = [\"{}\", \"/usr/lib/cni\", \"/opt/cni/bin\"]",
+            wrappers.display()
+        ),
+    );
+    let out = env.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let name = format!("traced-{}", unique());
+    let container = |c: &str| {
+        format!(
+            "  - name: {c}
+    image: {IMAGE}
+    command: [sh, -c, 'trap \"echo term >> /out/{c}\" TERM; while true; do sleep 0.1; done']
+    volumeMounts: [{{name: out, mountPath: /out}}]
+"
+        )
+    };
+    env.apply_ok(&pod_yaml(
+        &name,
+        &format!(
+            "  terminationGracePeriodSeconds: 1
+  initContainers:
+{}    restartPolicy: Always
+  containers:
+{}{}  volumes:
+  - {{name: out, hostPath: {{path: {}}}}}
+",
+            container("side"),
+            container("a"),
+            container("b"),
+            out.display()
+        ),
+    ));
+    env.wait_phase(&name, "Running");
+    std::thread::sleep(Duration::from_millis(300));
+    env.ok(&["delete", "pod", &name]);
+    let calls = std::fs::read_to_string(&log).unwrap();
+    let adds = calls.lines().filter(|l| l.starts_with("ADD ")).count();
+    let dels = calls.lines().filter(|l| l.starts_with("DEL ")).count();
+    assert_eq!((adds, dels), (1, 1), "CNI calls:\n{calls}");
+    for c in ["side", "a", "b"] {
+        let terms = std::fs::read_to_string(out.join(c)).unwrap_or_default();
+        assert_eq!(
+            terms,
+            "term\n",
+            "{c} got its stop signal {} times",
+            terms.lines().count()
+        );
+    }
+    assert!(env.leftovers().is_empty(), "{:?}", env.leftovers());
+}

@@ -31,6 +31,11 @@ impl Env {
     /// back-off resets after twice its maximum, as the kubelet's does.
     /// Its pod network is peapod's default network, on a bridge and subnet of its own.
     pub fn with_config(base: f64, max: f64, extra: &str) -> Env {
+        Self::with_network(base, max, extra, "")
+    }
+
+    /// Like [`Env::with_config`], with `network` (TOML keys) added to the `[network]` table.
+    pub fn with_network(base: f64, max: f64, extra: &str, network: &str) -> Env {
         let exe = PathBuf::from(env!("CARGO_BIN_EXE_peapod"));
         assert!(
             exe.with_file_name("peapod-pause").is_file(),
@@ -46,7 +51,7 @@ impl Env {
             &config,
             format!(
                 "root = \"{0}/lib\"\nrun_root = \"{0}/run\"\n{extra}\n[backoff]\nbase_seconds = {base}\nmax_seconds = {max}\nreset_seconds = {reset}\n\
-                 [network]\nconfig_dir = \"{0}/net.d\"\ndefault_bridge = \"{1}\"\ndefault_subnet = \"{2}\"\n",
+                 [network]\nconfig_dir = \"{0}/net.d\"\ndefault_bridge = \"{1}\"\ndefault_subnet = \"{2}\"\n{network}\n",
                 dir.path().display(),
                 net.bridge,
                 net.subnet,
