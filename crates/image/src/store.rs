@@ -431,6 +431,24 @@ impl Store {
         Ok(out)
     }
 
+    /// The content of the regular file at `path` (relative, e.g. `etc/passwd`) in `image`'s
+    /// file system as its layers stack up: the topmost layer that has it, unless a higher
+    /// layer deleted it (a whiteout). `None` when the image has no such file.
+    pub fn read_image_file(&self, image: &Image, path: &str) -> Result<Option<Vec<u8>>> {
+        use std::os::unix::fs::FileTypeExt;
+        for layer in self.snapshots(image)?.iter().rev() {
+            let p = layer.join(path);
+            match fs::symlink_metadata(&p) {
+                Ok(m) if m.file_type().is_char_device() => return Ok(None),
+                Ok(m) if m.is_file() => return fs::read(&p).map(Some).at("reading", &p),
+                Ok(_) => return Ok(None),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e).at("reading", &p),
+            }
+        }
+        Ok(None)
+    }
+
     /// The snapshot of `layer` (chain ID `chain_id`), unpacked now unless it already is.
     /// Concurrent callers, in this process or another, unpack it once.
     pub fn ensure_snapshot(

@@ -158,6 +158,50 @@ fn millicores(q: &str) -> Option<u64> {
     }
 }
 
+/// The kubelet's `verifyRunAsNonRoot`: with `runAsNonRoot` (the container's, else the
+/// pod's), a container that would run as root is refused. The image's user is `image_uid`,
+/// or the name `image_username` when it is not a known UID; an image with neither runs as
+/// root.
+pub fn verify_run_as_non_root(
+    pod: &DefaultedPod,
+    c: &Container,
+    image_uid: Option<i64>,
+    image_username: &str,
+) -> Result<(), ConfigError> {
+    let psc = pod.spec().security_context.as_ref();
+    let csc = c.security_context.as_ref();
+    let non_root = csc
+        .and_then(|s| s.run_as_non_root)
+        .or(psc.and_then(|s| s.run_as_non_root));
+    if non_root != Some(true) {
+        return Ok(());
+    }
+    let at = format!("(pod: {:?}, container: {})", pod.label(), c.name);
+    let run_as = csc
+        .and_then(|s| s.run_as_user)
+        .or(psc.and_then(|s| s.run_as_user));
+    if let Some(uid) = run_as {
+        if uid == 0 {
+            return Err(config_error(format!(
+                "container's runAsUser breaks non-root policy {at}"
+            )));
+        }
+        return Ok(());
+    }
+    match image_uid {
+        Some(0) => Err(config_error(format!(
+            "container has runAsNonRoot and image will run as root {at}"
+        ))),
+        Some(_) => Ok(()),
+        None if !image_username.is_empty() => Err(config_error(format!(
+            "container has runAsNonRoot and image has non-numeric user ({image_username}), cannot verify user is non-root {at}"
+        ))),
+        None => Err(config_error(format!(
+            "container has runAsNonRoot and image will run as root {at}"
+        ))),
+    }
+}
+
 /// Where the termination message file of run `attempt` of container `name` lives.
 pub fn termination_log_path(pod_dir: &Path, name: &str, attempt: u32) -> PathBuf {
     pod_dir

@@ -196,3 +196,49 @@ fn labels_annotations_metadata_and_log_path() {
     );
     assert_eq!(c.stop_signal.as_deref(), Some("SIGUSR1"));
 }
+
+#[test]
+fn run_as_non_root_refuses_what_would_run_as_root() {
+    let base = |sc: &str| {
+        pod_yaml(&format!(
+            "  securityContext: {{runAsNonRoot: true}}\n  containers:\n  - name: a\n    image: b\n    securityContext: {sc}\n"
+        ))
+    };
+    let check = |p: &DefaultedPod, uid: Option<i64>, name: &str| {
+        verify_run_as_non_root(p, p.container(Slot::App(0)), uid, name).map_err(|e| {
+            assert_eq!(e.reason, "CreateContainerConfigError");
+            e.message
+        })
+    };
+    let plain = base("{}");
+    assert_eq!(
+        check(&plain, None, ""),
+        Err("container has runAsNonRoot and image will run as root (pod: \"web_default(u1)\", container: a)".into()),
+        "an image without USER runs as root"
+    );
+    assert!(check(&plain, Some(0), "").is_err());
+    assert_eq!(check(&plain, Some(1000), ""), Ok(()));
+    assert_eq!(
+        check(&plain, None, "app"),
+        Err("container has runAsNonRoot and image has non-numeric user (app), cannot verify user is non-root (pod: \"web_default(u1)\", container: a)".into())
+    );
+    assert_eq!(
+        check(&base("{runAsUser: 1000}"), Some(0), ""),
+        Ok(()),
+        "runAsUser wins"
+    );
+    assert_eq!(
+        check(&base("{runAsUser: 0}"), Some(1000), ""),
+        Err(
+            "container's runAsUser breaks non-root policy (pod: \"web_default(u1)\", container: a)"
+                .into()
+        )
+    );
+    assert_eq!(
+        check(&base("{runAsNonRoot: false}"), Some(0), ""),
+        Ok(()),
+        "the container's setting wins"
+    );
+    let unset = pod_yaml("  containers: [{name: a, image: b}]\n");
+    assert_eq!(check(&unset, Some(0), ""), Ok(()));
+}

@@ -11,7 +11,7 @@ use peapod_types::api::Container;
 use peapod_types::pod::{ContainerExt, Slot};
 
 use crate::clock::after;
-use crate::config::{PodFacts, container_config, termination_log_path};
+use crate::config::{PodFacts, container_config, termination_log_path, verify_run_as_non_root};
 use crate::hooks;
 use crate::images::{Decision, pull_credentials};
 use crate::plan::{PodKill, Step, backoff_key};
@@ -282,10 +282,18 @@ impl<R: RuntimeService + ImageService> PodWorker<R> {
     async fn start(&mut self, slot: Slot, sandbox: &SandboxStatus, snap: &PodSnapshot) -> Started {
         let c = self.pod.container(slot).clone();
         let path = self.pod.field_path(&c.name);
+        // The event says `Error: ` and the reason for image failures, the error itself for
+        // the others, as the kubelet's do.
         let fail =
             |w: &mut Self, reason: &str, message: String, wake: Option<Timestamp>, changed| {
+                let shown = match reason {
+                    "CreateContainerConfigError" | "CreateContainerError" | "RunContainerError" => {
+                        message.as_str()
+                    }
+                    _ => reason,
+                };
                 w.recorder
-                    .warning("Failed", &path, format!("Error: {reason}"));
+                    .warning("Failed", &path, format!("Error: {shown}"));
                 w.mem
                     .reasons
                     .insert(c.name.clone(), (reason.to_string(), message));
@@ -327,7 +335,11 @@ impl<R: RuntimeService + ImageService> PodWorker<R> {
             pod_dir: &self.cfg.pod_dir,
             node: self.cfg.node,
         };
-        let config = match container_config(&facts, &c, attempt) {
+        let image = self.rt.image_status(c.image_name()).ok().flatten();
+        let (uid, username) = image.map_or((None, String::new()), |i| (i.uid, i.username));
+        let config = match verify_run_as_non_root(&self.pod, &c, uid, &username)
+            .and_then(|()| container_config(&facts, &c, attempt))
+        {
             Ok(cfg) => cfg,
             Err(e) => {
                 let reason = e.reason;

@@ -450,7 +450,8 @@ impl ImageService for FakeRuntime {
             repo_tags: vec![image.to_string()],
             repo_digests: Vec::new(),
             size: 1234,
-            user: None,
+            uid: None,
+            username: String::new(),
         }))
     }
 

@@ -165,39 +165,6 @@ impl Executor for Libcontainer {
     }
 
     fn exec(&self, id: &str, req: ExecRequest) -> Result<ExecProcess> {
-        if req.tty {
-            return self.exec_with_terminal(id, req);
-        }
-        let mut b = ContainerBuilder::new(id.to_string(), SyscallType::Linux)
-            .with_root_path(&self.state_root)
-            .map_err(|e| failed("exec", id, e))?;
-        if let Some(stdio) = req.stdio {
-            if let Some(i) = stdio.stdin {
-                b = b.with_stdin(i);
-            }
-            b = b.with_stdout(stdio.stdout).with_stderr(stdio.stderr);
-        }
-        let pid = b
-            .as_tenant()
-            .with_container_args(req.args)
-            .with_env(req.env)
-            .with_cwd(req.cwd)
-            .with_detach(true)
-            .build()
-            .map_err(|e| failed("exec", id, e))?;
-        Ok(ExecProcess {
-            pid: pid.as_raw(),
-            pty: None,
-        })
-    }
-}
-
-impl Libcontainer {
-    /// `exec` with a terminal. libcontainer allocates the pseudo-terminal inside the
-    /// container (from its own devpts), makes it the controlling terminal of a new session
-    /// and sends the master over a console socket; the process is described by a
-    /// `process.json` made from the container's own process with `terminal` set.
-    fn exec_with_terminal(&self, id: &str, req: ExecRequest) -> Result<ExecProcess> {
         use std::sync::atomic::{AtomicU32, Ordering};
         static N: AtomicU32 = AtomicU32::new(0);
         let container = self
@@ -205,23 +172,7 @@ impl Libcontainer {
             .ok_or_else(|| failed("exec", id, std::io::Error::other("no such container")))?;
         let config = container.bundle().join("config.json");
         let spec = oci_spec::runtime::Spec::load(&config).map_err(|e| failed("exec", id, e))?;
-        let mut process = spec.process().clone().unwrap_or_default();
-        let mut env: Vec<String> = process
-            .env()
-            .clone()
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|e| !req.env.contains_key(e.split('=').next().unwrap_or("")))
-            .collect();
-        env.extend(req.env.iter().map(|(k, v)| format!("{k}={v}")));
-        process
-            .set_args(Some(req.args))
-            .set_env(Some(env))
-            .set_terminal(Some(true))
-            .set_console_size(None);
-        if let Some(cwd) = req.cwd {
-            process.set_cwd(cwd);
-        }
+        let process = exec_process(spec.process().clone().unwrap_or_default(), &req);
         let dir = self.state_root.join(format!(
             ".exec-{}-{}",
             std::process::id(),
@@ -232,31 +183,50 @@ impl Libcontainer {
             let json = dir.join("process.json");
             let data = serde_json::to_vec(&process).map_err(|e| failed("exec", id, e))?;
             std::fs::write(&json, data).map_err(crate::io("writing", &json))?;
-            let sock = dir.join("console.sock");
-            let listener = std::os::unix::net::UnixListener::bind(&sock)
-                .map_err(crate::io("binding", &sock))?;
-            let pid = ContainerBuilder::new(id.to_string(), SyscallType::Linux)
+            let mut b = ContainerBuilder::new(id.to_string(), SyscallType::Linux)
                 .with_root_path(&self.state_root)
-                .map_err(|e| failed("exec", id, e))?
-                .with_console_socket(Some(&sock))
+                .map_err(|e| failed("exec", id, e))?;
+            let sock = dir.join("console.sock");
+            let listener = if req.tty {
+                let l = std::os::unix::net::UnixListener::bind(&sock)
+                    .map_err(crate::io("binding", &sock))?;
+                b = b.with_console_socket(Some(&sock));
+                Some(l)
+            } else {
+                if let Some(stdio) = req.stdio {
+                    if let Some(i) = stdio.stdin {
+                        b = b.with_stdin(i);
+                    }
+                    b = b.with_stdout(stdio.stdout).with_stderr(stdio.stderr);
+                }
+                None
+            };
+            let pid = b
                 .as_tenant()
                 .with_process(Some(&json))
                 .with_detach(true)
                 .build()
                 .map_err(|e| failed("exec", id, e))?;
-            // The process sent the master before it ran its program, and `build` returns
-            // only once it has: the connection is already queued.
-            listener
-                .set_nonblocking(true)
-                .map_err(crate::io("polling", &sock))?;
-            let (conn, _) = listener
-                .accept()
-                .map_err(crate::io("accepting the terminal from", &sock))?;
-            let master =
-                receive_fd(&conn).map_err(crate::io("receiving the terminal from", &sock))?;
+            let pty = match listener {
+                None => None,
+                // The process sent the master before it ran its program, and `build`
+                // returns only once it has: the connection is already queued.
+                Some(listener) => {
+                    listener
+                        .set_nonblocking(true)
+                        .map_err(crate::io("polling", &sock))?;
+                    let (conn, _) = listener
+                        .accept()
+                        .map_err(crate::io("accepting the terminal from", &sock))?;
+                    Some(
+                        receive_fd(&conn)
+                            .map_err(crate::io("receiving the terminal from", &sock))?,
+                    )
+                }
+            };
             Ok(ExecProcess {
                 pid: pid.as_raw(),
-                pty: Some(master),
+                pty,
             })
         })();
         let _ = std::fs::remove_dir_all(&dir);
@@ -264,6 +234,35 @@ impl Libcontainer {
         let _ = std::fs::remove_file(self.state_root.join(id).join("console-socket"));
         result
     }
+}
+
+/// The process of an exec: the container's own process (its user and groups,
+/// capabilities, `no_new_privs`, rlimits, working directory, environment) with the
+/// request's arguments, extra environment, working directory and terminal, as `runc exec`
+/// and containerd make it.
+pub fn exec_process(
+    mut process: oci_spec::runtime::Process,
+    req: &ExecRequest,
+) -> oci_spec::runtime::Process {
+    let mut env: Vec<String> = process
+        .env()
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|e| !req.env.contains_key(e.split('=').next().unwrap_or("")))
+        .collect();
+    let mut extra: Vec<(&String, &String)> = req.env.iter().collect();
+    extra.sort();
+    env.extend(extra.into_iter().map(|(k, v)| format!("{k}={v}")));
+    process
+        .set_args(Some(req.args.clone()))
+        .set_env(Some(env))
+        .set_terminal(Some(req.tty))
+        .set_console_size(None);
+    if let Some(cwd) = &req.cwd {
+        process.set_cwd(cwd.clone());
+    }
+    process
 }
 
 /// Receives one file descriptor sent with `SCM_RIGHTS` on `conn`.
@@ -329,5 +328,53 @@ pub fn reap_leftovers() {
                 Some(WaitPidFlag::WNOHANG | WaitPidFlag::__WALL),
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use oci_spec::runtime::{Process, User};
+
+    #[test]
+    fn an_exec_runs_as_the_containers_user_with_its_environment() {
+        let mut user = User::default();
+        user.set_uid(1000)
+            .set_gid(3000)
+            .set_additional_gids(Some(vec![4000]));
+        let mut p = Process::default();
+        p.set_user(user)
+            .set_env(Some(vec!["PATH=/bin".into(), "A=1".into()]))
+            .set_cwd("/work".into())
+            .set_no_new_privileges(Some(true))
+            .set_args(Some(vec!["sleep".into(), "1".into()]));
+        let req = ExecRequest {
+            args: vec!["id".into()],
+            env: [("A".to_string(), "2".to_string()), ("B".into(), "3".into())].into(),
+            cwd: None,
+            stdio: None,
+            tty: false,
+        };
+        let e = exec_process(p.clone(), &req);
+        assert_eq!((e.user().uid(), e.user().gid()), (1000, 3000));
+        assert_eq!(e.user().additional_gids().as_deref(), Some(&[4000][..]));
+        assert_eq!(e.no_new_privileges(), Some(true));
+        assert_eq!(e.args().as_deref(), Some(&["id".to_string()][..]));
+        assert_eq!(
+            e.env().as_deref(),
+            Some(&["PATH=/bin".to_string(), "A=2".into(), "B=3".into()][..])
+        );
+        assert_eq!(e.cwd(), Path::new("/work"));
+        assert_eq!(e.terminal(), Some(false));
+        let tty = exec_process(
+            p,
+            &ExecRequest {
+                cwd: Some("/tmp".into()),
+                tty: true,
+                ..req
+            },
+        );
+        assert_eq!(tty.cwd(), Path::new("/tmp"));
+        assert_eq!(tty.terminal(), Some(true));
     }
 }

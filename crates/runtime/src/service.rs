@@ -97,12 +97,47 @@ impl RuntimeService for Runtime {
 }
 
 fn image_info(st: &peapod_image::Store, img: &peapod_image::Image) -> ImageInfo {
+    let user = st.config(img).ok().and_then(|c| c.user).unwrap_or_default();
+    let passwd = || {
+        st.read_image_file(img, "etc/passwd")
+            .ok()
+            .flatten()
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+    };
+    let (uid, username) = image_user(&user, passwd);
     ImageInfo {
         id: img.id().to_string(),
         repo_tags: vec![img.name.clone()],
         repo_digests: vec![img.repo_digest()],
         size: img.size,
-        user: st.config(img).ok().and_then(|c| c.user),
+        uid,
+        username,
+    }
+}
+
+/// An image's `USER` (`uid`, `uid:gid`, `name`, `name:group`) as (UID, name): a number is
+/// the UID; a name is looked up in the image's `/etc/passwd` (read only then), and kept as
+/// a name when it is not there.
+pub(crate) fn image_user(
+    user: &str,
+    passwd: impl FnOnce() -> Option<String>,
+) -> (Option<i64>, String) {
+    let name = user.split(':').next().unwrap_or_default();
+    if name.is_empty() {
+        return (None, String::new());
+    }
+    if let Ok(uid) = name.parse::<i64>() {
+        return (Some(uid), String::new());
+    }
+    let found = passwd().and_then(|text| {
+        text.lines()
+            .map(|l| l.split(':').collect::<Vec<_>>())
+            .find(|f| f.first() == Some(&name))
+            .and_then(|f| f.get(2)?.parse::<i64>().ok())
+    });
+    match found {
+        Some(uid) => (Some(uid), String::new()),
+        None => (None, name.to_string()),
     }
 }
 
@@ -167,4 +202,28 @@ fn credential(a: &AuthConfig) -> Result<Credential> {
     }
     Credential::from_auth(&a.auth)
         .map_err(|why| Error::State(format!("auth config: \"auth\": {why}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::image_user;
+
+    #[test]
+    fn image_users_by_number_or_through_passwd() {
+        let passwd =
+            || Some("root:x:0:0::/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n".to_string());
+        assert_eq!(image_user("", passwd), (None, String::new()));
+        assert_eq!(
+            image_user("1000", || unreachable!()),
+            (Some(1000), String::new())
+        );
+        assert_eq!(
+            image_user("0:0", || unreachable!()),
+            (Some(0), String::new())
+        );
+        assert_eq!(image_user("app", passwd), (Some(1000), String::new()));
+        assert_eq!(image_user("root:wheel", passwd), (Some(0), String::new()));
+        assert_eq!(image_user("ghost", passwd), (None, "ghost".to_string()));
+        assert_eq!(image_user("app", || None), (None, "app".to_string()));
+    }
 }

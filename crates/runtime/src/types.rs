@@ -425,6 +425,9 @@ pub struct ImageInfo {
     pub repo_digests: Vec<String>,
     /// Its size in bytes.
     pub size: u64,
-    /// Its configured user (`USER`), if any.
-    pub user: Option<String>,
+    /// The UID its `USER` runs as: given by number, or a name found in the image's own
+    /// `/etc/passwd`. `None` when it sets no user, or a name the image does not define.
+    pub uid: Option<i64>,
+    /// Its `USER`'s name when it could not be made a UID.
+    pub username: String,
 }

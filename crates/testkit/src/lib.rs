@@ -96,6 +96,9 @@ pub struct ImageOptions {
     pub cmd: Vec<String>,
     /// `StopSignal`, e.g. `SIGUSR1`.
     pub stop_signal: Option<String>,
+    /// `User`, e.g. `1000`, `nobody` or `nobody:nobody` (the image's `/etc/passwd` has
+    /// `root` and `nobody`).
+    pub user: Option<String>,
 }
 
 impl Default for ImageOptions {
@@ -104,6 +107,7 @@ impl Default for ImageOptions {
             entrypoint: Vec::new(),
             cmd: vec!["sh".into()],
             stop_signal: None,
+            user: None,
         }
     }
 }
@@ -113,8 +117,8 @@ pub fn write_busybox_archive(busybox: &Path, name: &str, out: &Path) -> Result<(
     write_busybox_archive_with(busybox, name, &ImageOptions::default(), out)
 }
 
-/// Like [`write_busybox_archive`], with the image config's entrypoint, cmd and stop signal
-/// given by `opts`.
+/// Like [`write_busybox_archive`], with the image config's entrypoint, cmd, stop signal and
+/// user given by `opts`.
 pub fn write_busybox_archive_with(
     busybox: &Path,
     name: &str,
@@ -173,6 +177,9 @@ fn image_blobs(
     });
     if !opts.entrypoint.is_empty() {
         image_config["Entrypoint"] = json!(opts.entrypoint);
+    }
+    if let Some(user) = &opts.user {
+        image_config["User"] = json!(user);
     }
     if let Some(sig) = &opts.stop_signal {
         image_config["StopSignal"] = json!(sig);

@@ -168,7 +168,7 @@ fn infra_image_runs_the_images_entrypoint() {
         &peapod_testkit::ImageOptions {
             entrypoint: vec!["sleep".into()],
             cmd: vec!["2147483647".into()],
-            stop_signal: None,
+            ..Default::default()
         },
     );
     let name = format!("infraimg-{}", unique());

@@ -15,6 +15,7 @@ mod network;
 mod probes;
 mod readonly;
 mod registry;
+mod security;
 mod shim;
 mod sidecars;
 mod volumes;

@@ -379,7 +379,7 @@ fn infra_image_is_pulled_when_missing() {
         &peapod_testkit::ImageOptions {
             entrypoint: vec!["sleep".into()],
             cmd: vec!["2147483647".into()],
-            stop_signal: None,
+            ..Default::default()
         },
     );
     pusher.ok(&["image", "push", "localhost/peapod/infra:1.0", &infra]);

@@ -1,0 +1,168 @@
+//! Security settings a user relies on: `exec` (and exec probes) run as the container's own
+//! user, with its groups, capabilities and `no_new_privs`; `runAsNonRoot` refuses a
+//! container that would run as root, with the kubelet's reason and message.
+
+use std::time::Duration;
+
+use crate::harness::*;
+
+/// The status lines of `/proc/self/status` that tell who a process is.
+const WHO: &str = "id; grep -E '^(CapEff|NoNewPrivs)' /proc/self/status";
+
+#[test]
+fn exec_runs_as_the_containers_user_with_its_groups_and_privileges() {
+    let env = Env::new();
+    let name = format!("execuser-{}", unique());
+    env.apply_ok(&pod_yaml(
+        &name,
+        &format!(
+            "  securityContext: {{runAsUser: 1000, runAsGroup: 3000, supplementalGroups: [4000]}}
+  containers:
+  - name: app
+    image: {IMAGE}
+    command: [sh, -c, \"({WHO}) > /tmp/main; sleep 3600\"]
+    securityContext:
+      allowPrivilegeEscalation: false
+      capabilities: {{drop: [ALL]}}
+    readinessProbe:
+      exec: {{command: [sh, -c, 'test $(id -u) = 1000 && test $(id -g) = 3000']}}
+      periodSeconds: 1
+"
+        ),
+    ));
+    let pod = env.wait_for(&name, Duration::from_secs(30), |p| {
+        p["status"]["phase"] == "Running" && cstatus(p, "app")["ready"] == true
+    });
+    assert_eq!(
+        cstatus(&pod, "app")["ready"],
+        true,
+        "the exec probe ran as the user"
+    );
+    let (code, exec) = env.exec(&name, "app", &["sh", "-c", WHO]);
+    assert_eq!(code, 0, "{exec}");
+    let (_, main) = env.exec(&name, "app", &["cat", "/tmp/main"]);
+    assert!(exec.starts_with("uid=1000 gid=3000 groups="), "{exec}");
+    assert!(
+        exec.contains("4000"),
+        "the supplemental group is missing: {exec}"
+    );
+    assert!(exec.contains("CapEff:\t0000000000000000"), "{exec}");
+    assert!(exec.contains("NoNewPrivs:\t1"), "{exec}");
+    // Exactly what the container's own process is.
+    assert_eq!(exec, main);
+    // The same through a terminal.
+    let out = env.run(&["exec", "-t", &name, "--", "id", "-u"]);
+    let text = String::from_utf8_lossy(&out.stdout).replace("\r\n", "\n");
+    assert_eq!(text.trim(), "1000", "exec -t: {text}");
+    env.ok(&["delete", "pod", &name, "--force"]);
+}
+
+#[test]
+fn run_as_non_root_refuses_a_container_that_would_run_as_root() {
+    let env = Env::new();
+    env.load_image(
+        "localhost/peapod/nobody:1.0",
+        &peapod_testkit::ImageOptions {
+            user: Some("nobody".into()),
+            ..Default::default()
+        },
+    );
+    env.load_image(
+        "localhost/peapod/named-root:1.0",
+        &peapod_testkit::ImageOptions {
+            user: Some("root".into()),
+            ..Default::default()
+        },
+    );
+    env.load_image(
+        "localhost/peapod/ghost:1.0",
+        &peapod_testkit::ImageOptions {
+            user: Some("ghost".into()),
+            ..Default::default()
+        },
+    );
+    let tag = unique();
+    let pod = |name: &str, image: &str, sc: &str| {
+        pod_yaml(
+            name,
+            &format!(
+                "  securityContext: {{runAsNonRoot: true}}\n  containers:\n  - name: c\n    image: {image}\n    command: [sleep, '3600']\n    securityContext: {sc}\n"
+            ),
+        )
+    };
+    let cases = [
+        // (name, image, container securityContext, refusal or None)
+        (
+            "rootimg",
+            IMAGE,
+            "{}",
+            Some("container has runAsNonRoot and image will run as root"),
+        ),
+        (
+            "named-root",
+            "localhost/peapod/named-root:1.0",
+            "{}",
+            Some("container has runAsNonRoot and image will run as root"),
+        ),
+        (
+            "ghost",
+            "localhost/peapod/ghost:1.0",
+            "{}",
+            Some(
+                "container has runAsNonRoot and image has non-numeric user (ghost), cannot verify user is non-root",
+            ),
+        ),
+        (
+            "uid0",
+            "localhost/peapod/nobody:1.0",
+            "{runAsUser: 0}",
+            Some("container's runAsUser breaks non-root policy"),
+        ),
+        ("nobody", "localhost/peapod/nobody:1.0", "{}", None),
+        ("uid1000", IMAGE, "{runAsUser: 1000}", None),
+    ];
+    for (n, image, sc, _) in &cases {
+        env.apply_ok(&pod(&format!("{n}-{tag}"), image, sc));
+    }
+    for (n, _, _, refusal) in &cases {
+        let name = format!("{n}-{tag}");
+        match refusal {
+            Some(msg) => {
+                let p = env.wait_for(&name, Duration::from_secs(30), |p| {
+                    !p["status"]["containerStatuses"].is_null()
+                        && cstatus(p, "c")["state"]["waiting"]["reason"]
+                            == "CreateContainerConfigError"
+                });
+                assert_eq!(p["status"]["phase"], "Pending", "{n}");
+                let uid = p["metadata"]["uid"].as_str().unwrap();
+                let want = format!("{msg} (pod: \"{name}_default({uid})\", container: c)");
+                assert_eq!(
+                    cstatus(&p, "c")["state"]["waiting"]["message"],
+                    want.as_str(),
+                    "{n}"
+                );
+                let events = env.ok(&["get", "events"]);
+                assert!(events.contains(&format!("Error: {want}")), "{n}: {events}");
+                assert!(
+                    cstatus(&p, "c")["containerID"].is_null(),
+                    "{n}: no container was made"
+                );
+            }
+            None => {
+                env.wait_phase(&name, "Running");
+            }
+        }
+    }
+    let (_, uid) = env.exec(&format!("nobody-{tag}"), "c", &["id", "-u"]);
+    assert_eq!(uid.trim(), "65534");
+    let (_, uid) = env.exec(&format!("uid1000-{tag}"), "c", &["id", "-u"]);
+    assert_eq!(uid.trim(), "1000");
+    let f = env.path().join("del.yaml");
+    let all: String = cases
+        .iter()
+        .map(|(n, i, s, _)| format!("---\n{}", pod(&format!("{n}-{tag}"), i, s)))
+        .collect();
+    std::fs::write(&f, all).unwrap();
+    env.ok(&["delete", "-f", f.to_str().unwrap(), "--force"]);
+    assert!(env.leftovers().is_empty(), "{:?}", env.leftovers());
+}
