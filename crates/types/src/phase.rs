@@ -461,4 +461,129 @@ mod tests {
             Some("containers with unready status: [a b]")
         );
     }
+
+    fn with_sidecar(policy: &str, apps: &[&str]) -> PodSpec {
+        let mut s = spec(policy, &["side"], apps);
+        s.init_containers.as_mut().unwrap()[0].restart_policy = Some("Always".into());
+        s
+    }
+
+    fn not_started(name: &str) -> ContainerStatus {
+        let mut s = running(name);
+        s.started = Some(false);
+        s
+    }
+
+    fn waiting_fresh(name: &str) -> ContainerStatus {
+        ContainerStatus {
+            name: name.into(),
+            state: Some(ContainerState {
+                waiting: Some(ContainerStateWaiting::default()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn phase_table_of_sidecars() {
+        let s = with_sidecar("Never", &["a"]);
+        // A sidecar counts as pending initialization until it has started.
+        assert_eq!(pod_phase(&s, &[not_started("side")], false), "Pending");
+        assert_eq!(
+            pod_phase(&s, &[running("side")], false),
+            "Pending",
+            "the app has not started"
+        );
+        assert_eq!(
+            pod_phase(&s, &[running("side"), running("a")], false),
+            "Running"
+        );
+        // A terminated sidecar does not count: the app decides.
+        assert_eq!(
+            pod_phase(&s, &[exited("side", 137), exited("a", 0)], false),
+            "Succeeded"
+        );
+        assert_eq!(
+            pod_phase(&s, &[exited("side", 0), exited("a", 1)], false),
+            "Failed"
+        );
+        // While the sidecar still runs beside a finished app the pod is Running (the
+        // kubelet then kills it, and the phase follows).
+        assert_eq!(
+            pod_phase(&s, &[running("side"), exited("a", 0)], false),
+            "Running"
+        );
+        // An app that waits to start keeps the pod Pending.
+        assert_eq!(
+            pod_phase(&s, &[running("side"), waiting_fresh("a")], false),
+            "Pending"
+        );
+    }
+
+    #[test]
+    fn phase_table_of_restart_policies_when_everything_exited() {
+        for (policy, codes, want) in [
+            ("Always", [0, 0], "Running"),
+            ("Always", [0, 1], "Running"),
+            ("OnFailure", [0, 0], "Succeeded"),
+            ("OnFailure", [0, 1], "Running"),
+            ("Never", [0, 0], "Succeeded"),
+            ("Never", [0, 1], "Failed"),
+        ] {
+            let s = spec(policy, &[], &["a", "b"]);
+            let st = [exited("a", codes[0]), exited("b", codes[1])];
+            assert_eq!(pod_phase(&s, &st, false), want, "{policy} {codes:?}");
+        }
+    }
+
+    #[test]
+    fn a_terminal_pod_succeeds_or_fails_by_its_exit_codes() {
+        let s = spec("Always", &[], &["a", "b"]);
+        assert_eq!(
+            pod_phase(&s, &[exited("a", 0), exited("b", 0)], true),
+            "Succeeded"
+        );
+        assert_eq!(
+            pod_phase(&s, &[exited("a", 0), exited("b", 137)], true),
+            "Failed"
+        );
+    }
+
+    #[test]
+    fn an_unknown_app_container_leaves_the_pod_pending() {
+        let s = spec("Always", &[], &["a", "b"]);
+        assert_eq!(pod_phase(&s, &[running("a")], false), "Pending");
+    }
+
+    #[test]
+    fn qos_classes() {
+        use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+        let q = |v: &str| Quantity(v.to_string());
+        let mut s = spec("Always", &[], &["a"]);
+        assert_eq!(qos_class(&s), "BestEffort");
+        s.containers[0].resources = Some(crate::api::ResourceRequirements {
+            limits: Some([("cpu".into(), q("1")), ("memory".into(), q("1Gi"))].into()),
+            requests: Some([("cpu".into(), q("1")), ("memory".into(), q("1Gi"))].into()),
+            ..Default::default()
+        });
+        assert_eq!(qos_class(&s), "Guaranteed");
+        s.containers[0].resources.as_mut().unwrap().requests =
+            Some([("cpu".into(), q("500m"))].into());
+        assert_eq!(qos_class(&s), "Burstable");
+    }
+
+    #[test]
+    fn conditions_of_a_finished_pod() {
+        let s = spec("Never", &["i"], &["a"]);
+        let c = conditions(&s, &[exited("i", 0)], &[exited("a", 0)], "Succeeded", false);
+        let by = |t: &str| c.iter().find(|x| x.type_ == t).unwrap().clone();
+        assert_eq!(by("Initialized").reason, Some("PodCompleted"));
+        assert!(by("Initialized").status);
+        assert_eq!(by("Ready").reason, Some("PodCompleted"));
+        assert!(!by("Ready").status);
+        assert!(!by("PodReadyToStartContainers").status);
+        let failed = conditions(&s, &[exited("i", 0)], &[exited("a", 1)], "Failed", false);
+        assert_eq!(failed[4].reason, Some("PodFailed"));
+    }
 }
