@@ -123,13 +123,7 @@ pub fn pull_credentials(keyring: &Keyring, image: &str) -> Vec<peapod_runtime::A
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn t(s: u64) -> Timestamp {
-        after(
-            Timestamp::from_second(1_700_000_000).unwrap(),
-            Duration::from_secs(s),
-        )
-    }
+    use crate::testutil::t;
 
     const IMG: &str = "registry.example/app:1";
 

@@ -2,7 +2,6 @@
 //! sandbox recreation and the crash-loop back-off.
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use jiff::Timestamp;
 use peapod_runtime::{ContainerState as S, NamespaceMode, SandboxState};
@@ -10,14 +9,7 @@ use peapod_types::backoff::{Backoff, BackoffTable};
 use peapod_types::pod::{DefaultedPod, ProbeKind, Slot};
 
 use super::*;
-use crate::testutil::{Snap, pod};
-
-fn t(s: u64) -> Timestamp {
-    crate::clock::after(
-        Timestamp::from_second(1_700_000_000).unwrap(),
-        Duration::from_secs(s),
-    )
-}
+use crate::testutil::{Snap, pod, t};
 
 struct Case {
     pod: DefaultedPod,

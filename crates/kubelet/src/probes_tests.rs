@@ -1,19 +1,10 @@
 //! Unit tests of the probe state: delays, periods, thresholds, gating and holds.
 
-use std::time::Duration;
-
-use jiff::Timestamp;
 use peapod_types::api::Container;
 use peapod_types::pod::ProbeKind;
 
 use super::*;
-
-fn t(s: u64) -> Timestamp {
-    after(
-        Timestamp::from_second(1_700_000_000).unwrap(),
-        Duration::from_secs(s),
-    )
-}
+use crate::testutil::t;
 
 fn container(yaml: &str) -> Container {
     let mut c: Container = serde_yaml_ng::from_str(yaml).unwrap();

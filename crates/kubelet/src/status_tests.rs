@@ -1,21 +1,12 @@
 //! Unit tests of the status: container states and reasons, restart counts, readiness,
 //! termination messages, phases, conditions and their transition times.
 
-use std::time::Duration;
-
 use jiff::Timestamp;
 use peapod_runtime::ContainerState as S;
 use serde_json::{Value, json};
 
 use super::*;
-use crate::testutil::{Snap, pod, pod_yaml, sidecar};
-
-fn t(s: u64) -> Timestamp {
-    crate::clock::after(
-        Timestamp::from_second(1_700_000_000).unwrap(),
-        Duration::from_secs(s),
-    )
-}
+use crate::testutil::{Snap, pod, pod_yaml, sidecar, t};
 
 struct Case {
     pod: DefaultedPod,

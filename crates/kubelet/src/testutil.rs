@@ -13,6 +13,14 @@ use peapod_types::pod::DefaultedPod;
 
 use crate::snapshot::PodSnapshot;
 
+/// The test clock's `s`-th second (from 2023-11-14T22:13:20Z).
+pub fn t(s: u64) -> Timestamp {
+    crate::clock::after(
+        Timestamp::from_second(1_700_000_000).unwrap(),
+        Duration::from_secs(s),
+    )
+}
+
 /// Pod `web` (UID `u1`) with these init and app containers, all `image: busybox:1`.
 pub fn pod(policy: &str, inits: &[&str], apps: &[&str]) -> DefaultedPod {
     let list = |names: &[&str]| {
