@@ -267,6 +267,7 @@ pub fn container_config(
         add_capabilities: caps.add.unwrap_or_default(),
         drop_capabilities: caps.drop.unwrap_or_default(),
         run_as_user: csc.run_as_user.or(psc.run_as_user),
+        run_as_username: None,
         run_as_group: csc.run_as_group.or(psc.run_as_group),
         supplemental_groups: psc.supplemental_groups.unwrap_or_default(),
         readonly_rootfs: csc.read_only_root_filesystem.unwrap_or(false),

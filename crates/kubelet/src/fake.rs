@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use peapod_runtime::{
     AuthConfig, ContainerConfig, ContainerEvent, ContainerEventKind, ContainerFilter,
-    ContainerState, ContainerStatus, Error, ExecSyncResult, ImageInfo, ImageService, PulledImage,
-    Result, RuntimeService, SandboxConfig, SandboxFilter, SandboxState, SandboxStatus, Version,
+    ContainerState, ContainerStatus, Error, ExecSyncResult, FsUsage, ImageInfo, ImageService,
+    PulledImage, Result, RuntimeConditions, RuntimeService, SandboxConfig, SandboxFilter,
+    SandboxState, SandboxStatus, Version,
 };
 use tokio::sync::broadcast;
 
@@ -201,6 +202,15 @@ impl RuntimeService for FakeRuntime {
             runtime_api_version: "v1".into(),
             runtime_name: "fake".into(),
             runtime_version: "0".into(),
+        }
+    }
+
+    fn status(&self) -> RuntimeConditions {
+        RuntimeConditions {
+            runtime_ready: true,
+            network_ready: true,
+            network_reason: String::new(),
+            network_message: String::new(),
         }
     }
 
@@ -438,6 +448,7 @@ impl ImageService for FakeRuntime {
         }
         self.images.lock().unwrap().push(image.to_string());
         Ok(PulledImage {
+            id: "sha256:00".into(),
             image_ref: format!("{image}@sha256:00"),
             size: 1234,
         })
@@ -461,5 +472,13 @@ impl ImageService for FakeRuntime {
 
     fn remove_image(&self, _image: &str) -> Result<()> {
         Ok(())
+    }
+
+    fn image_fs_info(&self) -> Result<FsUsage> {
+        Ok(FsUsage {
+            mountpoint: "/fake".into(),
+            used_bytes: 0,
+            inodes_used: 0,
+        })
     }
 }

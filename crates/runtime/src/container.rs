@@ -246,7 +246,7 @@ impl Runtime {
         let Ok(id) = resolve_id(&self.containers_dir(), id, "container") else {
             return Ok(());
         };
-        let Some(rec) = records::load::<ContainerRecord>(&self.container_dir(&id)) else {
+        let Ok(rec) = self.container_record(&id) else {
             return Ok(());
         };
         if rec.status.state != ContainerState::Running || rec.status.pid <= 0 {
@@ -305,6 +305,16 @@ impl Runtime {
         let dir = self.container_dir(&id);
         let rec = records::load::<ContainerRecord>(&dir);
         if let Some(r) = &rec
+            && self.sandbox_record(&r.status.sandbox_id).is_err()
+            && records::load::<crate::records::SandboxRecord>(
+                &self.sandbox_dir(&r.status.sandbox_id),
+            )
+            .is_some()
+        {
+            // Another front end's container: not ours to see.
+            return Ok(());
+        }
+        if let Some(r) = &rec
             && r.status.state == ContainerState::Running
             && r.status.pid > 0
         {
@@ -329,11 +339,14 @@ impl Runtime {
         Ok(())
     }
 
+    /// The record of container `id`, if its sandbox is in this runtime's scope.
     fn container_record(&self, id: &str) -> Result<ContainerRecord> {
-        records::load::<ContainerRecord>(&self.container_dir(id)).ok_or(Error::NotFound {
-            kind: "container",
-            id: id.to_string(),
-        })
+        records::load::<ContainerRecord>(&self.container_dir(id))
+            .filter(|r| self.sandbox_record(&r.status.sandbox_id).is_ok())
+            .ok_or(Error::NotFound {
+                kind: "container",
+                id: id.to_string(),
+            })
     }
 
     /// ContainerStatus. Read by a process that did not start it, a running container whose
@@ -355,6 +368,9 @@ impl Runtime {
         let records: Vec<ContainerRecord> = match &filter.pod_sandbox_id {
             Some(sb) => {
                 let sb = resolve_id(&self.sandboxes_dir(), sb, "sandbox").unwrap_or(sb.clone());
+                if self.sandbox_record(&sb).is_err() {
+                    return Vec::new();
+                }
                 std::fs::read_dir(self.sandbox_index(&sb))
                     .into_iter()
                     .flatten()
@@ -364,7 +380,17 @@ impl Runtime {
                     })
                     .collect()
             }
-            None => records::load_all(&self.containers_dir()),
+            None => {
+                let mine: std::collections::HashSet<String> = self
+                    .list_sandboxes(&SandboxFilter::default())
+                    .into_iter()
+                    .map(|s| s.id)
+                    .collect();
+                records::load_all::<ContainerRecord>(&self.containers_dir())
+                    .into_iter()
+                    .filter(|r| mine.contains(&r.status.sandbox_id))
+                    .collect()
+            }
         };
         let mut out: Vec<ContainerStatus> = records
             .into_iter()
@@ -375,12 +401,14 @@ impl Runtime {
         out
     }
 
-    /// A running container whose process is gone is `Unknown`, unless this runtime watches
-    /// it: then its exit is on its way to the record.
+    /// A running container whose process is gone is `Unknown`, unless this runtime, or
+    /// the live process that owns its sandbox, watches it: then its exit is on its way to
+    /// the record.
     fn checked(&self, mut s: ContainerStatus) -> ContainerStatus {
         if s.state == ContainerState::Running
             && !alive(s.pid)
             && !self.live.lock().unwrap().exited.contains_key(&s.id)
+            && self.live_owner(&s.sandbox_id).is_none()
         {
             s.state = ContainerState::Unknown;
         }
@@ -424,6 +452,13 @@ pub(crate) fn alive(pid: i32) -> bool {
             .is_some_and(|(_, rest)| !rest.starts_with('Z') && !rest.starts_with('X')),
         Err(_) => false,
     }
+}
+
+/// When process `pid` started, in clock ticks after boot (`/proc/PID/stat` field 22).
+pub(crate) fn start_time(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(") ")?;
+    rest.split_whitespace().nth(19)?.parse().ok()
 }
 
 /// Parses `SIGTERM`, `TERM` or `15`.

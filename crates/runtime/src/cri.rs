@@ -20,6 +20,9 @@ pub trait RuntimeService: Send + Sync + 'static {
     /// `Version`.
     fn version(&self) -> Version;
 
+    /// `Status`: whether the runtime and the pod network are ready.
+    fn status(&self) -> RuntimeConditions;
+
     /// `RunPodSandbox`: creates and starts a sandbox; returns its ID.
     fn run_pod_sandbox(&self, config: SandboxConfig)
     -> impl Future<Output = Result<String>> + Send;
@@ -103,4 +106,7 @@ pub trait ImageService: Send + Sync + 'static {
 
     /// `RemoveImage` (removing a missing image succeeds).
     fn remove_image(&self, image: &str) -> Result<()>;
+
+    /// `ImageFsInfo`: what the image store takes.
+    fn image_fs_info(&self) -> Result<FsUsage>;
 }

@@ -71,6 +71,9 @@ pub enum Error {
     /// A hostPort is taken.
     #[error("{0}")]
     PortInUse(String),
+    /// The process that owns the sandbox reported a failure, or could not be reached.
+    #[error("{0}")]
+    Remote(String),
     /// A file system operation failed.
     #[error("{context} {path}: {source}")]
     Io {
@@ -81,6 +84,16 @@ pub enum Error {
         /// The cause.
         source: std::io::Error,
     },
+}
+
+impl Error {
+    /// Whether the error says the object (sandbox, container or image) does not exist.
+    pub fn is_not_found(&self) -> bool {
+        matches!(
+            self,
+            Error::NotFound { .. } | Error::Image(peapod_image::Error::NotFound(_))
+        )
+    }
 }
 
 /// Results of the runtime layer.
@@ -117,6 +130,10 @@ pub struct RuntimeConfig {
     /// parent cgroup empty removes the parents up to and including this one, and no
     /// further.
     pub cgroup_root: String,
+    /// The front end this runtime serves (`pods` for `peapod apply`, `cri` for the CRI
+    /// server): it sees, lists and changes only the sandboxes (and their containers) made
+    /// in its scope.
+    pub scope: String,
 }
 
 /// Where CNI configurations and plugins are, and the network to write when there is none.
@@ -250,6 +267,11 @@ impl Runtime {
             let _ = rx.wait_for(|done| *done).await;
         }
     }
+}
+
+/// A new sandbox ID, for [`Runtime::run_pod_sandbox_as`].
+pub fn new_sandbox_id() -> String {
+    new_id()
 }
 
 /// A new random 64-hex-digit ID.

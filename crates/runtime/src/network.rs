@@ -109,6 +109,15 @@ impl Runtime {
         Ok(Some(config::first_or_default(&own, &net, &n.plugin_dirs)?))
     }
 
+    /// Whether pods can be attached to the network: its configuration reads and every
+    /// plugin it names is installed (always, with networking off: pods get loopback).
+    pub(crate) fn network_check(&self) -> Result<()> {
+        let (Some(cni), Some(net)) = (self.cni(), self.network_config()?) else {
+            return Ok(());
+        };
+        Ok(cni.check_plugins(&net)?)
+    }
+
     /// Attaches sandbox `id`'s namespace to the pod network; returns the pod's IPs.
     /// Whatever part of it happened is undone by [`Runtime::detach_network`].
     pub(crate) async fn attach_network(

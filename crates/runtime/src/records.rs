@@ -18,6 +18,20 @@ pub(crate) struct SandboxRecord {
     /// StopPodSandbox has run to its end; stopping again does nothing.
     #[serde(default)]
     pub stopped: bool,
+    /// Which front end the sandbox belongs to ([`crate::RuntimeConfig::scope`]).
+    #[serde(default)]
+    pub scope: String,
+    /// The process that started the sandbox's processes and records their exits.
+    #[serde(default)]
+    pub owner_pid: i32,
+    /// Its start time (clock ticks after boot), telling it from a later process with the
+    /// same PID.
+    #[serde(default)]
+    pub owner_start: u64,
+    /// RunPodSandbox completed (a record without it is a creation in progress, or one a
+    /// crash interrupted).
+    #[serde(default)]
+    pub made: bool,
 }
 
 /// A container as stored.

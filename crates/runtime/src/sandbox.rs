@@ -21,13 +21,23 @@ impl Runtime {
     /// RunPodSandbox: namespaces, files, network and infra process. On failure nothing of
     /// it is left.
     pub(crate) async fn run_sandbox(&self, config: SandboxConfig) -> Result<String> {
+        self.run_pod_sandbox_as(&new_id(), config).await
+    }
+
+    /// RunPodSandbox with the sandbox ID chosen by the caller (a supervisor that the CRI
+    /// server started for this sandbox): the ID must be new, 64 lowercase hex digits.
+    pub async fn run_pod_sandbox_as(&self, id: &str, config: SandboxConfig) -> Result<String> {
+        let valid = id.len() == 64 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        if !valid || self.sandbox_dir(id).exists() {
+            return Err(Error::State(format!("sandbox ID {id:?} is not a new ID")));
+        }
         // The infra image is pulled when missing, as CRI runtimes do with theirs.
         if let Some(image) = &self.cfg.infra_image
             && self.images.get(image).is_err()
         {
             self.registry.pull(image, &Default::default()).await?;
         }
-        let id = new_id();
+        let id = id.to_string();
         let dir = self.sandbox_dir(&id);
         std::fs::create_dir_all(&dir).map_err(io("creating", &dir))?;
         let mut rec = SandboxRecord {
@@ -47,6 +57,10 @@ impl Runtime {
             config,
             network_attached: false,
             stopped: false,
+            scope: self.cfg.scope.clone(),
+            owner_pid: std::process::id() as i32,
+            owner_start: crate::container::start_time(std::process::id() as i32).unwrap_or(0),
+            made: false,
         };
         let made = match records::save(&dir, &rec) {
             Ok(()) => self.setup_sandbox(&mut rec, &dir).await,
@@ -55,6 +69,7 @@ impl Runtime {
         match made {
             Ok(()) => {
                 rec.status.state = SandboxState::Ready;
+                rec.made = true;
                 records::save(&dir, &rec)?;
                 Ok(id)
             }
@@ -247,7 +262,7 @@ impl Runtime {
             return Ok(());
         };
         let dir = self.sandbox_dir(&id);
-        let Some(mut rec) = records::load::<SandboxRecord>(&dir) else {
+        let Ok(mut rec) = self.sandbox_record(&id) else {
             return Ok(());
         };
         if rec.stopped {
@@ -290,6 +305,12 @@ impl Runtime {
         let Ok(id) = resolve_id(&self.sandboxes_dir(), id, "sandbox") else {
             return Ok(());
         };
+        if records::load::<SandboxRecord>(&self.sandbox_dir(&id))
+            .is_some_and(|r| !self.in_scope(&r))
+        {
+            // Another front end's sandbox: not ours to see.
+            return Ok(());
+        }
         // Stopping a stopped sandbox does nothing, so this stops it only if it still runs.
         self.stop_sandbox(&id).await?;
         for c in self.list_containers_impl(&ContainerFilter::sandbox(&id)) {
@@ -362,6 +383,31 @@ impl Runtime {
         Ok(self.sandbox_record(&id)?.status)
     }
 
+    /// Whether a record belongs to this runtime's scope (records older than scopes are
+    /// `apply`'s).
+    pub(crate) fn in_scope(&self, rec: &SandboxRecord) -> bool {
+        let scope = if rec.scope.is_empty() {
+            "pods"
+        } else {
+            rec.scope.as_str()
+        };
+        scope == self.cfg.scope
+    }
+
+    /// Whether sandbox `id` exists (in this scope) but its creation never completed.
+    pub fn creation_incomplete(&self, id: &str) -> bool {
+        self.sandbox_record(id).is_ok_and(|r| !r.made)
+    }
+
+    /// The process recorded as the owner of sandbox `id`, if it still runs.
+    pub fn live_owner(&self, id: &str) -> Option<i32> {
+        let rec = self.sandbox_record(id).ok()?;
+        let same = rec.owner_pid > 0
+            && crate::container::alive(rec.owner_pid)
+            && crate::container::start_time(rec.owner_pid) == Some(rec.owner_start);
+        same.then_some(rec.owner_pid)
+    }
+
     /// The config sandbox `id` was made from.
     pub fn pod_sandbox_config(&self, id: &str) -> Result<SandboxConfig> {
         let id = resolve_id(&self.sandboxes_dir(), id, "sandbox")?;
@@ -372,6 +418,7 @@ impl Runtime {
     pub(crate) fn list_sandboxes(&self, filter: &SandboxFilter) -> Vec<SandboxStatus> {
         let mut out: Vec<SandboxStatus> = records::load_all::<SandboxRecord>(&self.sandboxes_dir())
             .into_iter()
+            .filter(|r| self.in_scope(r))
             .map(|r| r.status)
             .filter(|s| filter.matches(s))
             .collect();
@@ -379,11 +426,14 @@ impl Runtime {
         out
     }
 
+    /// The record of sandbox `id`, if it exists in this runtime's scope.
     pub(crate) fn sandbox_record(&self, id: &str) -> Result<SandboxRecord> {
-        records::load::<SandboxRecord>(&self.sandbox_dir(id)).ok_or(Error::NotFound {
-            kind: "sandbox",
-            id: id.into(),
-        })
+        records::load::<SandboxRecord>(&self.sandbox_dir(id))
+            .filter(|r| self.in_scope(r))
+            .ok_or(Error::NotFound {
+                kind: "sandbox",
+                id: id.into(),
+            })
     }
 
     /// Mounts an image's layers with a fresh writable layer under `layer` at `target`.

@@ -21,6 +21,23 @@ impl RuntimeService for Runtime {
         }
     }
 
+    fn status(&self) -> RuntimeConditions {
+        let (network_ready, network_message) = match self.network_check() {
+            Ok(()) => (true, String::new()),
+            Err(e) => (false, e.to_string()),
+        };
+        RuntimeConditions {
+            runtime_ready: true,
+            network_ready,
+            network_reason: if network_ready {
+                String::new()
+            } else {
+                "NetworkPluginNotReady".into()
+            },
+            network_message,
+        }
+    }
+
     async fn run_pod_sandbox(&self, config: SandboxConfig) -> Result<String> {
         self.run_sandbox(config).await
     }
@@ -156,6 +173,7 @@ impl ImageService for Runtime {
         }
         let img = self.registry.pull(image, &opts).await?;
         Ok(PulledImage {
+            id: img.id().to_string(),
             image_ref: img.repo_digest(),
             size: img.size,
         })
@@ -183,6 +201,31 @@ impl ImageService for Runtime {
             Ok(_) | Err(peapod_image::Error::NotFound(_)) => Ok(()),
             Err(e) => Err(e.into()),
         }
+    }
+
+    fn image_fs_info(&self) -> Result<FsUsage> {
+        let dir = self.images.dir().to_path_buf();
+        let (mut used_bytes, mut inodes_used) = (0, 0);
+        let mut stack = vec![dir.clone()];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+                let Ok(m) = e.path().symlink_metadata() else {
+                    continue;
+                };
+                inodes_used += 1;
+                if m.is_dir() {
+                    stack.push(e.path());
+                } else {
+                    use std::os::unix::fs::MetadataExt;
+                    used_bytes += m.blocks() * 512;
+                }
+            }
+        }
+        Ok(FsUsage {
+            mountpoint: dir.display().to_string(),
+            used_bytes,
+            inodes_used,
+        })
     }
 }
 

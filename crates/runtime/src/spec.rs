@@ -74,6 +74,8 @@ pub(crate) fn container_spec(
         gid = crate::user::resolve(&rootfs, &u.to_string())
             .map(|(_, g)| g)
             .unwrap_or(0);
+    } else if let Some(name) = sec.run_as_username.as_deref().filter(|n| !n.is_empty()) {
+        (uid, gid) = crate::user::resolve(&rootfs, name).map_err(Error::State)?;
     }
     if let Some(g) = sec.run_as_group {
         gid = g as u32;

@@ -157,6 +157,10 @@ pub struct SecurityContext {
     pub drop_capabilities: Vec<String>,
     /// UID to run as (overrides the image's `User`).
     pub run_as_user: Option<i64>,
+    /// User name to run as, looked up in the container's `/etc/passwd` (when no UID is
+    /// given).
+    #[serde(default)]
+    pub run_as_username: Option<String>,
     /// GID to run as.
     pub run_as_group: Option<i64>,
     /// Supplementary groups.
@@ -405,9 +409,35 @@ impl std::fmt::Debug for AuthConfig {
     }
 }
 
+/// Whether the runtime and its network can run pods (CRI `RuntimeStatus`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuntimeConditions {
+    /// The runtime can run sandboxes and containers.
+    pub runtime_ready: bool,
+    /// Pods can get a network.
+    pub network_ready: bool,
+    /// Why not, when the network is not ready (`NetworkPluginNotReady`).
+    pub network_reason: String,
+    /// More about why.
+    pub network_message: String,
+}
+
+/// How much of its file system the image store takes (CRI `FilesystemUsage`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FsUsage {
+    /// The store's directory.
+    pub mountpoint: String,
+    /// Bytes its files take.
+    pub used_bytes: u64,
+    /// Inodes they take.
+    pub inodes_used: u64,
+}
+
 /// What a pull gave (CRI `PullImageResponse`, with the image's size for events).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PulledImage {
+    /// The image's ID (its config digest, `sha256:…`), which names it from then on.
+    pub id: String,
     /// The image's reference by digest, `repo@sha256:…`.
     pub image_ref: String,
     /// Its size in bytes.

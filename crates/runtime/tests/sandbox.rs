@@ -28,6 +28,7 @@ async fn sandbox_with_two_containers_shares_localhost() {
         infra_image: None,
         registries: Default::default(),
         cgroup_root: "/peapod-test".into(),
+        scope: "pods".into(),
         network: Some(NetworkSettings {
             config_dir: d.join("no-such-dir"),
             plugin_dirs: vec!["/usr/lib/cni".into(), "/opt/cni/bin".into()],

@@ -31,7 +31,7 @@ pub use client::{
 pub use paths::{CGROUP_ROOT, Paths, host_ip, node_name};
 pub use peapod_kubelet::{ContainerRef, Event, PodState};
 pub use peapod_runtime::{ContainerStatus, ExecProcess, ExecRequest, Stdio};
-pub use server::{pause_path, run, runtime_config};
+pub use server::{CRI_SCOPE, PODS_SCOPE, pause_path, run, runtime_config, runtime_config_for};
 
 use serde::{Deserialize, Serialize};
 

@@ -38,8 +38,19 @@ pub fn pause_path(cfg: &Config) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("/usr/local/bin/peapod-pause"))
 }
 
-/// The runtime settings for `cfg`.
+/// The runtime settings for `cfg`, for `apply`'s pods.
 pub fn runtime_config(cfg: &Config) -> RuntimeConfig {
+    runtime_config_for(cfg, PODS_SCOPE)
+}
+
+/// The scope of `apply`'s pods.
+pub const PODS_SCOPE: &str = "pods";
+
+/// The scope of the sandboxes the CRI server makes.
+pub const CRI_SCOPE: &str = "cri";
+
+/// The runtime settings for `cfg` in `scope`.
+pub fn runtime_config_for(cfg: &Config, scope: &str) -> RuntimeConfig {
     RuntimeConfig {
         root: cfg.root.clone(),
         run_root: cfg.run_root.clone(),
@@ -47,6 +58,7 @@ pub fn runtime_config(cfg: &Config) -> RuntimeConfig {
         infra_image: cfg.infra_image.clone(),
         registries: cfg.registries.clone(),
         cgroup_root: CGROUP_ROOT.into(),
+        scope: scope.into(),
         network: cfg
             .network
             .enabled
@@ -200,7 +212,7 @@ async fn accept(
 
 /// As a child subreaper, the shim inherits orphans; reap them. The processes the runtime
 /// watches (containers, infras, exec probes) are left to their watchers.
-async fn reap_orphans() {
+pub(crate) async fn reap_orphans() {
     let Ok(mut sigchld) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::child())
     else {
         return;
