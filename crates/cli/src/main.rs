@@ -9,6 +9,7 @@ mod get;
 mod image;
 mod logs;
 mod progress;
+mod serve;
 mod util;
 
 use std::ffi::OsString;
@@ -52,11 +53,19 @@ enum Cmd {
     /// Manage images.
     #[command(subcommand)]
     Image(image::Cmd),
+    /// Serve the Kubernetes CRI (for a kubelet or crictl) on a unix socket.
+    Serve(serve::Args),
     /// Run the supervising process of one pod (started by `apply`).
     #[command(name = "__shim", hide = true)]
     Shim {
         /// The pod's UID.
         uid: String,
+    },
+    /// Run the supervising process of one CRI sandbox (started by `serve`).
+    #[command(name = "__cri-shim", hide = true)]
+    CriShim {
+        /// The sandbox's ID.
+        id: String,
     },
 }
 
@@ -108,7 +117,10 @@ fn shim_args(cli: &Cli, cfg: &Config) -> Vec<OsString> {
 
 fn main() {
     let cli = Cli::parse();
-    let shim = matches!(cli.command, Cmd::Shim { .. });
+    let shim = matches!(
+        cli.command,
+        Cmd::Shim { .. } | Cmd::CriShim { .. } | Cmd::Serve(_)
+    );
     let filter = tracing_subscriber::EnvFilter::try_from_env("PEAPOD_LOG").unwrap_or_else(|_| {
         // libcontainer logs from inside the container's own processes, before they exec:
         // its warnings would land in the container's log, so only its errors are shown.
@@ -141,8 +153,14 @@ fn run(cli: Cli) -> Result<i32> {
         Cmd::Exec(a) => exec::run(&cfg, a),
         Cmd::Delete(a) => delete::run(&cfg, a),
         Cmd::Image(c) => image::run(&cfg, c),
+        Cmd::Serve(a) => serve::run(&cfg, a, shim_args(&cli, &cfg)),
         Cmd::Shim { uid } => {
             peapod_shim::run(cfg, uid).with_context(|| format!("shim of pod {uid}"))?;
+            Ok(0)
+        }
+        Cmd::CriShim { id } => {
+            peapod_shim::sandbox_shim::run_sandbox_shim(cfg, id)
+                .with_context(|| format!("supervisor of sandbox {id}"))?;
             Ok(0)
         }
     }

@@ -22,7 +22,9 @@
 //! [`cleanup_orphan`].
 
 mod client;
+pub mod cri;
 mod paths;
+pub mod sandbox_shim;
 mod server;
 
 pub use client::{

@@ -32,6 +32,16 @@ pub struct Config {
     pub network: Network,
     /// Image registries: credentials, mirrors, plain HTTP, certificates, download limits.
     pub registries: Registries,
+    /// The CRI server (`peapod serve`).
+    pub cri: Cri,
+}
+
+/// The CRI server's settings.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Cri {
+    /// The unix socket it serves on; `<run_root>/peapod.sock` by default.
+    pub socket: Option<PathBuf>,
 }
 
 /// How images are pulled from registries.
@@ -128,6 +138,7 @@ impl Default for Config {
             },
             network: Network::default(),
             registries: Registries::default(),
+            cri: Cri::default(),
         }
     }
 }

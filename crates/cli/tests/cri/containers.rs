@@ -1,0 +1,307 @@
+//! The container RPCs: create, start, status, list with filters, logs in the CRI format,
+//! stop with its timeout, ExecSync, remove; and what `apply`'s pods and CRI see of each
+//! other.
+
+use std::time::{Duration, Instant};
+
+use peapod_cri::proto as pb;
+
+use crate::harness::*;
+
+async fn sandbox(s: &Server, rt: &mut Rt, name: &str) -> (String, pb::PodSandboxConfig) {
+    let config = s.sandbox_config(name, &unique());
+    let id = rt
+        .run_pod_sandbox(pb::RunPodSandboxRequest {
+            config: Some(config.clone()),
+            runtime_handler: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .pod_sandbox_id;
+    (id, config)
+}
+
+async fn create(
+    rt: &mut Rt,
+    sb: &str,
+    config: &pb::PodSandboxConfig,
+    c: pb::ContainerConfig,
+) -> String {
+    rt.create_container(pb::CreateContainerRequest {
+        pod_sandbox_id: sb.into(),
+        config: Some(c),
+        sandbox_config: Some(config.clone()),
+    })
+    .await
+    .unwrap()
+    .into_inner()
+    .container_id
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn containers_run_log_exec_stop_and_go() {
+    let s = Server::start().await;
+    let mut rt = s.runtime().await.unwrap();
+    let (sb, config) = sandbox(&s, &mut rt, "app").await;
+    let mut c = container(
+        "main",
+        "echo hello; echo oops >&2; trap '' TERM; while true; do sleep 0.1; done",
+    );
+    c.envs = vec![pb::KeyValue {
+        key: "GREETING".into(),
+        value: b"hi".to_vec(),
+    }];
+    c.annotations = [("a".to_string(), "1".to_string())].into();
+    let id = create(&mut rt, &sb, &config, c).await;
+    let st = wait_state(&mut rt, &id, pb::ContainerState::ContainerCreated).await;
+    assert_eq!(st.metadata.unwrap().name, "main");
+    rt.start_container(pb::StartContainerRequest {
+        container_id: id.clone(),
+    })
+    .await
+    .unwrap();
+    let st = wait_state(&mut rt, &id, pb::ContainerState::ContainerRunning).await;
+    assert!(st.started_at > 0);
+    assert_eq!(st.annotations["a"], "1");
+    assert_eq!(st.labels["container"], "main");
+    assert!(st.image_id.starts_with("sha256:"), "{}", st.image_id);
+    let log_path = s
+        .path()
+        .join("logs")
+        .join(&config.metadata.as_ref().unwrap().uid)
+        .join("main/0.log");
+    assert_eq!(st.log_path, log_path.display().to_string());
+
+    // ExecSync: output, exit code, the container's environment, and a timeout.
+    let r = rt
+        .exec_sync(pb::ExecSyncRequest {
+            container_id: id.clone(),
+            cmd: vec![
+                "sh".into(),
+                "-c".into(),
+                "echo $GREETING; echo err >&2; exit 3".into(),
+            ],
+            timeout: 10,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (r.stdout.as_slice(), r.stderr.as_slice(), r.exit_code),
+        (&b"hi\n"[..], &b"err\n"[..], 3)
+    );
+    let t = Instant::now();
+    let e = rt
+        .exec_sync(pb::ExecSyncRequest {
+            container_id: id.clone(),
+            cmd: vec!["sleep".into(), "30".into()],
+            timeout: 1,
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        t.elapsed() < Duration::from_secs(10),
+        "the timeout did not hold"
+    );
+    assert!(e.message().contains("timed out"), "{e:?}");
+
+    // Filters.
+    let list = |f: pb::ContainerFilter| {
+        let mut rt = rt.clone();
+        async move {
+            rt.list_containers(pb::ListContainersRequest { filter: Some(f) })
+                .await
+                .unwrap()
+                .into_inner()
+                .containers
+        }
+    };
+    let by_sb = list(pb::ContainerFilter {
+        pod_sandbox_id: sb.clone(),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(by_sb.len(), 1);
+    assert_eq!(by_sb[0].pod_sandbox_id, sb);
+    let running = pb::ContainerStateValue {
+        state: pb::ContainerState::ContainerRunning as i32,
+    };
+    assert_eq!(
+        list(pb::ContainerFilter {
+            state: Some(running),
+            ..Default::default()
+        })
+        .await
+        .len(),
+        1
+    );
+    let other = pb::ContainerFilter {
+        label_selector: [("container".to_string(), "nope".to_string())].into(),
+        ..Default::default()
+    };
+    assert!(list(other).await.is_empty());
+
+    // A stop that the process ignores ends with SIGKILL after the timeout.
+    let t = Instant::now();
+    rt.stop_container(pb::StopContainerRequest {
+        container_id: id.clone(),
+        timeout: 1,
+    })
+    .await
+    .unwrap();
+    let waited = t.elapsed();
+    assert!(
+        waited >= Duration::from_millis(900) && waited < Duration::from_secs(10),
+        "{waited:?}"
+    );
+    let st = wait_state(&mut rt, &id, pb::ContainerState::ContainerExited).await;
+    assert_eq!(st.exit_code, 137);
+    assert!(st.finished_at >= st.started_at);
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    let lines: Vec<&str> = log.lines().collect();
+    assert!(
+        lines.iter().any(|l| l.ends_with(" stdout F hello")),
+        "{log}"
+    );
+    assert!(lines.iter().any(|l| l.ends_with(" stderr F oops")), "{log}");
+    // Idempotent stop and remove.
+    rt.stop_container(pb::StopContainerRequest {
+        container_id: id.clone(),
+        timeout: 0,
+    })
+    .await
+    .unwrap();
+    for _ in 0..2 {
+        rt.remove_container(pb::RemoveContainerRequest {
+            container_id: id.clone(),
+        })
+        .await
+        .unwrap();
+    }
+    let e = rt
+        .container_status(pb::ContainerStatusRequest {
+            container_id: id,
+            verbose: false,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::NotFound);
+    rt.remove_pod_sandbox(pb::RemovePodSandboxRequest { pod_sandbox_id: sb })
+        .await
+        .unwrap();
+    assert!(s.leftovers().is_empty(), "{:?}", s.leftovers());
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn exit_codes_reasons_and_removal_with_the_sandbox() {
+    let s = Server::start().await;
+    let mut rt = s.runtime().await.unwrap();
+    let (sb, config) = sandbox(&s, &mut rt, "exits").await;
+    let ok = create(&mut rt, &sb, &config, container("ok", "true")).await;
+    let bad = create(&mut rt, &sb, &config, container("bad", "exit 7")).await;
+    for id in [&ok, &bad] {
+        rt.start_container(pb::StartContainerRequest {
+            container_id: id.to_string(),
+        })
+        .await
+        .unwrap();
+    }
+    let st = wait_state(&mut rt, &ok, pb::ContainerState::ContainerExited).await;
+    assert_eq!((st.exit_code, st.reason.as_str()), (0, "Completed"));
+    let st = wait_state(&mut rt, &bad, pb::ContainerState::ContainerExited).await;
+    assert_eq!((st.exit_code, st.reason.as_str()), (7, "Error"));
+    // A missing image is NotFound; starting twice is refused.
+    let mut missing = container("m", "true");
+    missing.image = Some(pb::ImageSpec {
+        image: "localhost/none:1".into(),
+        ..Default::default()
+    });
+    let e = rt
+        .create_container(pb::CreateContainerRequest {
+            pod_sandbox_id: sb.clone(),
+            config: Some(missing),
+            sandbox_config: Some(config.clone()),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::NotFound, "{e:?}");
+    let e = rt
+        .start_container(pb::StartContainerRequest {
+            container_id: ok.clone(),
+        })
+        .await
+        .unwrap_err();
+    assert_ne!(e.code(), tonic::Code::Ok);
+    // Removing the sandbox removes its containers.
+    rt.remove_pod_sandbox(pb::RemovePodSandboxRequest { pod_sandbox_id: sb })
+        .await
+        .unwrap();
+    let left = rt
+        .list_containers(pb::ListContainersRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .containers;
+    assert!(left.is_empty(), "{left:?}");
+    assert!(s.leftovers().is_empty(), "{:?}", s.leftovers());
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn apply_pods_and_cri_sandboxes_do_not_see_each_other() {
+    let s = Server::start().await;
+    let mut rt = s.runtime().await.unwrap();
+    let (sb, _) = sandbox(&s, &mut rt, "cri-side").await;
+    let manifest = s.path().join("pod.yaml");
+    let name = format!("apply-side-{}", unique());
+    std::fs::write(
+        &manifest,
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  containers:\n  - {{name: c, image: {IMAGE}, command: [sleep, '3600']}}\n"
+        ),
+    )
+    .unwrap();
+    let peapod = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_peapod"))
+            .arg("--config")
+            .arg(&s.config)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = peapod(&["apply", "-f", manifest.to_str().unwrap(), "--wait"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let listed = rt
+        .list_pod_sandbox(pb::ListPodSandboxRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .items;
+    assert_eq!(listed.len(), 1, "the CRI sees apply's pod: {listed:?}");
+    assert_eq!(listed[0].id, sb);
+    let containers = rt
+        .list_containers(pb::ListContainersRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .containers;
+    assert!(containers.is_empty(), "{containers:?}");
+    let out = peapod(&["get", "pods", "-A", "-o", "name"]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("pod/{name}")
+    );
+    assert!(
+        peapod(&["delete", "pod", &name, "--force"])
+            .status
+            .success()
+    );
+    rt.remove_pod_sandbox(pb::RemovePodSandboxRequest { pod_sandbox_id: sb })
+        .await
+        .unwrap();
+    assert!(s.leftovers().is_empty(), "{:?}", s.leftovers());
+}

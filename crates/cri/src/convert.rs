@@ -1,0 +1,443 @@
+//! Between the CRI's protobuf messages and the runtime's CRI-shaped types: field for field,
+//! with a clear `InvalidArgument` naming the field for what the runtime cannot honour.
+
+use std::collections::{BTreeMap, HashMap};
+
+use peapod_runtime as rt;
+use tonic::Status;
+
+use crate::proto as pb;
+
+/// An RFC 3339 time from the runtime as nanoseconds since the epoch (0 when absent).
+pub fn nanos(t: Option<&str>) -> i64 {
+    t.and_then(|s| s.parse::<jiff::Timestamp>().ok())
+        .map_or(0, |t| t.as_nanosecond() as i64)
+}
+
+fn map(m: &HashMap<String, String>) -> BTreeMap<String, String> {
+    m.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+}
+
+fn hash(m: &BTreeMap<String, String>) -> HashMap<String, String> {
+    m.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+}
+
+fn invalid(field: &str, why: impl std::fmt::Display) -> Status {
+    Status::invalid_argument(format!("{field}: {why}"))
+}
+
+/// A namespace mode (`POD`, `CONTAINER`, `NODE`); `TARGET` is refused.
+fn mode(field: &str, m: i32) -> Result<rt::NamespaceMode, Status> {
+    match pb::NamespaceMode::try_from(m) {
+        Ok(pb::NamespaceMode::Pod) => Ok(rt::NamespaceMode::Pod),
+        Ok(pb::NamespaceMode::Container) => Ok(rt::NamespaceMode::Container),
+        Ok(pb::NamespaceMode::Node) => Ok(rt::NamespaceMode::Node),
+        Ok(pb::NamespaceMode::Target) => Err(invalid(
+            field,
+            "namespace mode TARGET is not supported by peapod",
+        )),
+        Err(_) => Err(invalid(field, format!("unknown namespace mode {m}"))),
+    }
+}
+
+fn mode_pb(m: rt::NamespaceMode) -> i32 {
+    match m {
+        rt::NamespaceMode::Pod => pb::NamespaceMode::Pod as i32,
+        rt::NamespaceMode::Container => pb::NamespaceMode::Container as i32,
+        rt::NamespaceMode::Node => pb::NamespaceMode::Node as i32,
+    }
+}
+
+/// `PodSandboxConfig` → the runtime's sandbox config.
+pub fn sandbox_config(c: &pb::PodSandboxConfig) -> Result<rt::SandboxConfig, Status> {
+    let m = c
+        .metadata
+        .as_ref()
+        .ok_or_else(|| invalid("config.metadata", "required"))?;
+    if m.name.is_empty() || m.uid.is_empty() || m.namespace.is_empty() {
+        return Err(invalid(
+            "config.metadata",
+            "name, uid and namespace are required",
+        ));
+    }
+    let linux = c.linux.clone().unwrap_or_default();
+    let ns = linux
+        .security_context
+        .as_ref()
+        .and_then(|s| s.namespace_options.clone())
+        .unwrap_or_default();
+    let namespaces = rt::NamespaceOptions {
+        network: mode(
+            "config.linux.security_context.namespace_options.network",
+            ns.network,
+        )?,
+        pid: mode(
+            "config.linux.security_context.namespace_options.pid",
+            ns.pid,
+        )?,
+        ipc: mode(
+            "config.linux.security_context.namespace_options.ipc",
+            ns.ipc,
+        )?,
+    };
+    let dns = c.dns_config.clone().unwrap_or_default();
+    let mut ports = Vec::new();
+    for (i, p) in c.port_mappings.iter().enumerate() {
+        let protocol = match pb::Protocol::try_from(p.protocol) {
+            Ok(pb::Protocol::Tcp) => "TCP",
+            Ok(pb::Protocol::Udp) => "UDP",
+            Ok(pb::Protocol::Sctp) => "SCTP",
+            Err(_) => {
+                return Err(invalid(
+                    &format!("config.port_mappings[{i}].protocol"),
+                    format!("unknown protocol {}", p.protocol),
+                ));
+            }
+        };
+        ports.push(rt::PortMapping {
+            protocol: protocol.into(),
+            container_port: p.container_port,
+            host_port: p.host_port,
+            host_ip: p.host_ip.clone(),
+        });
+    }
+    Ok(rt::SandboxConfig {
+        metadata: rt::SandboxMetadata {
+            name: m.name.clone(),
+            uid: m.uid.clone(),
+            namespace: m.namespace.clone(),
+            attempt: m.attempt,
+        },
+        hostname: c.hostname.clone(),
+        log_directory: c.log_directory.clone().into(),
+        dns: rt::DnsConfig {
+            servers: dns.servers,
+            searches: dns.searches,
+            options: dns.options,
+        },
+        port_mappings: ports,
+        labels: map(&c.labels),
+        annotations: map(&c.annotations),
+        cgroup_parent: linux.cgroup_parent,
+        namespaces,
+    })
+}
+
+fn sandbox_state(s: rt::SandboxState) -> i32 {
+    match s {
+        rt::SandboxState::Ready => pb::PodSandboxState::SandboxReady as i32,
+        rt::SandboxState::NotReady => pb::PodSandboxState::SandboxNotready as i32,
+    }
+}
+
+fn sandbox_metadata(m: &rt::SandboxMetadata) -> pb::PodSandboxMetadata {
+    pb::PodSandboxMetadata {
+        name: m.name.clone(),
+        uid: m.uid.clone(),
+        namespace: m.namespace.clone(),
+        attempt: m.attempt,
+    }
+}
+
+/// The runtime's sandbox status → `PodSandboxStatus`.
+pub fn sandbox_status(s: &rt::SandboxStatus) -> pb::PodSandboxStatus {
+    let network =
+        (s.namespaces.network != rt::NamespaceMode::Node).then(|| pb::PodSandboxNetworkStatus {
+            ip: s.ip.clone().unwrap_or_default(),
+            additional_ips: s
+                .additional_ips
+                .iter()
+                .map(|ip| pb::PodIp { ip: ip.clone() })
+                .collect(),
+        });
+    pb::PodSandboxStatus {
+        id: s.id.clone(),
+        metadata: Some(sandbox_metadata(&s.metadata)),
+        state: sandbox_state(s.state),
+        created_at: nanos(Some(&s.created_at)),
+        network,
+        linux: Some(pb::LinuxPodSandboxStatus {
+            namespaces: Some(pb::Namespace {
+                options: Some(pb::NamespaceOption {
+                    network: mode_pb(s.namespaces.network),
+                    pid: mode_pb(s.namespaces.pid),
+                    ipc: mode_pb(s.namespaces.ipc),
+                    ..Default::default()
+                }),
+            }),
+        }),
+        labels: hash(&s.labels),
+        annotations: hash(&s.annotations),
+        runtime_handler: String::new(),
+    }
+}
+
+/// The runtime's sandbox status → `PodSandbox` (a list entry).
+pub fn sandbox(s: &rt::SandboxStatus) -> pb::PodSandbox {
+    pb::PodSandbox {
+        id: s.id.clone(),
+        metadata: Some(sandbox_metadata(&s.metadata)),
+        state: sandbox_state(s.state),
+        created_at: nanos(Some(&s.created_at)),
+        labels: hash(&s.labels),
+        annotations: hash(&s.annotations),
+        runtime_handler: String::new(),
+    }
+}
+
+/// `PodSandboxFilter` → the runtime's.
+pub fn sandbox_filter(f: Option<&pb::PodSandboxFilter>) -> rt::SandboxFilter {
+    let Some(f) = f else {
+        return rt::SandboxFilter::default();
+    };
+    rt::SandboxFilter {
+        id: Some(f.id.clone()).filter(|s| !s.is_empty()),
+        state: f.state.as_ref().map(|s| {
+            if s.state == pb::PodSandboxState::SandboxReady as i32 {
+                rt::SandboxState::Ready
+            } else {
+                rt::SandboxState::NotReady
+            }
+        }),
+        label_selector: map(&f.label_selector),
+    }
+}
+
+/// `ContainerFilter` → the runtime's.
+pub fn container_filter(f: Option<&pb::ContainerFilter>) -> rt::ContainerFilter {
+    let Some(f) = f else {
+        return rt::ContainerFilter::default();
+    };
+    rt::ContainerFilter {
+        id: Some(f.id.clone()).filter(|s| !s.is_empty()),
+        state: f.state.as_ref().map(|s| container_state_from(s.state)),
+        pod_sandbox_id: Some(f.pod_sandbox_id.clone()).filter(|s| !s.is_empty()),
+        label_selector: map(&f.label_selector),
+    }
+}
+
+fn container_state_from(s: i32) -> rt::ContainerState {
+    match pb::ContainerState::try_from(s) {
+        Ok(pb::ContainerState::ContainerCreated) => rt::ContainerState::Created,
+        Ok(pb::ContainerState::ContainerRunning) => rt::ContainerState::Running,
+        Ok(pb::ContainerState::ContainerExited) => rt::ContainerState::Exited,
+        _ => rt::ContainerState::Unknown,
+    }
+}
+
+fn container_state(s: rt::ContainerState) -> i32 {
+    match s {
+        rt::ContainerState::Created => pb::ContainerState::ContainerCreated as i32,
+        rt::ContainerState::Running => pb::ContainerState::ContainerRunning as i32,
+        rt::ContainerState::Exited => pb::ContainerState::ContainerExited as i32,
+        rt::ContainerState::Unknown => pb::ContainerState::ContainerUnknown as i32,
+    }
+}
+
+fn signal_name(s: i32) -> Option<String> {
+    let name = pb::Signal::try_from(s).ok()?.as_str_name();
+    (name != "RUNTIME_DEFAULT").then(|| name.to_string())
+}
+
+/// `ContainerConfig` → the runtime's container config.
+pub fn container_config(c: &pb::ContainerConfig) -> Result<rt::ContainerConfig, Status> {
+    let m = c
+        .metadata
+        .as_ref()
+        .ok_or_else(|| invalid("config.metadata", "required"))?;
+    if m.name.is_empty() {
+        return Err(invalid("config.metadata.name", "required"));
+    }
+    let image = c
+        .image
+        .as_ref()
+        .map(|i| i.image.clone())
+        .filter(|i| !i.is_empty())
+        .ok_or_else(|| invalid("config.image.image", "required"))?;
+    if c.tty || c.stdin {
+        return Err(invalid(
+            "config.tty/stdin",
+            "containers with a terminal or standard input are not supported by peapod yet",
+        ));
+    }
+    if !c.devices.is_empty() || !c.cdi_devices.is_empty() {
+        return Err(invalid(
+            "config.devices",
+            "devices are not supported by peapod yet",
+        ));
+    }
+    let mut mounts = Vec::new();
+    for (i, mt) in c.mounts.iter().enumerate() {
+        if mt.propagation != pb::MountPropagation::PropagationPrivate as i32 {
+            return Err(invalid(
+                &format!("config.mounts[{i}].propagation"),
+                "only private propagation is supported by peapod yet",
+            ));
+        }
+        if mt.image.is_some() || !mt.uid_mappings.is_empty() || !mt.gid_mappings.is_empty() {
+            return Err(invalid(
+                &format!("config.mounts[{i}]"),
+                "image volumes and ID-mapped mounts are not supported by peapod",
+            ));
+        }
+        mounts.push(rt::Mount {
+            container_path: mt.container_path.clone(),
+            host_path: mt.host_path.clone().into(),
+            readonly: mt.readonly,
+        });
+    }
+    let mut envs = Vec::new();
+    for (i, kv) in c.envs.iter().enumerate() {
+        let value = String::from_utf8(kv.value.clone()).map_err(|_| {
+            invalid(
+                &format!("config.envs[{i}].value"),
+                format!("{:?} is not UTF-8", kv.key),
+            )
+        })?;
+        envs.push((kv.key.clone(), value));
+    }
+    let linux = c.linux.clone().unwrap_or_default();
+    let res = linux.resources.unwrap_or_default();
+    let sc = linux.security_context.unwrap_or_default();
+    let caps = sc.capabilities.unwrap_or_default();
+    let ns = sc.namespace_options.unwrap_or_default();
+    // The runtime's CPU quota is per 100 ms period.
+    let cpu_quota = (res.cpu_quota > 0).then(|| {
+        let period = if res.cpu_period > 0 {
+            res.cpu_period
+        } else {
+            100_000
+        };
+        res.cpu_quota * 100_000 / period
+    });
+    Ok(rt::ContainerConfig {
+        metadata: rt::ContainerMetadata {
+            name: m.name.clone(),
+            attempt: m.attempt,
+        },
+        image,
+        command: c.command.clone(),
+        args: c.args.clone(),
+        working_dir: c.working_dir.clone(),
+        envs,
+        mounts,
+        labels: map(&c.labels),
+        annotations: map(&c.annotations),
+        log_path: c.log_path.clone(),
+        resources: rt::Resources {
+            memory_limit_in_bytes: (res.memory_limit_in_bytes > 0)
+                .then_some(res.memory_limit_in_bytes),
+            cpu_quota,
+            cpu_shares: (res.cpu_shares > 0).then_some(res.cpu_shares as u64),
+        },
+        security: rt::SecurityContext {
+            privileged: sc.privileged,
+            add_capabilities: caps.add_capabilities,
+            drop_capabilities: caps.drop_capabilities,
+            run_as_user: sc.run_as_user.map(|v| v.value),
+            run_as_username: Some(sc.run_as_username).filter(|u| !u.is_empty()),
+            run_as_group: sc.run_as_group.map(|v| v.value),
+            supplemental_groups: sc.supplemental_groups,
+            readonly_rootfs: sc.readonly_rootfs,
+            no_new_privs: sc.no_new_privs,
+            pid_namespace: mode(
+                "config.linux.security_context.namespace_options.pid",
+                ns.pid,
+            )?,
+        },
+        stop_signal: signal_name(c.stop_signal),
+    })
+}
+
+fn container_metadata(m: &rt::ContainerMetadata) -> pb::ContainerMetadata {
+    pb::ContainerMetadata {
+        name: m.name.clone(),
+        attempt: m.attempt,
+    }
+}
+
+/// The runtime's container status → `ContainerStatus`; `image_id` is the image's ID.
+pub fn container_status(s: &rt::ContainerStatus, image_id: &str) -> pb::ContainerStatus {
+    pb::ContainerStatus {
+        id: s.id.clone(),
+        metadata: Some(container_metadata(&s.metadata)),
+        state: container_state(s.state),
+        created_at: nanos(Some(&s.created_at)),
+        started_at: nanos(s.started_at.as_deref()),
+        finished_at: nanos(s.finished_at.as_deref()),
+        exit_code: s.exit_code,
+        image: Some(pb::ImageSpec {
+            image: s.image.clone(),
+            ..Default::default()
+        }),
+        image_ref: s.image_ref.clone(),
+        reason: s.reason.clone(),
+        message: s.message.clone(),
+        labels: hash(&s.labels),
+        annotations: hash(&s.annotations),
+        mounts: s
+            .mounts
+            .iter()
+            .map(|m| pb::Mount {
+                container_path: m.container_path.clone(),
+                host_path: m.host_path.display().to_string(),
+                readonly: m.readonly,
+                ..Default::default()
+            })
+            .collect(),
+        log_path: s.log_path.display().to_string(),
+        image_id: image_id.to_string(),
+        ..Default::default()
+    }
+}
+
+/// The runtime's container status → `Container` (a list entry).
+pub fn container(s: &rt::ContainerStatus, image_id: &str) -> pb::Container {
+    pb::Container {
+        id: s.id.clone(),
+        pod_sandbox_id: s.sandbox_id.clone(),
+        metadata: Some(container_metadata(&s.metadata)),
+        image: Some(pb::ImageSpec {
+            image: s.image.clone(),
+            ..Default::default()
+        }),
+        image_ref: s.image_ref.clone(),
+        state: container_state(s.state),
+        created_at: nanos(Some(&s.created_at)),
+        labels: hash(&s.labels),
+        annotations: hash(&s.annotations),
+        image_id: image_id.to_string(),
+    }
+}
+
+/// The runtime's image → `Image`.
+pub fn image(i: &rt::ImageInfo) -> pb::Image {
+    pb::Image {
+        id: i.id.clone(),
+        repo_tags: i.repo_tags.clone(),
+        repo_digests: i.repo_digests.clone(),
+        size: i.size,
+        uid: i.uid.map(|value| pb::Int64Value { value }),
+        username: i.username.clone(),
+        spec: Some(pb::ImageSpec {
+            image: i.id.clone(),
+            ..Default::default()
+        }),
+        pinned: false,
+    }
+}
+
+/// `AuthConfig` → the runtime's.
+pub fn auth(a: &pb::AuthConfig) -> rt::AuthConfig {
+    rt::AuthConfig {
+        username: a.username.clone(),
+        password: a.password.clone(),
+        auth: a.auth.clone(),
+        server_address: a.server_address.clone(),
+        identity_token: a.identity_token.clone(),
+    }
+}
+
+#[cfg(test)]
+#[path = "convert_tests.rs"]
+mod tests;

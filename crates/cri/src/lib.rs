@@ -1,0 +1,77 @@
+//! peapod's CRI v1 server: the Kubernetes Container Runtime Interface's `RuntimeService` and
+//! `ImageService` over gRPC on a unix socket, so that a kubelet (or `crictl`) drives peapod.
+//!
+//! The gRPC code is generated at build time from the upstream `api.proto`
+//! (`proto/runtime/v1`, k8s.io/cri-api v0.36.3). Each handler is a thin conversion onto the
+//! runtime's own CRI traits ([`peapod_runtime::RuntimeService`],
+//! [`peapod_runtime::ImageService`]), the same ones the pod controller uses; RPCs peapod
+//! does not serve yet answer `Unimplemented`. Every failed RPC is logged, one line each.
+
+pub mod convert;
+mod image_service;
+mod runtime_service;
+mod serve;
+
+pub use serve::{ServeError, serve};
+
+use std::sync::Arc;
+
+use tonic::Status;
+
+/// The generated CRI messages, clients and servers (`runtime.v1`).
+pub mod proto {
+    #![allow(missing_docs, clippy::all)]
+    tonic::include_proto!("runtime.v1");
+}
+
+/// What the server serves: both CRI traits.
+pub trait Backend: peapod_runtime::RuntimeService + peapod_runtime::ImageService {}
+
+impl<T: peapod_runtime::RuntimeService + peapod_runtime::ImageService> Backend for T {}
+
+/// The CRI services over one backend.
+pub struct Cri<R> {
+    rt: Arc<R>,
+}
+
+impl<R: Backend> Cri<R> {
+    /// The services over `rt`.
+    pub fn new(rt: Arc<R>) -> Cri<R> {
+        Cri { rt }
+    }
+
+    /// Runs a handler's body, logging its failure (one line: the method and the error).
+    async fn logged<T>(
+        &self,
+        method: &'static str,
+        body: impl std::future::Future<Output = Result<T, Status>>,
+    ) -> Result<tonic::Response<T>, Status> {
+        match body.await {
+            Ok(v) => Ok(tonic::Response::new(v)),
+            Err(s) => {
+                tracing::warn!(method, code = ?s.code(), "{}", s.message());
+                Err(s)
+            }
+        }
+    }
+
+    /// The ID of image `name` (empty when the store no longer has it).
+    fn image_id(&self, name: &str) -> String {
+        self.rt
+            .image_status(name)
+            .ok()
+            .flatten()
+            .map(|i| i.id)
+            .unwrap_or_default()
+    }
+}
+
+/// The gRPC status of a runtime error.
+pub(crate) fn status_of(e: peapod_runtime::Error) -> Status {
+    use peapod_runtime::Error as E;
+    match &e {
+        _ if e.is_not_found() => Status::not_found(e.to_string()),
+        E::State(_) | E::PortInUse(_) => Status::failed_precondition(e.to_string()),
+        _ => Status::unknown(e.to_string()),
+    }
+}
