@@ -254,12 +254,6 @@ pub fn container_config(c: &pb::ContainerConfig) -> Result<rt::ContainerConfig, 
         .map(|i| i.image.clone())
         .filter(|i| !i.is_empty())
         .ok_or_else(|| invalid("config.image.image", "required"))?;
-    if c.tty || c.stdin {
-        return Err(invalid(
-            "config.tty/stdin",
-            "containers with a terminal or standard input are not supported by peapod yet",
-        ));
-    }
     if !c.devices.is_empty() || !c.cdi_devices.is_empty() {
         return Err(invalid(
             "config.devices",
@@ -346,6 +340,9 @@ pub fn container_config(c: &pb::ContainerConfig) -> Result<rt::ContainerConfig, 
             )?,
         },
         stop_signal: signal_name(c.stop_signal),
+        tty: c.tty,
+        stdin: c.stdin,
+        stdin_once: c.stdin_once,
     })
 }
 

@@ -105,13 +105,14 @@ fn what_cannot_be_honoured_is_refused_by_field() {
             ..Default::default()
         }),
         tty: true,
+        stdin: true,
+        stdin_once: true,
         ..Default::default()
     };
+    let c = container_config(&tty).unwrap();
     assert!(
-        container_config(&tty)
-            .unwrap_err()
-            .message()
-            .starts_with("config.tty/stdin")
+        c.tty && c.stdin && c.stdin_once,
+        "terminals and input are kept"
     );
     let bad_env = pb::ContainerConfig {
         envs: vec![pb::KeyValue {

@@ -299,6 +299,20 @@ impl Store {
         Ok(img)
     }
 
+    /// Removes every name of the image `id` (all its tags and digest references) from the
+    /// index; returns what was removed.
+    pub fn remove_id(&self, id: &Digest) -> Result<Vec<Image>> {
+        let _lock = self.lock()?;
+        let mut index = self.read_index()?;
+        let (gone, kept): (BTreeMap<_, _>, BTreeMap<_, _>) =
+            index.into_iter().partition(|(_, i)| i.config_digest == *id);
+        index = kept;
+        if !gone.is_empty() {
+            self.write_index(&index)?;
+        }
+        Ok(gone.into_values().collect())
+    }
+
     /// Removes every image not named in `keep`, then every blob, snapshot and temporary file
     /// no remaining image needs. Snapshots that a mounted overlay still uses (a container
     /// of an image removed with `--force`) stay.
@@ -429,24 +443,6 @@ impl Store {
             out.push(self.ensure_snapshot(&image.layers[i], &image.diff_ids[i], id)?);
         }
         Ok(out)
-    }
-
-    /// The content of the regular file at `path` (relative, e.g. `etc/passwd`) in `image`'s
-    /// file system as its layers stack up: the topmost layer that has it, unless a higher
-    /// layer deleted it (a whiteout). `None` when the image has no such file.
-    pub fn read_image_file(&self, image: &Image, path: &str) -> Result<Option<Vec<u8>>> {
-        use std::os::unix::fs::FileTypeExt;
-        for layer in self.snapshots(image)?.iter().rev() {
-            let p = layer.join(path);
-            match fs::symlink_metadata(&p) {
-                Ok(m) if m.file_type().is_char_device() => return Ok(None),
-                Ok(m) if m.is_file() => return fs::read(&p).map(Some).at("reading", &p),
-                Ok(_) => return Ok(None),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(e).at("reading", &p),
-            }
-        }
-        Ok(None)
     }
 
     /// The snapshot of `layer` (chain ID `chain_id`), unpacked now unless it already is.

@@ -159,9 +159,9 @@ fn millicores(q: &str) -> Option<u64> {
 }
 
 /// The kubelet's `verifyRunAsNonRoot`: with `runAsNonRoot` (the container's, else the
-/// pod's), a container that would run as root is refused. The image's user is `image_uid`,
-/// or the name `image_username` when it is not a known UID; an image with neither runs as
-/// root.
+/// pod's), a container that would run as root is refused. The image's user is `image_uid`
+/// when it is a number, else the name `image_username`, which cannot be checked and is
+/// refused; an image with neither runs as root.
 pub fn verify_run_as_non_root(
     pod: &DefaultedPod,
     c: &Container,
@@ -340,6 +340,9 @@ pub fn container_config(
         resources,
         security,
         stop_signal: c.lifecycle.as_ref().and_then(|l| l.stop_signal.clone()),
+        tty: c.tty == Some(true),
+        stdin: c.stdin == Some(true),
+        stdin_once: c.stdin_once == Some(true),
     })
 }
 

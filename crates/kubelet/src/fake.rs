@@ -418,6 +418,24 @@ impl RuntimeService for FakeRuntime {
         })
     }
 
+    async fn exec_streams(
+        &self,
+        _id: &str,
+        _cmd: Vec<String>,
+        _tty: bool,
+        _stdin: bool,
+    ) -> Result<peapod_runtime::StreamSession> {
+        Err(Error::State("the pod controller opens no sessions".into()))
+    }
+
+    async fn attach_streams(
+        &self,
+        _id: &str,
+        _stdin: bool,
+    ) -> Result<peapod_runtime::StreamSession> {
+        Err(Error::State("the pod controller opens no sessions".into()))
+    }
+
     fn container_events(&self) -> broadcast::Receiver<ContainerEvent> {
         self.events.subscribe()
     }

@@ -31,6 +31,25 @@ pub struct Stdio {
     pub stderr: OwnedFd,
 }
 
+/// How a container's init process gets its standard streams.
+#[derive(Debug)]
+pub enum Streams {
+    /// These descriptors.
+    Pipes(Stdio),
+    /// A pseudo-terminal allocated inside the container (the spec must ask for a
+    /// terminal); its master end is returned.
+    Terminal,
+}
+
+/// A container created by [`Executor::create`].
+#[derive(Debug)]
+pub struct Created {
+    /// Its init PID (a child of the caller, reaped with `__WALL`).
+    pub pid: i32,
+    /// The master end of its terminal, with [`Streams::Terminal`].
+    pub pty: Option<OwnedFd>,
+}
+
 /// A process to run inside a running container (`exec`).
 #[derive(Debug)]
 pub struct ExecRequest {
@@ -59,9 +78,9 @@ pub struct ExecProcess {
 /// Creates, starts and deletes containers. CRI semantics: delete of a missing container
 /// succeeds.
 pub trait Executor {
-    /// Creates the container described by `bundle/config.json`; returns its init PID. The
-    /// process waits for [`Executor::start`] before running the container's program.
-    fn create(&self, id: &str, bundle: &Path, stdio: Stdio) -> Result<i32>;
+    /// Creates the container described by `bundle/config.json`. Its init process waits
+    /// for [`Executor::start`] before running the container's program.
+    fn create(&self, id: &str, bundle: &Path, streams: Streams) -> Result<Created>;
     /// Lets the created container run its program.
     fn start(&self, id: &str) -> Result<()>;
     /// Removes what the executor keeps for a stopped container (state, cgroup).
@@ -120,32 +139,55 @@ fn dev_null() -> Result<OwnedFd> {
 }
 
 impl Executor for Libcontainer {
-    fn create(&self, id: &str, bundle: &Path, stdio: Stdio) -> Result<i32> {
+    fn create(&self, id: &str, bundle: &Path, streams: Streams) -> Result<Created> {
         std::fs::create_dir_all(&self.state_root)
             .map_err(crate::io("creating", &self.state_root))?;
-        let stdin = match stdio.stdin {
-            Some(fd) => fd,
-            None => dev_null()?,
-        };
-        let container = ContainerBuilder::new(id.to_string(), SyscallType::Linux)
+        let mut b = ContainerBuilder::new(id.to_string(), SyscallType::Linux)
             .with_root_path(&self.state_root)
-            .map_err(|e| failed("create", id, e))?
-            .with_stdin(stdin)
-            .with_stdout(stdio.stdout)
-            .with_stderr(stdio.stderr)
+            .map_err(|e| failed("create", id, e))?;
+        let console = match streams {
+            Streams::Pipes(stdio) => {
+                let stdin = match stdio.stdin {
+                    Some(fd) => fd,
+                    None => dev_null()?,
+                };
+                b = b
+                    .with_stdin(stdin)
+                    .with_stdout(stdio.stdout)
+                    .with_stderr(stdio.stderr);
+                None
+            }
+            Streams::Terminal => {
+                let console = Console::new(&self.state_root)?;
+                b = b.with_console_socket(Some(console.path()));
+                Some(console)
+            }
+        };
+        let container = b
             .as_init(bundle)
             .with_systemd(false)
             .with_detach(true)
             .build()
             .map_err(|e| failed("create", id, e))?;
-        container
+        let pid = container
             .pid()
             .map(|p| p.as_raw())
             .ok_or_else(|| Error::Runtime {
                 op: "create",
                 id: id.into(),
                 message: "no init pid".into(),
-            })
+            })?;
+        let pty = console.map(|c| c.receive()).transpose();
+        match pty {
+            Ok(pty) => Ok(Created { pid, pty }),
+            Err(e) => {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+                Err(e)
+            }
+        }
     }
 
     fn start(&self, id: &str) -> Result<()> {
@@ -186,12 +228,10 @@ impl Executor for Libcontainer {
             let mut b = ContainerBuilder::new(id.to_string(), SyscallType::Linux)
                 .with_root_path(&self.state_root)
                 .map_err(|e| failed("exec", id, e))?;
-            let sock = dir.join("console.sock");
-            let listener = if req.tty {
-                let l = std::os::unix::net::UnixListener::bind(&sock)
-                    .map_err(crate::io("binding", &sock))?;
-                b = b.with_console_socket(Some(&sock));
-                Some(l)
+            let console = if req.tty {
+                let console = Console::new(&self.state_root)?;
+                b = b.with_console_socket(Some(console.path()));
+                Some(console)
             } else {
                 if let Some(stdio) = req.stdio {
                     if let Some(i) = stdio.stdin {
@@ -207,23 +247,7 @@ impl Executor for Libcontainer {
                 .with_detach(true)
                 .build()
                 .map_err(|e| failed("exec", id, e))?;
-            let pty = match listener {
-                None => None,
-                // The process sent the master before it ran its program, and `build`
-                // returns only once it has: the connection is already queued.
-                Some(listener) => {
-                    listener
-                        .set_nonblocking(true)
-                        .map_err(crate::io("polling", &sock))?;
-                    let (conn, _) = listener
-                        .accept()
-                        .map_err(crate::io("accepting the terminal from", &sock))?;
-                    Some(
-                        receive_fd(&conn)
-                            .map_err(crate::io("receiving the terminal from", &sock))?,
-                    )
-                }
-            };
+            let pty = console.map(|c| c.receive()).transpose()?;
             Ok(ExecProcess {
                 pid: pid.as_raw(),
                 pty,
@@ -233,6 +257,75 @@ impl Executor for Libcontainer {
         // libcontainer leaves its link to the console socket in the container's directory.
         let _ = std::fs::remove_file(self.state_root.join(id).join("console-socket"));
         result
+    }
+}
+
+/// A socket a container process sends its terminal's master end to.
+struct Console {
+    listener: std::os::unix::net::UnixListener,
+    path: PathBuf,
+    /// Removed with the console.
+    own_dir: Option<PathBuf>,
+}
+
+impl Console {
+    /// A console socket at `path`.
+    fn bind(path: PathBuf) -> Result<Console> {
+        let listener =
+            std::os::unix::net::UnixListener::bind(&path).map_err(crate::io("binding", &path))?;
+        Ok(Console {
+            listener,
+            path,
+            own_dir: None,
+        })
+    }
+
+    /// A console socket in a directory of its own: under `root`, or under the temporary
+    /// directory when that path would be too long for a socket.
+    fn new(root: &Path) -> Result<Console> {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static N: AtomicU32 = AtomicU32::new(0);
+        let name = format!(
+            ".console-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        );
+        let mut dir = root.join(&name);
+        // sun_path holds 108 bytes with the final NUL.
+        if dir.join("console.sock").as_os_str().len() > 100 {
+            dir = std::env::temp_dir().join(format!("peapod{name}"));
+        }
+        std::fs::create_dir_all(&dir).map_err(crate::io("creating", &dir))?;
+        let mut c = Console::bind(dir.join("console.sock"))?;
+        c.own_dir = Some(dir);
+        Ok(c)
+    }
+
+    fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The master end the process sent. It was sent before the process went on (to wait
+    /// for start, or to run its program), and the builder returns only after that: the
+    /// connection is already queued.
+    fn receive(self) -> Result<OwnedFd> {
+        self.listener
+            .set_nonblocking(true)
+            .map_err(crate::io("polling", &self.path))?;
+        let (conn, _) = self
+            .listener
+            .accept()
+            .map_err(crate::io("accepting the terminal from", &self.path))?;
+        receive_fd(&conn).map_err(crate::io("receiving the terminal from", &self.path))
+    }
+}
+
+impl Drop for Console {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+        if let Some(d) = &self.own_dir {
+            let _ = std::fs::remove_dir_all(d);
+        }
     }
 }
 

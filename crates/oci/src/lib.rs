@@ -11,7 +11,7 @@ pub mod mount;
 pub mod ns;
 pub mod spec;
 
-pub use executor::{ExecProcess, ExecRequest, Executor, Libcontainer, Stdio};
+pub use executor::{Created, ExecProcess, ExecRequest, Executor, Libcontainer, Stdio, Streams};
 pub use spec::{ContainerSpec, MountSpec, NamespaceSpec, NsKind};
 
 use std::path::PathBuf;

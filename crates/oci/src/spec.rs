@@ -115,6 +115,8 @@ pub struct ContainerSpec {
     pub additional_gids: Vec<u32>,
     /// Host name, set only when the UTS namespace is new.
     pub hostname: Option<String>,
+    /// Give the process a terminal (its master end goes to the creator).
+    pub terminal: bool,
     /// Namespaces; any kind not listed is the host's.
     pub namespaces: Vec<NamespaceSpec>,
     /// Mounts beyond the standard /proc, /dev, /sys set.
@@ -275,7 +277,7 @@ pub fn build(c: &ContainerSpec) -> Result<Spec> {
         user = user.additional_gids(c.additional_gids.clone());
     }
     let process = ProcessBuilder::default()
-        .terminal(false)
+        .terminal(c.terminal)
         .user(user.build().map_err(e)?)
         .args(c.args.clone())
         .env(c.env.clone())

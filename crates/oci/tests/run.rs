@@ -6,7 +6,8 @@ use std::os::fd::{AsFd, OwnedFd};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 use peapod_oci::{
-    ContainerSpec, Executor, Libcontainer, MountSpec, NamespaceSpec, NsKind, Stdio, mount, ns,
+    ContainerSpec, Executor, Libcontainer, MountSpec, NamespaceSpec, NsKind, Stdio, Streams, mount,
+    ns,
 };
 
 #[test]
@@ -83,13 +84,14 @@ fn runs_busybox_in_a_pinned_netns() {
         .create(
             &id,
             &bundle,
-            Stdio {
+            Streams::Pipes(Stdio {
                 stdin: None,
                 stdout: w,
                 stderr: w2,
-            },
+            }),
         )
-        .unwrap();
+        .unwrap()
+        .pid;
     let pidfd = ns::pidfd_open(pid).unwrap();
     exec.start(&id).unwrap();
     let mut out = String::new();

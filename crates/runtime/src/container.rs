@@ -1,17 +1,19 @@
 //! CreateContainer, StartContainer, StopContainer, RemoveContainer, ContainerStatus,
 //! ListContainers, and the watcher that learns of a container's exit.
 
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use nix::sys::signal::{Signal, kill};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
-use peapod_oci::{Stdio, mount, ns};
+use peapod_oci::{Stdio, Streams, mount, ns};
 use tokio::io::unix::AsyncFd;
 use tokio::sync::watch;
 
 use crate::records::{self, ContainerRecord};
+use crate::stdio::{ContainerStreams, OutputStream};
 use crate::types::*;
 use crate::{Error, Result, Runtime, io, new_id, now, resolve_id};
 
@@ -49,8 +51,14 @@ impl Runtime {
                 &id,
             )?;
             peapod_oci::spec::write_bundle(&dir.join("bundle"), &spec)?;
-            let log_path = sb.config.log_directory.join(&config.log_path);
-            if let Some(parent) = log_path.parent() {
+            // Without a log directory and path the output is not kept, as CRI runtimes do.
+            let log_path =
+                if sb.config.log_directory.as_os_str().is_empty() || config.log_path.is_empty() {
+                    PathBuf::new()
+                } else {
+                    sb.config.log_directory.join(&config.log_path)
+                };
+            if let Some(parent) = log_path.parent().filter(|p| !p.as_os_str().is_empty()) {
                 std::fs::create_dir_all(parent).map_err(io("creating", parent))?;
             }
             let index = self.sandbox_index(&sandbox_id);
@@ -106,32 +114,26 @@ impl Runtime {
                 rec.status.state
             )));
         }
+        let log_path = match rec.status.log_path.as_os_str().is_empty() {
+            true => Path::new("/dev/null"),
+            false => rec.status.log_path.as_path(),
+        };
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(&rec.status.log_path)
-            .map_err(io("opening log", &rec.status.log_path))?;
+            .open(log_path)
+            .map_err(io("opening log", log_path))?;
         let log = Arc::new(Mutex::new(log));
-        let (out_r, out_w) = crate::exec::pipe()?;
-        let (err_r, err_w) = crate::exec::pipe()?;
-        let copiers = vec![
-            tokio::spawn(crate::logs::copy(out_r, "stdout", log.clone())),
-            tokio::spawn(crate::logs::copy(err_r, "stderr", log)),
-        ];
-        let started = (|| -> Result<i32> {
-            let stdio = Stdio {
-                stdin: None,
-                stdout: out_w,
-                stderr: err_w,
-            };
-            let pid = self.exec.create(&id, &dir.join("bundle"), stdio)?;
-            self.watch_exit_with_logs(&id, &rec.status.sandbox_id, pid, copiers)?;
-            if let Err(e) = self.exec.start(&id) {
-                let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
-                return Err(e.into());
-            }
-            Ok(pid)
-        })();
+        let sandbox_id = rec.status.sandbox_id.clone();
+        let started = self
+            .create_with_streams(&id, &sandbox_id, &dir, &rec.config, log)
+            .and_then(|pid| {
+                if let Err(e) = self.exec.start(&id) {
+                    let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+                    return Err(e.into());
+                }
+                Ok(pid)
+            });
         match started {
             Ok(pid) => {
                 rec.status.state = ContainerState::Running;
@@ -155,6 +157,87 @@ impl Runtime {
                 Err(e)
             }
         }
+    }
+
+    /// Creates container `id`'s process with its streams: pipes (or a terminal) whose
+    /// output goes to `log` and to attached readers, and, with `stdin`, an input attached
+    /// writers reach. Watches its exit. Returns its PID.
+    fn create_with_streams(
+        &self,
+        id: &str,
+        sandbox_id: &str,
+        dir: &Path,
+        config: &ContainerConfig,
+        log: Arc<Mutex<std::fs::File>>,
+    ) -> Result<i32> {
+        let (stdin_r, stdin_w) = match config.stdin && !config.tty {
+            true => {
+                let (r, w) = crate::exec::pipe()?;
+                (Some(r), Some(w))
+            }
+            false => (None, None),
+        };
+        let bundle = dir.join("bundle");
+        let (created, copiers, streams) = if config.tty {
+            let created = self.exec.create(id, &bundle, Streams::Terminal)?;
+            let master = created.pty.as_ref().map(|m| m.try_clone());
+            let master = match master {
+                Some(Ok(m)) => m,
+                _ => {
+                    let _ = kill(Pid::from_raw(created.pid), Signal::SIGKILL);
+                    return Err(Error::State("the container's terminal was lost".into()));
+                }
+            };
+            let pty = created.pty.map(Arc::new);
+            let stdin = match config.stdin {
+                true => pty.as_deref().and_then(|m| m.try_clone().ok()),
+                false => None,
+            };
+            let (streams, output) = ContainerStreams::new(stdin, config.stdin_once, pty);
+            let copier = tokio::spawn(crate::logs::copy(
+                master,
+                OutputStream::Stdout,
+                log,
+                Some(output),
+            ));
+            (created.pid, vec![copier], streams)
+        } else {
+            let (out_r, out_w) = crate::exec::pipe()?;
+            let (err_r, err_w) = crate::exec::pipe()?;
+            let stdio = Stdio {
+                stdin: stdin_r,
+                stdout: out_w,
+                stderr: err_w,
+            };
+            let created = self.exec.create(id, &bundle, Streams::Pipes(stdio))?;
+            let (streams, output) = ContainerStreams::new(stdin_w, config.stdin_once, None);
+            let copiers = vec![
+                tokio::spawn(crate::logs::copy(
+                    out_r,
+                    OutputStream::Stdout,
+                    log.clone(),
+                    Some(output.clone()),
+                )),
+                tokio::spawn(crate::logs::copy(
+                    err_r,
+                    OutputStream::Stderr,
+                    log,
+                    Some(output),
+                )),
+            ];
+            (created.pid, copiers, streams)
+        };
+        self.live
+            .lock()
+            .unwrap()
+            .streams
+            .insert(id.to_string(), streams);
+        if let Err(e) = self.watch_exit_with_logs(id, sandbox_id, created, copiers) {
+            let _ = kill(Pid::from_raw(created), Signal::SIGKILL);
+            self.live.lock().unwrap().streams.remove(id);
+            return Err(e);
+        }
+        Ok(created)
     }
 
     pub(crate) fn watch_exit(&self, id: &str, sandbox_id: &str, pid: i32) -> Result<()> {
@@ -192,6 +275,9 @@ impl Runtime {
                     let _ = tokio::time::timeout(Duration::from_secs(2), c).await;
                 }
                 rt.container_exited(&id, status);
+                if let Some(s) = rt.live.lock().unwrap().streams.remove(&id) {
+                    s.end();
+                }
             }
             let _ = tx.send(true);
         });

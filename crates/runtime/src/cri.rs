@@ -13,6 +13,7 @@ use std::time::Duration;
 use tokio::sync::broadcast;
 
 use crate::Result;
+use crate::stdio::StreamSession;
 use crate::types::*;
 
 /// CRI `RuntimeService`: sandboxes and containers.
@@ -73,6 +74,24 @@ pub trait RuntimeService: Send + Sync + 'static {
         cmd: Vec<String>,
         timeout: Duration,
     ) -> impl Future<Output = Result<ExecSyncResult>> + Send;
+
+    /// `Exec`: starts `cmd` in running container `id` with a terminal or pipes, and with an
+    /// input when `stdin`; the session ends with its exit code.
+    fn exec_streams(
+        &self,
+        id: &str,
+        cmd: Vec<String>,
+        tty: bool,
+        stdin: bool,
+    ) -> impl Future<Output = Result<StreamSession>> + Send;
+
+    /// `Attach`: connects to running container `id`'s streams (its input too when `stdin`
+    /// and it keeps one open); the session ends when the container exits.
+    fn attach_streams(
+        &self,
+        id: &str,
+        stdin: bool,
+    ) -> impl Future<Output = Result<StreamSession>> + Send;
 
     /// `GetContainerEvents`: created, started, stopped and deleted containers (and stopped
     /// infra processes, with the sandbox's ID).

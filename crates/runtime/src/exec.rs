@@ -10,8 +10,19 @@ use nix::unistd::Pid;
 use peapod_oci::{ExecProcess, ExecRequest, Stdio, ns};
 use tokio::io::unix::AsyncFd;
 
+use std::sync::Arc;
+
+use crate::stdio::{Attached, OutputStream, relay};
 use crate::types::*;
 use crate::{Error, Result, Runtime, io};
+
+/// An interactive exec: its streams, and its exit code once it has exited.
+pub struct ExecSession {
+    /// Its streams.
+    pub attached: Attached,
+    /// Its exit code (128 + signal when a signal ended it).
+    pub exit: tokio::sync::oneshot::Receiver<i32>,
+}
 
 impl Runtime {
     /// Starts a process in a running container (CRI `Exec`). Its PID is a child of the
@@ -25,6 +36,96 @@ impl Runtime {
             )));
         }
         Ok(self.exec.exec(&status.id, req)?)
+    }
+
+    /// Starts `cmd` in running container `id` for an interactive caller (CRI `Exec`):
+    /// with a terminal or pipes, with or without an input. The session's output ends, and
+    /// `exit` tells the exit code, once the process has exited and its output is drained.
+    pub async fn exec_interactive(
+        &self,
+        id: &str,
+        cmd: Vec<String>,
+        tty: bool,
+        stdin: bool,
+    ) -> Result<ExecSession> {
+        let (output, rx) = tokio::sync::broadcast::channel(256);
+        let (ended_tx, ended) = tokio::sync::watch::channel(false);
+        let mut relays = Vec::new();
+        let (pid, attached) = if tty {
+            let p = self.exec(
+                id,
+                ExecRequest {
+                    args: cmd,
+                    env: Default::default(),
+                    cwd: None,
+                    stdio: None,
+                    tty: true,
+                },
+            )?;
+            let master = p
+                .pty
+                .map(Arc::new)
+                .ok_or_else(|| Error::State("the exec's terminal was not received".into()))?;
+            let reader = master
+                .try_clone()
+                .map_err(io("duplicating", "a terminal"))?;
+            relays.push(tokio::spawn(relay(reader, OutputStream::Stdout, output)));
+            let writer = stdin.then_some(&*master);
+            let attached = Attached::exclusive(rx, writer, Some(master.clone()), ended)?;
+            (p.pid, attached)
+        } else {
+            let (in_r, in_w) = match stdin {
+                true => {
+                    let (r, w) = pipe()?;
+                    (r, Some(w))
+                }
+                false => (
+                    std::fs::File::open("/dev/null")
+                        .map_err(io("opening", "/dev/null"))?
+                        .into(),
+                    None,
+                ),
+            };
+            let (out_r, out_w) = pipe()?;
+            let (err_r, err_w) = pipe()?;
+            let p = self.exec(
+                id,
+                ExecRequest {
+                    args: cmd,
+                    env: Default::default(),
+                    cwd: None,
+                    stdio: Some(Stdio {
+                        stdin: Some(in_r),
+                        stdout: out_w,
+                        stderr: err_w,
+                    }),
+                    tty: false,
+                },
+            )?;
+            relays.push(tokio::spawn(relay(
+                out_r,
+                OutputStream::Stdout,
+                output.clone(),
+            )));
+            relays.push(tokio::spawn(relay(err_r, OutputStream::Stderr, output)));
+            let attached = Attached::exclusive(rx, in_w.as_ref(), None, ended)?;
+            (p.pid, attached)
+        };
+        let mut claim = crate::reaper::Claim::new(pid);
+        let (exit_tx, exit) = tokio::sync::oneshot::channel();
+        tokio::spawn(async move {
+            exited(pid).await;
+            let status = waitpid(Pid::from_raw(pid), Some(WaitPidFlag::__WALL));
+            claim.reaped = true;
+            drop(claim);
+            // What the process printed last is still in the pipes (or the terminal).
+            for r in relays {
+                let _ = tokio::time::timeout(Duration::from_secs(2), r).await;
+            }
+            ended_tx.send_replace(true);
+            let _ = exit_tx.send(exit_code(status));
+        });
+        Ok(ExecSession { attached, exit })
     }
 
     /// Runs `cmd` in running container `id` and collects its output (CRI `ExecSync`). Past
@@ -69,16 +170,20 @@ impl Runtime {
         }
         let status = reap(WaitPidFlag::empty());
         claim.reaped = true;
-        let exit_code = match status {
-            Ok(WaitStatus::Exited(_, c)) => c,
-            Ok(WaitStatus::Signaled(_, sig, _)) => 128 + sig as i32,
-            _ => -1,
-        };
         Ok(ExecSyncResult {
-            exit_code,
+            exit_code: exit_code(status),
             stdout: drain(out_r),
             stderr: drain(err_r),
         })
+    }
+}
+
+/// An exec's exit code from its wait status (128 + signal for a signalled one).
+fn exit_code(status: nix::Result<WaitStatus>) -> i32 {
+    match status {
+        Ok(WaitStatus::Exited(_, c)) => c,
+        Ok(WaitStatus::Signaled(_, sig, _)) => 128 + sig as i32,
+        _ => -1,
     }
 }
 

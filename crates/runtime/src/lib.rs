@@ -29,6 +29,7 @@ mod records;
 mod sandbox;
 mod service;
 mod spec;
+pub mod stdio;
 pub mod types;
 mod user;
 
@@ -41,8 +42,10 @@ use peapod_oci::{Executor, Libcontainer};
 use tokio::sync::{broadcast, watch};
 
 pub use cri::{ImageService, RuntimeService};
+pub use exec::ExecSession;
 pub use peapod_oci::{ExecProcess, ExecRequest, Stdio};
 pub use reaper::reap_unclaimed;
+pub use stdio::{Attached, Chunk, OutputStream, StreamSession};
 pub use types::*;
 
 /// Errors of the runtime layer.
@@ -168,6 +171,8 @@ struct Live {
     exited: HashMap<String, watch::Receiver<bool>>,
     /// Sandbox ID → sockets holding its host ports.
     ports: HashMap<String, Vec<std::os::fd::OwnedFd>>,
+    /// Container ID → its live streams, while it runs.
+    streams: HashMap<String, Arc<stdio::ContainerStreams>>,
 }
 
 impl Runtime {

@@ -3,10 +3,12 @@
 
 use std::fs::File;
 use std::io::Write;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::sync::{Arc, Mutex};
 
-use tokio::io::unix::AsyncFd;
+use tokio::sync::broadcast;
+
+use crate::stdio::{Chunk, OutputStream, read_chunks};
 
 use peapod_types::cri_log::split_long;
 pub use peapod_types::cri_log::{LogLine, MAX_LINE, parse};
@@ -25,49 +27,44 @@ fn record(out: &Mutex<File>, stream: &str, tag: char, text: &[u8]) {
     let _ = out.lock().unwrap().write_all(&buf);
 }
 
-/// Copies what the pipe `fd` yields into `out` as CRI records of `stream`, until the last
-/// writer closes the pipe.
-pub(crate) async fn copy(fd: OwnedFd, stream: &'static str, out: Arc<Mutex<File>>) {
-    // SAFETY: fcntl on an fd we own.
-    unsafe {
-        let flags = libc::fcntl(fd.as_raw_fd(), libc::F_GETFL);
-        libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK);
-    }
-    // SAFETY: the pipe's fd is owned by the AsyncFd for as long as it is registered.
-    let Ok(afd) = (unsafe { AsyncFd::register(fd) }) else {
-        return;
+/// Copies what `fd` yields (a pipe, or a terminal's master end) into `out` as CRI records
+/// of `stream`, and as raw chunks to `tee` for attached readers, until the last writer
+/// closes it.
+pub(crate) async fn copy(
+    fd: OwnedFd,
+    stream: OutputStream,
+    out: Arc<Mutex<File>>,
+    tee: Option<broadcast::Sender<Chunk>>,
+) {
+    let name = match stream {
+        OutputStream::Stdout => "stdout",
+        OutputStream::Stderr => "stderr",
     };
     let mut pending: Vec<u8> = Vec::new();
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        let Ok(mut guard) = afd.readable().await else {
-            break;
-        };
-        let n = match guard
-            .try_io(|fd| nix::unistd::read(fd.get_ref(), &mut buf).map_err(std::io::Error::from))
-        {
-            Ok(Ok(0)) => break,
-            Ok(Ok(n)) => n,
-            Ok(Err(e)) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Ok(Err(_)) => break,
-            Err(_would_block) => continue,
-        };
-        pending.extend_from_slice(&buf[..n]);
+    read_chunks(fd, |data| {
+        if let Some(tee) = &tee {
+            let _ = tee.send(Chunk {
+                stream,
+                data: data.into(),
+            });
+        }
+        pending.extend_from_slice(data);
         let mut start = 0;
         while let Some(pos) = pending[start..].iter().position(|&b| b == b'\n') {
             let line = &pending[start..start + pos];
             for chunk in split_long(line) {
-                record(&out, stream, chunk.1, chunk.0);
+                record(&out, name, chunk.1, chunk.0);
             }
             start += pos + 1;
         }
         pending.drain(..start);
         while pending.len() >= MAX_LINE {
-            record(&out, stream, 'P', &pending[..MAX_LINE]);
+            record(&out, name, 'P', &pending[..MAX_LINE]);
             pending.drain(..MAX_LINE);
         }
-    }
+    })
+    .await;
     if !pending.is_empty() {
-        record(&out, stream, 'F', &pending);
+        record(&out, name, 'F', &pending);
     }
 }

@@ -31,6 +31,12 @@ impl Runtime {
         if !valid || self.sandbox_dir(id).exists() {
             return Err(Error::State(format!("sandbox ID {id:?} is not a new ID")));
         }
+        if config.hostname.len() > 64 {
+            return Err(Error::State(format!(
+                "hostname {:?} is longer than 64 characters",
+                config.hostname
+            )));
+        }
         // The infra image is pulled when missing, as CRI runtimes do with theirs.
         if let Some(image) = &self.cfg.infra_image
             && self.images.get(image).is_err()
@@ -87,16 +93,17 @@ impl Runtime {
         let config = rec.config.clone();
         let ns_opts = config.namespaces;
         // Files every container bind-mounts.
-        let hostname = if config.hostname.is_empty() {
-            config.metadata.name.clone()
-        } else {
-            config.hostname.clone()
-        };
-        let host_net = ns_opts.network == NamespaceMode::Node;
-        let hostname_file = if host_net {
+        // With the node's network, or no host name asked for, the pod has the node's
+        // (the UTS namespace starts with it), as with other CRI runtimes.
+        let node_hostname = || {
             nix::unistd::gethostname()
                 .map(|h| h.to_string_lossy().into_owned())
-                .unwrap_or(hostname.clone())
+                .unwrap_or_default()
+        };
+        let host_net = ns_opts.network == NamespaceMode::Node;
+        let hostname = config.hostname.clone();
+        let hostname_file = if host_net || hostname.is_empty() {
+            node_hostname()
         } else {
             hostname.clone()
         };
@@ -210,7 +217,7 @@ impl Runtime {
             args,
             env,
             cwd: "/".into(),
-            hostname: Some(hostname.to_string()),
+            hostname: Some(hostname.to_string()).filter(|h| !h.is_empty()),
             namespaces,
             mounts,
             cgroups_path: format!("{}/{}", config.cgroup_parent, id),
@@ -236,7 +243,10 @@ impl Runtime {
             stdout: null().map_err(io("opening", "/dev/null"))?,
             stderr: null().map_err(io("opening", "/dev/null"))?,
         };
-        let pid = self.exec.create(id, &bundle, stdio)?;
+        let pid = self
+            .exec
+            .create(id, &bundle, peapod_oci::Streams::Pipes(stdio))?
+            .pid;
         self.watch_exit(id, id, pid)?;
         self.exec.start(id)?;
         Ok(pid)

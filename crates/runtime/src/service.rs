@@ -9,6 +9,7 @@ use peapod_types::image_ref::Reference;
 use tokio::sync::broadcast;
 
 use crate::cri::{ImageService, RuntimeService};
+use crate::stdio::StreamSession;
 use crate::types::*;
 use crate::{Error, Result, Runtime};
 
@@ -91,6 +92,21 @@ impl RuntimeService for Runtime {
         self.exec_sync_impl(id, cmd, timeout).await
     }
 
+    async fn exec_streams(
+        &self,
+        id: &str,
+        cmd: Vec<String>,
+        tty: bool,
+        stdin: bool,
+    ) -> Result<StreamSession> {
+        let s = self.exec_interactive(id, cmd, tty, stdin).await?;
+        Ok(StreamSession::over(s.attached, Some(s.exit)))
+    }
+
+    async fn attach_streams(&self, id: &str, stdin: bool) -> Result<StreamSession> {
+        Ok(StreamSession::over(self.attach(id, stdin)?, None))
+    }
+
     fn container_events(&self) -> broadcast::Receiver<ContainerEvent> {
         self.events.subscribe()
     }
@@ -113,48 +129,46 @@ impl RuntimeService for Runtime {
     }
 }
 
-fn image_info(st: &peapod_image::Store, img: &peapod_image::Image) -> ImageInfo {
+/// What the CRI reports of `img`: every tag and repository digest of its ID in `all`.
+fn image_info(
+    st: &peapod_image::Store,
+    img: &peapod_image::Image,
+    all: &[peapod_image::Image],
+) -> ImageInfo {
     let user = st.config(img).ok().and_then(|c| c.user).unwrap_or_default();
-    let passwd = || {
-        st.read_image_file(img, "etc/passwd")
-            .ok()
-            .flatten()
-            .map(|b| String::from_utf8_lossy(&b).into_owned())
-    };
-    let (uid, username) = image_user(&user, passwd);
+    let (uid, username) = image_user(&user);
+    let same: Vec<_> = all.iter().filter(|i| i.id() == img.id()).collect();
+    let mut repo_tags: Vec<String> = same
+        .iter()
+        .filter(|i| !i.name.contains('@'))
+        .map(|i| i.name.clone())
+        .collect();
+    repo_tags.sort();
+    let mut repo_digests: Vec<String> = same.iter().map(|i| i.repo_digest()).collect();
+    if repo_digests.is_empty() {
+        repo_digests.push(img.repo_digest());
+    }
+    repo_digests.sort();
+    repo_digests.dedup();
     ImageInfo {
         id: img.id().to_string(),
-        repo_tags: vec![img.name.clone()],
-        repo_digests: vec![img.repo_digest()],
+        repo_tags,
+        repo_digests,
         size: img.size,
         uid,
         username,
     }
 }
 
-/// An image's `USER` (`uid`, `uid:gid`, `name`, `name:group`) as (UID, name): a number is
-/// the UID; a name is looked up in the image's `/etc/passwd` (read only then), and kept as
-/// a name when it is not there.
-pub(crate) fn image_user(
-    user: &str,
-    passwd: impl FnOnce() -> Option<String>,
-) -> (Option<i64>, String) {
+/// An image's `USER` (`uid`, `uid:gid`, `name`, `name:group`) as the CRI reports it: the
+/// UID when the user is a number, else its name (which only the container's own
+/// `/etc/passwd` resolves, once it runs).
+pub(crate) fn image_user(user: &str) -> (Option<i64>, String) {
     let name = user.split(':').next().unwrap_or_default();
-    if name.is_empty() {
-        return (None, String::new());
-    }
-    if let Ok(uid) = name.parse::<i64>() {
-        return (Some(uid), String::new());
-    }
-    let found = passwd().and_then(|text| {
-        text.lines()
-            .map(|l| l.split(':').collect::<Vec<_>>())
-            .find(|f| f.first() == Some(&name))
-            .and_then(|f| f.get(2)?.parse::<i64>().ok())
-    });
-    match found {
-        Some(uid) => (Some(uid), String::new()),
-        None => (None, name.to_string()),
+    match name.parse::<i64>() {
+        _ if name.is_empty() => (None, String::new()),
+        Ok(uid) => (Some(uid), String::new()),
+        Err(_) => (None, name.to_string()),
     }
 }
 
@@ -181,24 +195,29 @@ impl ImageService for Runtime {
 
     fn image_status(&self, image: &str) -> Result<Option<ImageInfo>> {
         match self.images.get(image) {
-            Ok(img) => Ok(Some(image_info(&self.images, &img))),
+            Ok(img) => Ok(Some(image_info(&self.images, &img, &self.images.images()?))),
             Err(peapod_image::Error::NotFound(_)) => Ok(None),
             Err(e) => Err(e.into()),
         }
     }
 
     fn list_images(&self) -> Result<Vec<ImageInfo>> {
-        Ok(self
-            .images
-            .images()?
+        let all = self.images.images()?;
+        let mut seen = std::collections::HashSet::new();
+        Ok(all
             .iter()
-            .map(|i| image_info(&self.images, i))
+            .filter(|i| seen.insert(i.id().clone()))
+            .map(|i| image_info(&self.images, i, &all))
             .collect())
     }
 
     fn remove_image(&self, image: &str) -> Result<()> {
-        match self.images.remove(image) {
-            Ok(_) | Err(peapod_image::Error::NotFound(_)) => Ok(()),
+        match self.images.get(image) {
+            Ok(img) => {
+                self.images.remove_id(img.id())?;
+                Ok(())
+            }
+            Err(peapod_image::Error::NotFound(_)) => Ok(()),
             Err(e) => Err(e.into()),
         }
     }
@@ -252,21 +271,12 @@ mod tests {
     use super::image_user;
 
     #[test]
-    fn image_users_by_number_or_through_passwd() {
-        let passwd =
-            || Some("root:x:0:0::/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n".to_string());
-        assert_eq!(image_user("", passwd), (None, String::new()));
-        assert_eq!(
-            image_user("1000", || unreachable!()),
-            (Some(1000), String::new())
-        );
-        assert_eq!(
-            image_user("0:0", || unreachable!()),
-            (Some(0), String::new())
-        );
-        assert_eq!(image_user("app", passwd), (Some(1000), String::new()));
-        assert_eq!(image_user("root:wheel", passwd), (Some(0), String::new()));
-        assert_eq!(image_user("ghost", passwd), (None, "ghost".to_string()));
-        assert_eq!(image_user("app", || None), (None, "app".to_string()));
+    fn image_users_are_numbers_or_names() {
+        assert_eq!(image_user(""), (None, String::new()));
+        assert_eq!(image_user("1000"), (Some(1000), String::new()));
+        assert_eq!(image_user("0:0"), (Some(0), String::new()));
+        assert_eq!(image_user("1003:1004"), (Some(1003), String::new()));
+        assert_eq!(image_user("www-data"), (None, "www-data".to_string()));
+        assert_eq!(image_user("root:wheel"), (None, "root".to_string()));
     }
 }

@@ -65,18 +65,19 @@ pub(crate) fn container_spec(
         std::fs::create_dir_all(&cwd_host).map_err(io("creating working directory", &cwd_host))?;
     }
     let sec = &config.security;
-    let (mut uid, mut gid) = match &icfg.user {
-        Some(u) => crate::user::resolve(&rootfs, u).map_err(Error::State)?,
-        None => (0, 0),
-    };
-    if let Some(u) = sec.run_as_user {
-        uid = u as u32;
-        gid = crate::user::resolve(&rootfs, &u.to_string())
+    // The security context's user replaces the image's, which is then not looked up.
+    let (uid, mut gid) = if let Some(u) = sec.run_as_user {
+        let gid = crate::user::resolve(&rootfs, &u.to_string())
             .map(|(_, g)| g)
             .unwrap_or(0);
+        (u as u32, gid)
     } else if let Some(name) = sec.run_as_username.as_deref().filter(|n| !n.is_empty()) {
-        (uid, gid) = crate::user::resolve(&rootfs, name).map_err(Error::State)?;
-    }
+        crate::user::resolve(&rootfs, name).map_err(Error::State)?
+    } else if let Some(u) = &icfg.user {
+        crate::user::resolve(&rootfs, u).map_err(Error::State)?
+    } else {
+        (0, 0)
+    };
     if let Some(g) = sec.run_as_group {
         gid = g as u32;
     }
@@ -164,6 +165,7 @@ pub(crate) fn container_spec(
         gid,
         additional_gids: sec.supplemental_groups.iter().map(|g| *g as u32).collect(),
         hostname: None,
+        terminal: config.tty,
         namespaces,
         mounts,
         cgroups_path: format!("{}/{}", sb.config.cgroup_parent, id),

@@ -213,6 +213,15 @@ pub struct ContainerConfig {
     pub security: SecurityContext,
     /// Signal that stops the container (e.g. `SIGQUIT`); the image's, then SIGTERM, otherwise.
     pub stop_signal: Option<String>,
+    /// Give it a terminal (its output is all stdout then).
+    #[serde(default)]
+    pub tty: bool,
+    /// Keep its standard input open for attached writers.
+    #[serde(default)]
+    pub stdin: bool,
+    /// Close its standard input once the first attached writer is done.
+    #[serde(default)]
+    pub stdin_once: bool,
 }
 
 /// Container state (CRI `ContainerState`).
@@ -455,9 +464,8 @@ pub struct ImageInfo {
     pub repo_digests: Vec<String>,
     /// Its size in bytes.
     pub size: u64,
-    /// The UID its `USER` runs as: given by number, or a name found in the image's own
-    /// `/etc/passwd`. `None` when it sets no user, or a name the image does not define.
+    /// The UID of its `USER` when that is a number; `None` when it sets no user or a name.
     pub uid: Option<i64>,
-    /// Its `USER`'s name when it could not be made a UID.
+    /// Its `USER` when that is a name.
     pub username: String,
 }

@@ -15,16 +15,20 @@ use std::time::{Duration, Instant};
 use peapod_runtime::{
     AuthConfig, ContainerConfig, ContainerEvent, ContainerFilter, ContainerStatus, Error,
     ExecSyncResult, FsUsage, ImageInfo, ImageService, PulledImage, Result, Runtime,
-    RuntimeConditions, RuntimeService, SandboxConfig, SandboxFilter, SandboxStatus, Version,
+    RuntimeConditions, RuntimeService, SandboxConfig, SandboxFilter, SandboxStatus, StreamSession,
+    Version,
 };
 use peapod_types::config::Config;
 use tokio::sync::broadcast;
 
-use crate::sandbox_shim::{SandboxRequest, SandboxResponse, ask, sandbox_shim_dir};
+use crate::sandbox_shim::{SandboxRequest, SandboxResponse, ask, open_session, sandbox_shim_dir};
 use crate::server::{CRI_SCOPE, runtime_config_for};
 
 /// How long a sandbox's creation may take (its infra image may have to be pulled).
 const CREATE_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// How long a supervisor may take to start an exec or attach.
+const SESSION_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How long other requests to a supervisor may take (a stop waits out its grace period,
 /// which the request itself bounds).
@@ -92,6 +96,32 @@ impl CriRuntime {
             });
         }
         Err(Error::Remote(r.error))
+    }
+
+    /// Opens a session (exec, attach) with container `id` through its sandbox's supervisor.
+    async fn session(
+        &self,
+        id: &str,
+        req: impl FnOnce(String) -> SandboxRequest,
+        tty: bool,
+        with_input: bool,
+    ) -> Result<StreamSession> {
+        let c = self.rt.container_status(id)?;
+        let sandbox = c.sandbox_id.clone();
+        let (r, conn) = open_session(&self.socket(&sandbox), &req(c.id), SESSION_TIMEOUT)
+            .await
+            .map_err(|e| Error::Remote(format!("sandbox {sandbox}'s supervisor: {e}")))?;
+        if !r.ok {
+            return Err(if r.not_found {
+                Error::NotFound {
+                    kind: "container",
+                    id: r.error,
+                }
+            } else {
+                Error::Remote(r.error)
+            });
+        }
+        Ok(crate::frames::client(conn, tty, with_input))
     }
 
     /// The sandbox of container `id`.
@@ -269,6 +299,29 @@ impl RuntimeService for CriRuntime {
             stdout: r.stdout,
             stderr: r.stderr,
         })
+    }
+
+    async fn exec_streams(
+        &self,
+        id: &str,
+        cmd: Vec<String>,
+        tty: bool,
+        stdin: bool,
+    ) -> Result<StreamSession> {
+        let req = |id| SandboxRequest::Exec {
+            id,
+            cmd,
+            tty,
+            stdin,
+        };
+        self.session(id, req, tty, stdin).await
+    }
+
+    async fn attach_streams(&self, id: &str, stdin: bool) -> Result<StreamSession> {
+        // Whether it has a terminal and an input is the container's own setting.
+        let c = self.rt.container_config(id)?;
+        let req = |id| SandboxRequest::Attach { id, stdin };
+        self.session(id, req, c.tty, stdin && c.stdin).await
     }
 
     fn container_events(&self) -> broadcast::Receiver<ContainerEvent> {

@@ -23,6 +23,7 @@
 
 mod client;
 pub mod cri;
+mod frames;
 mod paths;
 pub mod sandbox_shim;
 mod server;

@@ -13,7 +13,7 @@ use std::time::Duration;
 use peapod_runtime::{ContainerConfig, Runtime, RuntimeService, SandboxConfig};
 use peapod_types::config::Config;
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 
 use crate::ShimError;
@@ -60,6 +60,24 @@ pub enum SandboxRequest {
         cmd: Vec<String>,
         /// Before the process is killed, in milliseconds.
         timeout_ms: u64,
+    },
+    /// Exec: after the answer, the connection carries the session's frames.
+    Exec {
+        /// The container.
+        id: String,
+        /// The command.
+        cmd: Vec<String>,
+        /// With a terminal.
+        tty: bool,
+        /// With an input.
+        stdin: bool,
+    },
+    /// Attach: after the answer, the connection carries the session's frames.
+    Attach {
+        /// The container.
+        id: String,
+        /// With its input.
+        stdin: bool,
     },
     /// StopPodSandbox.
     StopSandbox,
@@ -229,6 +247,19 @@ async fn serve_one(
                 Err(e) => SandboxResponse::failed(&e),
             }
         }
+        SandboxRequest::Exec {
+            id,
+            cmd,
+            tty,
+            stdin,
+        } => {
+            let session = rt.exec_streams(&id, cmd, tty, stdin).await;
+            return serve_session(stream, session).await;
+        }
+        SandboxRequest::Attach { id, stdin } => {
+            let session = rt.attach_streams(&id, stdin).await;
+            return serve_session(stream, session).await;
+        }
         SandboxRequest::StopSandbox => answer(rt.stop_pod_sandbox(&sandbox).await),
         SandboxRequest::RemoveSandbox => match rt.remove_pod_sandbox(&sandbox).await {
             Ok(()) => {
@@ -239,6 +270,60 @@ async fn serve_one(
         },
     };
     let _ = reply(&mut stream, &r).await;
+}
+
+/// Answers a session request, and carries the session if there is one.
+async fn serve_session(
+    mut stream: UnixStream,
+    session: peapod_runtime::Result<peapod_runtime::StreamSession>,
+) {
+    match session {
+        Ok(session) => {
+            if reply(&mut stream, &SandboxResponse::done()).await.is_ok() {
+                crate::frames::serve(stream, session).await;
+            }
+        }
+        Err(e) => {
+            let _ = reply(&mut stream, &SandboxResponse::failed(&e)).await;
+        }
+    }
+}
+
+/// Sends a session request (exec, attach) to the supervisor whose socket is `socket`;
+/// returns its answer and the connection, which carries the session's frames next.
+pub async fn open_session(
+    socket: &Path,
+    req: &SandboxRequest,
+    timeout: Duration,
+) -> std::io::Result<(SandboxResponse, UnixStream)> {
+    let talk = async {
+        let mut s = UnixStream::connect(socket).await?;
+        let line = serde_json::to_string(req).expect("requests serialize") + "\n";
+        s.write_all(line.as_bytes()).await?;
+        // Byte by byte: the frames that follow the line must stay unread.
+        let mut answer = Vec::new();
+        let mut b = [0u8; 1];
+        loop {
+            if s.read(&mut b).await? == 0 {
+                return Err(std::io::Error::other(
+                    "the sandbox's supervisor closed the connection",
+                ));
+            }
+            if b[0] == b'\n' {
+                break;
+            }
+            answer.push(b[0]);
+        }
+        let r = serde_json::from_slice(&answer).map_err(std::io::Error::other)?;
+        Ok((r, s))
+    };
+    tokio::time::timeout(timeout, talk)
+        .await
+        .unwrap_or_else(|_| {
+            Err(std::io::Error::other(
+                "the sandbox's supervisor did not answer in time",
+            ))
+        })
 }
 
 /// Sends one request to the supervisor whose socket is `socket`, waiting up to `timeout`.

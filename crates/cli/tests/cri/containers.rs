@@ -305,3 +305,65 @@ async fn apply_pods_and_cri_sandboxes_do_not_see_each_other() {
         .unwrap();
     assert!(s.leftovers().is_empty(), "{:?}", s.leftovers());
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn without_a_host_name_or_a_log_path() {
+    let s = Server::start().await;
+    let mut rt = s.runtime().await.unwrap();
+    let mut config = s.sandbox_config("bare", &unique());
+    config.hostname.clear();
+    config.log_directory.clear();
+    let sb = rt
+        .run_pod_sandbox(pb::RunPodSandboxRequest {
+            config: Some(config.clone()),
+            runtime_handler: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .pod_sandbox_id;
+    let mut c = container("quiet", "echo unkept; sleep 3600");
+    c.log_path.clear();
+    let id = create(&mut rt, &sb, &config, c).await;
+    rt.start_container(pb::StartContainerRequest {
+        container_id: id.clone(),
+    })
+    .await
+    .unwrap();
+    let st = wait_state(&mut rt, &id, pb::ContainerState::ContainerRunning).await;
+    assert_eq!(st.log_path, "", "no log is kept");
+    let r = rt
+        .exec_sync(pb::ExecSyncRequest {
+            container_id: id.clone(),
+            cmd: vec![
+                "sh".into(),
+                "-c".into(),
+                "hostname; cat /etc/hostname".into(),
+            ],
+            timeout: 10,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let node = nix::unistd::gethostname().unwrap().into_string().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&r.stdout),
+        format!("{node}\n{node}\n"),
+        "the pod has the node's host name"
+    );
+    // A host name no kernel takes is refused up front, and leaves nothing.
+    let mut long = s.sandbox_config("long", &unique());
+    long.hostname = "h".repeat(65);
+    let e = rt
+        .run_pod_sandbox(pb::RunPodSandboxRequest {
+            config: Some(long),
+            runtime_handler: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert!(e.message().contains("longer than 64"), "{e:?}");
+    rt.remove_pod_sandbox(pb::RemovePodSandboxRequest { pod_sandbox_id: sb })
+        .await
+        .unwrap();
+    assert!(s.leftovers().is_empty(), "{:?}", s.leftovers());
+}

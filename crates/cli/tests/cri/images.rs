@@ -69,17 +69,20 @@ async fn images_list_status_pull_and_remove() {
     let reg =
         peapod_testkit::TestRegistry::start(&dir.path().join("reg"), &Default::default()).unwrap();
     let remote = format!("{}/cri/busybox:1", reg.addr);
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_peapod"))
-        .arg("--config")
-        .arg(&s.config)
-        .args(["image", "push", IMAGE, &remote])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let remote2 = format!("{}/cri/busybox:2", reg.addr);
+    for name in [&remote, &remote2] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_peapod"))
+            .arg("--config")
+            .arg(&s.config)
+            .args(["image", "push", IMAGE, name])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
     img.remove_image(pb::RemoveImageRequest { image: spec(IMAGE) })
         .await
         .unwrap();
@@ -96,6 +99,51 @@ async fn images_list_status_pull_and_remove() {
         .unwrap()
         .into_inner();
     assert_eq!(pulled.image_ref, busybox.id, "the same image, by ID");
+    // A second tag of the same image: one image with both tags, removed with either.
+    img.pull_image(pb::PullImageRequest {
+        image: spec(&remote2),
+        auth: None,
+        sandbox_config: None,
+    })
+    .await
+    .unwrap();
+    let all = img
+        .list_images(pb::ListImagesRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .images;
+    assert_eq!(all.len(), 1, "{all:?}");
+    assert_eq!(all[0].repo_tags, [remote.clone(), remote2.clone()]);
+    assert_eq!(all[0].repo_digests.len(), 1, "one repository, one digest");
+    let st = img
+        .image_status(pb::ImageStatusRequest {
+            image: spec(&remote2),
+            verbose: false,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        st.image.unwrap().repo_tags,
+        [remote.clone(), remote2.clone()]
+    );
+    img.remove_image(pb::RemoveImageRequest {
+        image: spec(&remote),
+    })
+    .await
+    .unwrap();
+    for name in [&remote2, &busybox.id] {
+        let st = img
+            .image_status(pb::ImageStatusRequest {
+                image: spec(name),
+                verbose: false,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(st.image.is_none(), "{name} is gone with its image");
+    }
     let missing = img
         .pull_image(pb::PullImageRequest {
             image: spec(&format!("{}/cri/none:1", reg.addr)),

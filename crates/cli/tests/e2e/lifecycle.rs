@@ -419,3 +419,48 @@ fn back_off_doubles_then_resets() {
     let pod = env.pod(&name);
     assert!(cstatus(&pod, "c")["restartCount"].as_i64().unwrap() >= 7);
 }
+
+/// `tty: true` gives the container a terminal (its output is logged as stdout); `stdin:
+/// true` keeps its standard input open, so `cat` waits, where without it `cat` reads
+/// end-of-file at once and exits.
+#[test]
+fn terminals_and_standard_input() {
+    let env = Env::new();
+    let name = format!("tty-{}", unique());
+    env.apply_ok(&pod_yaml(
+        &name,
+        &format!(
+            "  restartPolicy: Never
+  containers:
+  - {{name: term, image: {IMAGE}, tty: true, command: [sh, -c, '[ -t 1 ] && echo on a terminal >&2; exec sleep 3600']}}
+  - {{name: open, image: {IMAGE}, stdin: true, command: [cat]}}
+  - {{name: closed, image: {IMAGE}, command: [cat]}}
+"
+        ),
+    ));
+    let pod = env.wait_for(&name, Duration::from_secs(20), |p| {
+        !cstatus(p, "closed")["state"]["terminated"].is_null()
+            && !cstatus(p, "term")["state"]["running"].is_null()
+    });
+    assert_eq!(
+        cstatus(&pod, "closed")["state"]["terminated"]["exitCode"],
+        0
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let logs = loop {
+        let logs = env.ok(&["logs", &name, "-c", "term"]);
+        if logs.contains("on a terminal") || std::time::Instant::now() > deadline {
+            break logs;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(logs.contains("on a terminal"), "{logs:?}");
+    std::thread::sleep(Duration::from_millis(500));
+    let pod = env.pod(&name);
+    assert!(
+        !cstatus(&pod, "open")["state"]["running"].is_null(),
+        "cat waits on an open input: {pod}"
+    );
+    env.ok(&["delete", "pod", &name, "--force"]);
+    assert!(env.leftovers().is_empty(), "{:?}", env.leftovers());
+}

@@ -63,7 +63,7 @@ fn run_as_non_root_refuses_a_container_that_would_run_as_root() {
     env.load_image(
         "localhost/peapod/nobody:1.0",
         &peapod_testkit::ImageOptions {
-            user: Some("nobody".into()),
+            user: Some("65534".into()),
             ..Default::default()
         },
     );
@@ -102,7 +102,9 @@ fn run_as_non_root_refuses_a_container_that_would_run_as_root() {
             "named-root",
             "localhost/peapod/named-root:1.0",
             "{}",
-            Some("container has runAsNonRoot and image will run as root"),
+            Some(
+                "container has runAsNonRoot and image has non-numeric user (root), cannot verify user is non-root",
+            ),
         ),
         (
             "ghost",
@@ -119,6 +121,12 @@ fn run_as_non_root_refuses_a_container_that_would_run_as_root() {
             Some("container's runAsUser breaks non-root policy"),
         ),
         ("nobody", "localhost/peapod/nobody:1.0", "{}", None),
+        (
+            "named-uid",
+            "localhost/peapod/ghost:1.0",
+            "{runAsUser: 1000}",
+            None,
+        ),
         ("uid1000", IMAGE, "{runAsUser: 1000}", None),
     ];
     for (n, image, sc, _) in &cases {
