@@ -5,12 +5,14 @@
 //! (`proto/runtime/v1`, k8s.io/cri-api v0.36.3). Each handler is a thin conversion onto the
 //! runtime's own CRI traits ([`peapod_runtime::RuntimeService`],
 //! [`peapod_runtime::ImageService`]), the same ones the pod controller uses; RPCs peapod
-//! does not serve yet answer `Unimplemented`. Every failed RPC is logged, one line each.
+//! does not serve yet answer `Unimplemented`. `Exec`, `Attach` and `PortForward` answer
+//! with URLs of the [`streaming`] server, which carries the sessions. Every failed RPC is logged, one line each.
 
 pub mod convert;
 mod image_service;
 mod runtime_service;
 mod serve;
+pub mod streaming;
 
 pub use serve::{ServeError, serve};
 
@@ -32,12 +34,32 @@ impl<T: peapod_runtime::RuntimeService + peapod_runtime::ImageService> Backend f
 /// The CRI services over one backend.
 pub struct Cri<R> {
     rt: Arc<R>,
+    streaming: Option<Arc<streaming::Streaming<R>>>,
 }
 
 impl<R: Backend> Cri<R> {
-    /// The services over `rt`.
+    /// The services over `rt`, without a streaming server (`Exec`, `Attach` and
+    /// `PortForward` then fail).
     pub fn new(rt: Arc<R>) -> Cri<R> {
-        Cri { rt }
+        Cri {
+            rt,
+            streaming: None,
+        }
+    }
+
+    /// The services over `rt`, sending streaming clients to `streaming`.
+    pub fn with_streaming(rt: Arc<R>, streaming: Arc<streaming::Streaming<R>>) -> Cri<R> {
+        Cri {
+            rt,
+            streaming: Some(streaming),
+        }
+    }
+
+    /// The streaming server, or why there is none.
+    fn streams(&self) -> Result<&streaming::Streaming<R>, Status> {
+        self.streaming
+            .as_deref()
+            .ok_or_else(|| Status::unavailable("this server has no streaming server"))
     }
 
     /// Runs a handler's body, logging its failure (one line: the method and the error).
@@ -53,6 +75,18 @@ impl<R: Backend> Cri<R> {
                 Err(s)
             }
         }
+    }
+
+    /// The full ID of container `id`, which must be running.
+    fn running(&self, id: &str) -> Result<String, Status> {
+        let c = self.rt.container_status(id).map_err(status_of)?;
+        if c.state != peapod_runtime::ContainerState::Running {
+            return Err(Status::failed_precondition(format!(
+                "container {} is not running",
+                c.id
+            )));
+        }
+        Ok(c.id)
     }
 
     /// The ID of image `name` (empty when the store no longer has it).

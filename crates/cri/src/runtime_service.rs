@@ -9,10 +9,31 @@ use tonic::{Request, Response, Status};
 
 use crate::convert;
 use crate::proto::{self as pb, runtime_service_server::RuntimeService};
+use crate::streaming::{Options, Target};
 use crate::{Backend, Cri, status_of};
 
 /// The CRI version this server speaks (the kubelet's `VersionRequest.version`).
 const KUBELET_API_VERSION: &str = "0.1.0";
+
+/// The streams of an exec or attach, checked as the kubelet's streaming server does.
+fn stream_options(stdin: bool, stdout: bool, stderr: bool, tty: bool) -> Result<Options, Status> {
+    if tty && stderr {
+        return Err(Status::invalid_argument(
+            "tty and stderr cannot both be true (a terminal has one output)",
+        ));
+    }
+    if !(stdin || stdout || stderr) {
+        return Err(Status::invalid_argument(
+            "one of stdin, stdout or stderr must be true",
+        ));
+    }
+    Ok(Options {
+        stdin,
+        stdout,
+        stderr,
+        tty,
+    })
+}
 
 fn verbose_info(
     verbose: bool,
@@ -266,6 +287,69 @@ impl<R: Backend> RuntimeService for Cri<R> {
                 stdout: r.stdout,
                 stderr: r.stderr,
                 exit_code: r.exit_code,
+            })
+        })
+        .await
+    }
+
+    async fn exec(
+        &self,
+        req: Request<pb::ExecRequest>,
+    ) -> Result<Response<pb::ExecResponse>, Status> {
+        let req = req.into_inner();
+        self.logged("Exec", async {
+            if req.cmd.is_empty() {
+                return Err(Status::invalid_argument("cmd: required"));
+            }
+            let options = stream_options(req.stdin, req.stdout, req.stderr, req.tty)?;
+            let c = self.running(&req.container_id)?;
+            let target = Target::Exec {
+                container: c,
+                cmd: req.cmd,
+            };
+            Ok(pb::ExecResponse {
+                url: self.streams()?.url(target, options),
+            })
+        })
+        .await
+    }
+
+    async fn attach(
+        &self,
+        req: Request<pb::AttachRequest>,
+    ) -> Result<Response<pb::AttachResponse>, Status> {
+        let req = req.into_inner();
+        self.logged("Attach", async {
+            let options = stream_options(req.stdin, req.stdout, req.stderr, req.tty)?;
+            let c = self.running(&req.container_id)?;
+            Ok(pb::AttachResponse {
+                url: self
+                    .streams()?
+                    .url(Target::Attach { container: c }, options),
+            })
+        })
+        .await
+    }
+
+    async fn port_forward(
+        &self,
+        req: Request<pb::PortForwardRequest>,
+    ) -> Result<Response<pb::PortForwardResponse>, Status> {
+        let req = req.into_inner();
+        self.logged("PortForward", async {
+            let s = self
+                .rt
+                .pod_sandbox_status(&req.pod_sandbox_id)
+                .map_err(status_of)?;
+            if s.state != peapod_runtime::SandboxState::Ready {
+                return Err(Status::failed_precondition(format!(
+                    "sandbox {} is not ready",
+                    s.id
+                )));
+            }
+            let target = Target::PortForward { sandbox: s.id };
+            Ok(pb::PortForwardResponse {
+                url: self.streams()?.url(target, Options::default()),
             })
         })
         .await

@@ -1,5 +1,6 @@
 //! Serving the CRI on a unix socket until SIGTERM or SIGINT.
 
+use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::sync::Arc;
@@ -9,6 +10,7 @@ use tokio_stream::wrappers::UnixListenerStream;
 
 use crate::proto::image_service_server::ImageServiceServer;
 use crate::proto::runtime_service_server::RuntimeServiceServer;
+use crate::streaming::Streaming;
 use crate::{Backend, Cri};
 
 /// How long calls in flight may take to finish once a stop is asked for.
@@ -31,8 +33,13 @@ pub enum ServeError {
 }
 
 /// Serves the CRI over `backend` on the unix socket at `socket` (replacing a stale one,
-/// mode 0660) until SIGTERM or SIGINT; then removes the socket. What runs keeps running.
-pub async fn serve<R: Backend>(backend: Arc<R>, socket: &Path) -> Result<(), ServeError> {
+/// mode 0660), and its streaming server on `stream_address`, until SIGTERM or SIGINT;
+/// then removes the socket. What runs keeps running.
+pub async fn serve<R: Backend>(
+    backend: Arc<R>,
+    socket: &Path,
+    stream_address: SocketAddr,
+) -> Result<(), ServeError> {
     let listen = |e: std::io::Error| ServeError::Listen {
         path: socket.display().to_string(),
         source: e,
@@ -47,7 +54,15 @@ pub async fn serve<R: Backend>(backend: Arc<R>, socket: &Path) -> Result<(), Ser
     let listener = UnixListener::bind(socket).map_err(listen)?;
     std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o660)).map_err(listen)?;
     tracing::info!(socket = %socket.display(), "serving the CRI");
-    let runtime = RuntimeServiceServer::new(Cri::new(Arc::clone(&backend)));
+    let (streaming, stream_listener) = Streaming::bind(Arc::clone(&backend), stream_address)
+        .await
+        .map_err(|e| ServeError::Listen {
+            path: stream_address.to_string(),
+            source: e,
+        })?;
+    tracing::info!(address = %stream_listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "serving exec, attach and port-forward sessions");
+    let stream_task = tokio::spawn(Arc::clone(&streaming).serve(stream_listener));
+    let runtime = RuntimeServiceServer::new(Cri::with_streaming(Arc::clone(&backend), streaming));
     let images = ImageServiceServer::new(Cri::new(backend));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tonic::transport::Server::builder()
@@ -66,6 +81,7 @@ pub async fn serve<R: Backend>(backend: Arc<R>, socket: &Path) -> Result<(), Ser
             tokio::time::timeout(DRAIN, &mut server).await.unwrap_or(Ok(()))
         }
     };
+    stream_task.abort();
     let _ = std::fs::remove_file(socket);
     tracing::info!("stopped serving the CRI");
     Ok(result?)

@@ -42,6 +42,9 @@ pub struct Config {
 pub struct Cri {
     /// The unix socket it serves on; `<run_root>/peapod.sock` by default.
     pub socket: Option<PathBuf>,
+    /// Where its streaming server (exec, attach, port-forward sessions) listens, as
+    /// `address:port`; `127.0.0.1:0` (a free port on loopback) by default.
+    pub stream_address: Option<String>,
 }
 
 /// How images are pulled from registries.

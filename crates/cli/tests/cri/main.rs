@@ -8,3 +8,4 @@ mod containers;
 mod images;
 mod restore;
 mod sandboxes;
+mod streaming;
