@@ -438,3 +438,124 @@ pub fn auth(a: &pb::AuthConfig) -> rt::AuthConfig {
 #[cfg(test)]
 #[path = "convert_tests.rs"]
 mod tests;
+
+/// `ContainerStatsFilter` → the runtime's container filter.
+pub fn container_stats_filter(f: Option<&pb::ContainerStatsFilter>) -> rt::ContainerFilter {
+    let Some(f) = f else {
+        return rt::ContainerFilter::default();
+    };
+    rt::ContainerFilter {
+        id: Some(f.id.clone()).filter(|s| !s.is_empty()),
+        state: None,
+        pod_sandbox_id: Some(f.pod_sandbox_id.clone()).filter(|s| !s.is_empty()),
+        label_selector: map(&f.label_selector),
+    }
+}
+
+/// `PodSandboxStatsFilter` → the runtime's sandbox filter.
+pub fn sandbox_stats_filter(f: Option<&pb::PodSandboxStatsFilter>) -> rt::SandboxFilter {
+    let Some(f) = f else {
+        return rt::SandboxFilter::default();
+    };
+    rt::SandboxFilter {
+        id: Some(f.id.clone()).filter(|s| !s.is_empty()),
+        state: None,
+        label_selector: map(&f.label_selector),
+    }
+}
+
+fn u64v(v: u64) -> Option<pb::UInt64Value> {
+    Some(pb::UInt64Value { value: v })
+}
+
+fn cpu(at: i64, c: Option<&rt::CpuStats>) -> Option<pb::CpuUsage> {
+    let c = c?;
+    Some(pb::CpuUsage {
+        timestamp: at,
+        usage_core_nano_seconds: u64v(c.usage_core_nano_seconds),
+        usage_nano_cores: c.usage_nano_cores.and_then(u64v),
+        psi: None,
+    })
+}
+
+fn memory(at: i64, m: Option<&rt::MemoryStats>) -> Option<pb::MemoryUsage> {
+    let m = m?;
+    Some(pb::MemoryUsage {
+        timestamp: at,
+        working_set_bytes: u64v(m.working_set),
+        available_bytes: m.limit.and_then(|l| u64v(l.saturating_sub(m.working_set))),
+        usage_bytes: u64v(m.usage),
+        rss_bytes: u64v(m.rss),
+        page_faults: u64v(m.page_faults),
+        major_page_faults: u64v(m.major_page_faults),
+        psi: None,
+    })
+}
+
+/// A container's use, as the CRI reports it.
+pub fn container_stats(s: &rt::ContainerStats) -> pb::ContainerStats {
+    let at = s.timestamp_ns;
+    pb::ContainerStats {
+        attributes: Some(pb::ContainerAttributes {
+            id: s.id.clone(),
+            metadata: Some(container_metadata(&s.metadata)),
+            labels: hash(&s.labels),
+            annotations: hash(&s.annotations),
+        }),
+        cpu: cpu(at, s.cpu.as_ref()),
+        memory: memory(at, s.memory.as_ref()),
+        writable_layer: s.writable_layer.as_ref().map(|w| pb::FilesystemUsage {
+            timestamp: at,
+            fs_id: Some(pb::FilesystemIdentifier {
+                mountpoint: w.mountpoint.clone(),
+            }),
+            used_bytes: u64v(w.used_bytes),
+            inodes_used: u64v(w.inodes_used),
+        }),
+        swap: None,
+        io: None,
+    }
+}
+
+/// A sandbox's use, as the CRI reports it.
+pub fn sandbox_stats(s: &rt::SandboxStats) -> pb::PodSandboxStats {
+    let at = s.timestamp_ns;
+    let iface = |i: &rt::InterfaceStats| pb::NetworkInterfaceUsage {
+        name: i.name.clone(),
+        rx_bytes: u64v(i.rx_bytes),
+        rx_errors: u64v(i.rx_errors),
+        tx_bytes: u64v(i.tx_bytes),
+        tx_errors: u64v(i.tx_errors),
+    };
+    // The pod's interface is eth0 when it has one.
+    let default = s
+        .interfaces
+        .iter()
+        .find(|i| i.name == "eth0")
+        .or(s.interfaces.first());
+    let network = default.map(|d| pb::NetworkUsage {
+        timestamp: at,
+        default_interface: Some(iface(d)),
+        interfaces: s.interfaces.iter().map(iface).collect(),
+    });
+    pb::PodSandboxStats {
+        attributes: Some(pb::PodSandboxAttributes {
+            id: s.id.clone(),
+            metadata: Some(sandbox_metadata(&s.metadata)),
+            labels: hash(&s.labels),
+            annotations: hash(&s.annotations),
+        }),
+        linux: Some(pb::LinuxPodSandboxStats {
+            cpu: cpu(at, s.cpu.as_ref()),
+            memory: memory(at, s.memory.as_ref()),
+            network,
+            process: Some(pb::ProcessUsage {
+                timestamp: at,
+                process_count: u64v(s.process_count),
+            }),
+            containers: s.containers.iter().map(container_stats).collect(),
+            ..Default::default()
+        }),
+        windows: None,
+    }
+}

@@ -355,6 +355,70 @@ impl<R: Backend> RuntimeService for Cri<R> {
         .await
     }
 
+    async fn container_stats(
+        &self,
+        req: Request<pb::ContainerStatsRequest>,
+    ) -> Result<Response<pb::ContainerStatsResponse>, Status> {
+        let req = req.into_inner();
+        self.logged("ContainerStats", async {
+            let s = self
+                .rt
+                .container_stats(&req.container_id)
+                .map_err(status_of)?;
+            Ok(pb::ContainerStatsResponse {
+                stats: Some(convert::container_stats(&s)),
+            })
+        })
+        .await
+    }
+
+    async fn list_container_stats(
+        &self,
+        req: Request<pb::ListContainerStatsRequest>,
+    ) -> Result<Response<pb::ListContainerStatsResponse>, Status> {
+        let req = req.into_inner();
+        self.logged("ListContainerStats", async {
+            let filter = convert::container_stats_filter(req.filter.as_ref());
+            let stats = self.rt.list_container_stats(&filter).map_err(status_of)?;
+            Ok(pb::ListContainerStatsResponse {
+                stats: stats.iter().map(convert::container_stats).collect(),
+            })
+        })
+        .await
+    }
+
+    async fn pod_sandbox_stats(
+        &self,
+        req: Request<pb::PodSandboxStatsRequest>,
+    ) -> Result<Response<pb::PodSandboxStatsResponse>, Status> {
+        let req = req.into_inner();
+        self.logged("PodSandboxStats", async {
+            let s = self
+                .rt
+                .pod_sandbox_stats(&req.pod_sandbox_id)
+                .map_err(status_of)?;
+            Ok(pb::PodSandboxStatsResponse {
+                stats: Some(convert::sandbox_stats(&s)),
+            })
+        })
+        .await
+    }
+
+    async fn list_pod_sandbox_stats(
+        &self,
+        req: Request<pb::ListPodSandboxStatsRequest>,
+    ) -> Result<Response<pb::ListPodSandboxStatsResponse>, Status> {
+        let req = req.into_inner();
+        self.logged("ListPodSandboxStats", async {
+            let filter = convert::sandbox_stats_filter(req.filter.as_ref());
+            let stats = self.rt.list_pod_sandbox_stats(&filter).map_err(status_of)?;
+            Ok(pb::ListPodSandboxStatsResponse {
+                stats: stats.iter().map(convert::sandbox_stats).collect(),
+            })
+        })
+        .await
+    }
+
     async fn update_runtime_config(
         &self,
         req: Request<pb::UpdateRuntimeConfigRequest>,

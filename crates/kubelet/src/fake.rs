@@ -436,6 +436,32 @@ impl RuntimeService for FakeRuntime {
         Err(Error::State("the pod controller opens no sessions".into()))
     }
 
+    fn container_stats(&self, id: &str) -> Result<peapod_runtime::ContainerStats> {
+        Err(Error::State(format!(
+            "the fake runtime keeps no stats ({id})"
+        )))
+    }
+
+    fn list_container_stats(
+        &self,
+        _filter: &ContainerFilter,
+    ) -> Result<Vec<peapod_runtime::ContainerStats>> {
+        Ok(Vec::new())
+    }
+
+    fn pod_sandbox_stats(&self, id: &str) -> Result<peapod_runtime::SandboxStats> {
+        Err(Error::State(format!(
+            "the fake runtime keeps no stats ({id})"
+        )))
+    }
+
+    fn list_pod_sandbox_stats(
+        &self,
+        _filter: &SandboxFilter,
+    ) -> Result<Vec<peapod_runtime::SandboxStats>> {
+        Ok(Vec::new())
+    }
+
     fn container_events(&self) -> broadcast::Receiver<ContainerEvent> {
         self.events.subscribe()
     }

@@ -102,3 +102,161 @@ pub fn remove_if_empty(rel: &str) {
         let _ = std::fs::remove_dir(d);
     }
 }
+
+/// What a cgroup (and everything below it) uses, as its controllers count it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// CPU time, in nanoseconds.
+    pub cpu_ns: Option<u64>,
+    /// Memory.
+    pub memory: Option<MemoryUsage>,
+    /// Processes in it.
+    pub pids: u64,
+}
+
+/// Memory a cgroup uses, in bytes (page faults in pages).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MemoryUsage {
+    /// All of it, page cache included.
+    pub usage: u64,
+    /// What cannot be reclaimed easily: usage less inactive file pages (what the kubelet
+    /// evicts on).
+    pub working_set: u64,
+    /// Anonymous memory and swap cache.
+    pub rss: u64,
+    /// Page faults.
+    pub page_faults: u64,
+    /// Major page faults.
+    pub major_page_faults: u64,
+    /// Its limit, when it has one.
+    pub limit: Option<u64>,
+}
+
+/// What cgroup `rel` uses: from the v1 controllers where they have it, else from cgroup2.
+pub fn usage(rel: &str) -> Usage {
+    let mut u = Usage {
+        pids: pids(rel).len() as u64,
+        ..Default::default()
+    };
+    let read = |d: &Path, f: &str| std::fs::read_to_string(d.join(f)).ok();
+    let dirs = dirs(rel);
+    // v1 first: on a hybrid host the controllers live there.
+    for d in &dirs {
+        if u.cpu_ns.is_none()
+            && let Some(s) = read(d, "cpuacct.usage")
+        {
+            u.cpu_ns = s.trim().parse().ok();
+        }
+        if u.memory.is_none()
+            && let (Some(usage), Some(stat)) =
+                (read(d, "memory.usage_in_bytes"), read(d, "memory.stat"))
+        {
+            let limit = read(d, "memory.limit_in_bytes");
+            u.memory = memory_v1(&usage, &stat, limit.as_deref());
+        }
+    }
+    for d in &dirs {
+        if u.cpu_ns.is_none()
+            && let Some(s) = read(d, "cpu.stat")
+        {
+            u.cpu_ns = stat_value(&s, "usage_usec").map(|us| us * 1000);
+        }
+        if u.memory.is_none()
+            && let (Some(current), Some(stat)) = (read(d, "memory.current"), read(d, "memory.stat"))
+        {
+            let max = read(d, "memory.max");
+            u.memory = memory_v2(&current, &stat, max.as_deref());
+        }
+    }
+    u
+}
+
+/// The value of `key` in a flat-keyed file (`key value` lines).
+fn stat_value(text: &str, key: &str) -> Option<u64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+/// Memory from cgroup v1's `memory.usage_in_bytes`, `memory.stat` and
+/// `memory.limit_in_bytes` (hierarchical `total_` counters).
+fn memory_v1(usage: &str, stat: &str, limit: Option<&str>) -> Option<MemoryUsage> {
+    let usage: u64 = usage.trim().parse().ok()?;
+    let v = |k: &str| stat_value(stat, k).unwrap_or(0);
+    let limit = limit
+        .and_then(|l| l.trim().parse::<u64>().ok())
+        // v1 says "no limit" with a huge page-aligned number.
+        .filter(|l| *l < (1 << 62));
+    Some(MemoryUsage {
+        usage,
+        working_set: usage.saturating_sub(v("total_inactive_file")),
+        rss: v("total_rss"),
+        page_faults: v("total_pgfault"),
+        major_page_faults: v("total_pgmajfault"),
+        limit,
+    })
+}
+
+/// Memory from cgroup2's `memory.current`, `memory.stat` and `memory.max`.
+fn memory_v2(current: &str, stat: &str, max: Option<&str>) -> Option<MemoryUsage> {
+    let usage: u64 = current.trim().parse().ok()?;
+    let v = |k: &str| stat_value(stat, k).unwrap_or(0);
+    Some(MemoryUsage {
+        usage,
+        working_set: usage.saturating_sub(v("inactive_file")),
+        rss: v("anon"),
+        page_faults: v("pgfault"),
+        major_page_faults: v("pgmajfault"),
+        limit: max.and_then(|m| m.trim().parse().ok()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_from_v1_counts_the_working_set_without_inactive_files() {
+        let stat = "cache 100\nrss 7\ntotal_cache 4096\ntotal_rss 8192\ntotal_inactive_file 1000\ntotal_pgfault 12\ntotal_pgmajfault 3\n";
+        let m = memory_v1("10000\n", stat, Some("9223372036854771712\n")).unwrap();
+        assert_eq!(
+            m,
+            MemoryUsage {
+                usage: 10000,
+                working_set: 9000,
+                rss: 8192,
+                page_faults: 12,
+                major_page_faults: 3,
+                limit: None,
+            }
+        );
+        let m = memory_v1("10\n", "total_inactive_file 50\n", Some("1048576")).unwrap();
+        assert_eq!((m.working_set, m.limit), (0, Some(1 << 20)));
+        assert!(memory_v1("", stat, None).is_none());
+    }
+
+    #[test]
+    fn memory_from_v2() {
+        let stat = "anon 4096\nfile 8192\ninactive_file 2048\npgfault 9\npgmajfault 1\n";
+        let m = memory_v2("20000\n", stat, Some("max\n")).unwrap();
+        assert_eq!(
+            m,
+            MemoryUsage {
+                usage: 20000,
+                working_set: 17952,
+                rss: 4096,
+                page_faults: 9,
+                major_page_faults: 1,
+                limit: None,
+            }
+        );
+        assert_eq!(memory_v2("1", "", Some("4096")).unwrap().limit, Some(4096));
+    }
+
+    #[test]
+    fn flat_keyed_values_match_whole_keys() {
+        let s = "usage_usec 1500\nuser_usec 1000\nsystem_usec 500\n";
+        assert_eq!(stat_value(s, "usage_usec"), Some(1500));
+        assert_eq!(stat_value(s, "usec"), None);
+        assert_eq!(stat_value("pgfault 3\npgfault_x 9", "pgfault"), Some(3));
+    }
+}

@@ -418,6 +418,7 @@ impl Runtime {
             remove_dir(&d)?;
         }
         self.live.lock().unwrap().exited.remove(&id);
+        self.cpu_samples.lock().unwrap().remove(&id);
         if let Some(rec) = rec {
             let _ = std::fs::remove_file(self.sandbox_index(&rec.status.sandbox_id).join(&id));
             self.emit(&id, &rec.status.sandbox_id, ContainerEventKind::Deleted);

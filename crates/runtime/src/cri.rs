@@ -13,6 +13,7 @@ use std::time::Duration;
 use tokio::sync::broadcast;
 
 use crate::Result;
+use crate::stats::{ContainerStats, SandboxStats};
 use crate::stdio::StreamSession;
 use crate::types::*;
 
@@ -92,6 +93,18 @@ pub trait RuntimeService: Send + Sync + 'static {
         id: &str,
         stdin: bool,
     ) -> impl Future<Output = Result<StreamSession>> + Send;
+
+    /// `ContainerStats`.
+    fn container_stats(&self, id: &str) -> Result<ContainerStats>;
+
+    /// `ListContainerStats`.
+    fn list_container_stats(&self, filter: &ContainerFilter) -> Result<Vec<ContainerStats>>;
+
+    /// `PodSandboxStats`.
+    fn pod_sandbox_stats(&self, id: &str) -> Result<SandboxStats>;
+
+    /// `ListPodSandboxStats`.
+    fn list_pod_sandbox_stats(&self, filter: &SandboxFilter) -> Result<Vec<SandboxStats>>;
 
     /// `GetContainerEvents`: created, started, stopped and deleted containers (and stopped
     /// infra processes, with the sandbox's ID).

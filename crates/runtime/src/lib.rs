@@ -29,6 +29,7 @@ mod records;
 mod sandbox;
 mod service;
 mod spec;
+pub mod stats;
 pub mod stdio;
 pub mod types;
 mod user;
@@ -45,6 +46,7 @@ pub use cri::{ImageService, RuntimeService};
 pub use exec::ExecSession;
 pub use peapod_oci::{ExecProcess, ExecRequest, Stdio};
 pub use reaper::reap_unclaimed;
+pub use stats::{ContainerStats, CpuStats, InterfaceStats, MemoryStats, SandboxStats};
 pub use stdio::{Attached, Chunk, OutputStream, StreamSession};
 pub use types::*;
 
@@ -162,6 +164,8 @@ pub struct Runtime {
     exec: Box<dyn Executor + Send + Sync>,
     live: Mutex<Live>,
     events: broadcast::Sender<ContainerEvent>,
+    /// The last CPU sample of each container and sandbox (time, CPU nanoseconds), for rates.
+    cpu_samples: Mutex<HashMap<String, (i64, u64)>>,
 }
 
 /// What only the process that started a container knows: how to learn of its exit.
@@ -205,6 +209,7 @@ impl Runtime {
             registry,
             exec,
             live: Mutex::new(Live::default()),
+            cpu_samples: Mutex::new(HashMap::new()),
             events,
         }))
     }

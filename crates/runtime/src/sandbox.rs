@@ -328,6 +328,7 @@ impl Runtime {
         }
         self.teardown_sandbox(&id).await?;
         self.live.lock().unwrap().exited.remove(&id);
+        self.cpu_samples.lock().unwrap().remove(&id);
         Ok(())
     }
 

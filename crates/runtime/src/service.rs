@@ -9,6 +9,7 @@ use peapod_types::image_ref::Reference;
 use tokio::sync::broadcast;
 
 use crate::cri::{ImageService, RuntimeService};
+use crate::stats::{ContainerStats, SandboxStats};
 use crate::stdio::StreamSession;
 use crate::types::*;
 use crate::{Error, Result, Runtime};
@@ -105,6 +106,22 @@ impl RuntimeService for Runtime {
 
     async fn attach_streams(&self, id: &str, stdin: bool) -> Result<StreamSession> {
         Ok(StreamSession::over(self.attach(id, stdin)?, None))
+    }
+
+    fn container_stats(&self, id: &str) -> Result<ContainerStats> {
+        Runtime::container_stats(self, id)
+    }
+
+    fn list_container_stats(&self, filter: &ContainerFilter) -> Result<Vec<ContainerStats>> {
+        Ok(Runtime::list_container_stats(self, filter))
+    }
+
+    fn pod_sandbox_stats(&self, id: &str) -> Result<SandboxStats> {
+        Runtime::pod_sandbox_stats(self, id)
+    }
+
+    fn list_pod_sandbox_stats(&self, filter: &SandboxFilter) -> Result<Vec<SandboxStats>> {
+        Ok(Runtime::list_pod_sandbox_stats(self, filter))
     }
 
     fn container_events(&self) -> broadcast::Receiver<ContainerEvent> {
@@ -223,28 +240,7 @@ impl ImageService for Runtime {
     }
 
     fn image_fs_info(&self) -> Result<FsUsage> {
-        let dir = self.images.dir().to_path_buf();
-        let (mut used_bytes, mut inodes_used) = (0, 0);
-        let mut stack = vec![dir.clone()];
-        while let Some(d) = stack.pop() {
-            for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-                let Ok(m) = e.path().symlink_metadata() else {
-                    continue;
-                };
-                inodes_used += 1;
-                if m.is_dir() {
-                    stack.push(e.path());
-                } else {
-                    use std::os::unix::fs::MetadataExt;
-                    used_bytes += m.blocks() * 512;
-                }
-            }
-        }
-        Ok(FsUsage {
-            mountpoint: dir.display().to_string(),
-            used_bytes,
-            inodes_used,
-        })
+        Ok(crate::stats::disk_usage(self.images.dir()))
     }
 }
 

@@ -13,10 +13,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use peapod_runtime::{
-    AuthConfig, ContainerConfig, ContainerEvent, ContainerFilter, ContainerStatus, Error,
-    ExecSyncResult, FsUsage, ImageInfo, ImageService, PulledImage, Result, Runtime,
-    RuntimeConditions, RuntimeService, SandboxConfig, SandboxFilter, SandboxStatus, StreamSession,
-    Version,
+    AuthConfig, ContainerConfig, ContainerEvent, ContainerFilter, ContainerStats, ContainerStatus,
+    Error, ExecSyncResult, FsUsage, ImageInfo, ImageService, PulledImage, Result, Runtime,
+    RuntimeConditions, RuntimeService, SandboxConfig, SandboxFilter, SandboxStats, SandboxStatus,
+    StreamSession, Version,
 };
 use peapod_types::config::Config;
 use tokio::sync::broadcast;
@@ -322,6 +322,22 @@ impl RuntimeService for CriRuntime {
         let c = self.rt.container_config(id)?;
         let req = |id| SandboxRequest::Attach { id, stdin };
         self.session(id, req, c.tty, stdin && c.stdin).await
+    }
+
+    fn container_stats(&self, id: &str) -> Result<ContainerStats> {
+        RuntimeService::container_stats(&*self.rt, id)
+    }
+
+    fn list_container_stats(&self, filter: &ContainerFilter) -> Result<Vec<ContainerStats>> {
+        RuntimeService::list_container_stats(&*self.rt, filter)
+    }
+
+    fn pod_sandbox_stats(&self, id: &str) -> Result<SandboxStats> {
+        RuntimeService::pod_sandbox_stats(&*self.rt, id)
+    }
+
+    fn list_pod_sandbox_stats(&self, filter: &SandboxFilter) -> Result<Vec<SandboxStats>> {
+        RuntimeService::list_pod_sandbox_stats(&*self.rt, filter)
     }
 
     fn container_events(&self) -> broadcast::Receiver<ContainerEvent> {

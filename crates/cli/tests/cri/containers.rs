@@ -367,3 +367,118 @@ async fn without_a_host_name_or_a_log_path() {
         .unwrap();
     assert!(s.leftovers().is_empty(), "{:?}", s.leftovers());
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn stats_of_containers_and_sandboxes() {
+    let s = Server::start().await;
+    let mut rt = s.runtime().await.unwrap();
+    let (sb, config) = sandbox(&s, &mut rt, "stats").await;
+    // Some CPU time, some memory, a file in the writable layer.
+    let c = container(
+        "busy",
+        "dd if=/dev/zero of=/blob bs=1k count=256 2>/dev/null; i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done; sleep 3600",
+    );
+    let id = create(&mut rt, &sb, &config, c).await;
+    rt.start_container(pb::StartContainerRequest {
+        container_id: id.clone(),
+    })
+    .await
+    .unwrap();
+    wait_state(&mut rt, &id, pb::ContainerState::ContainerRunning).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let stats = loop {
+        let st = rt
+            .container_stats(pb::ContainerStatsRequest {
+                container_id: id.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .stats
+            .unwrap();
+        let layer = st
+            .writable_layer
+            .as_ref()
+            .unwrap()
+            .used_bytes
+            .unwrap()
+            .value;
+        if layer >= 256 * 1024 || Instant::now() > deadline {
+            break st;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(stats.attributes.as_ref().unwrap().id, id);
+    assert_eq!(
+        stats.attributes.as_ref().unwrap().labels["container"],
+        "busy"
+    );
+    let cpu = stats.cpu.unwrap();
+    assert!(cpu.timestamp > 0);
+    assert!(cpu.usage_core_nano_seconds.unwrap().value > 0);
+    let mem = stats.memory.unwrap();
+    assert!(mem.working_set_bytes.unwrap().value > 0);
+    assert!(mem.usage_bytes.unwrap().value >= mem.working_set_bytes.unwrap().value);
+    let layer = stats.writable_layer.unwrap();
+    assert!(layer.used_bytes.unwrap().value >= 256 * 1024, "{layer:?}");
+    // A second sample has a rate.
+    let again = rt
+        .container_stats(pb::ContainerStatsRequest {
+            container_id: id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .stats
+        .unwrap();
+    assert!(again.cpu.unwrap().usage_nano_cores.is_some());
+    // Lists, by label.
+    let list = |sel: &str| {
+        let mut rt = rt.clone();
+        let sel = sel.to_string();
+        async move {
+            rt.list_container_stats(pb::ListContainerStatsRequest {
+                filter: Some(pb::ContainerStatsFilter {
+                    label_selector: [("container".to_string(), sel)].into(),
+                    ..Default::default()
+                }),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .stats
+        }
+    };
+    assert_eq!(list("busy").await.len(), 1);
+    assert!(list("other").await.is_empty());
+    // The sandbox: everything in it, its processes and its interface.
+    let ps = rt
+        .pod_sandbox_stats(pb::PodSandboxStatsRequest {
+            pod_sandbox_id: sb.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .stats
+        .unwrap();
+    let linux = ps.linux.unwrap();
+    assert!(linux.cpu.unwrap().usage_core_nano_seconds.unwrap().value > 0);
+    assert!(
+        linux.process.unwrap().process_count.unwrap().value >= 2,
+        "infra and sleep"
+    );
+    let net = linux.network.unwrap();
+    assert_eq!(net.default_interface.unwrap().name, "eth0");
+    assert_eq!(linux.containers.len(), 1);
+    let all = rt
+        .list_pod_sandbox_stats(pb::ListPodSandboxStatsRequest { filter: None })
+        .await
+        .unwrap()
+        .into_inner()
+        .stats;
+    assert!(all.iter().any(|p| p.attributes.as_ref().unwrap().id == sb));
+    rt.remove_pod_sandbox(pb::RemovePodSandboxRequest { pod_sandbox_id: sb })
+        .await
+        .unwrap();
+    assert!(s.leftovers().is_empty(), "{:?}", s.leftovers());
+}
