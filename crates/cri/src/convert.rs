@@ -120,6 +120,11 @@ pub fn sandbox_config(c: &pb::PodSandboxConfig) -> Result<rt::SandboxConfig, Sta
         annotations: map(&c.annotations),
         cgroup_parent: linux.cgroup_parent,
         namespaces,
+        sysctls: map(&linux.sysctls),
+        privileged: linux
+            .security_context
+            .as_ref()
+            .is_some_and(|s| s.privileged),
     })
 }
 
@@ -338,6 +343,9 @@ pub fn container_config(c: &pb::ContainerConfig) -> Result<rt::ContainerConfig, 
                 "config.linux.security_context.namespace_options.pid",
                 ns.pid,
             )?,
+            // The kubelet always sends both lists; none given means the runtime's defaults.
+            masked_paths: Some(sc.masked_paths).filter(|p| !p.is_empty()),
+            readonly_paths: Some(sc.readonly_paths).filter(|p| !p.is_empty()),
         },
         stop_signal: signal_name(c.stop_signal),
         tty: c.tty,

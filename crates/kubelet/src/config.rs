@@ -279,6 +279,8 @@ pub fn container_config(
         } else {
             NamespaceMode::Container
         },
+        masked_paths: None,
+        readonly_paths: None,
     };
 
     let limits = c.resources.as_ref().and_then(|r| r.limits.as_ref());

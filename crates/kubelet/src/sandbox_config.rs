@@ -77,6 +77,14 @@ pub fn sandbox_config(pod: &DefaultedPod, f: &SandboxFacts<'_>, attempt: u32) ->
             },
             ipc: node(pod.host_ipc()),
         },
+        sysctls: Default::default(),
+        // As the kubelet does: privileged when any of its containers is.
+        privileged: pod.all_containers().any(|(_, c)| {
+            c.security_context
+                .as_ref()
+                .and_then(|s| s.privileged)
+                .unwrap_or(false)
+        }),
     }
 }
 

@@ -139,6 +139,53 @@ pub struct ContainerSpec {
     pub cpu_shares: Option<u64>,
     /// Annotations recorded in the bundle.
     pub annotations: HashMap<String, String>,
+    /// Paths hidden from the container; the default set when `None` (none when privileged).
+    pub masked_paths: Option<Vec<String>>,
+    /// Paths made read-only; the default set when `None` (none when privileged).
+    pub readonly_paths: Option<Vec<String>>,
+    /// Kernel parameters of the container's namespaces (`net.*`, `kernel.shm*`, ...).
+    pub sysctls: HashMap<String, String>,
+    /// Capabilities the host lets this process grant (its bounding set, a bit per
+    /// capability number); `None` reads it from `/proc/self/status`. Privileged containers
+    /// and `ALL` get these.
+    #[serde(skip)]
+    pub host_capabilities: Option<u64>,
+}
+
+/// The paths containers do not see by default.
+pub const DEFAULT_MASKED_PATHS: &[&str] = &[
+    "/proc/asound",
+    "/proc/acpi",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+    "/sys/devices/virtual/powercap",
+];
+
+/// The paths containers see read-only by default.
+pub const DEFAULT_READONLY_PATHS: &[&str] = &[
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];
+
+/// This process's capability bounding set, a bit per capability number.
+pub fn host_bounding_set() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapBnd:"))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        })
+        .unwrap_or(u64::MAX)
 }
 
 /// The capabilities containers get by default (the Docker/containerd set).
@@ -169,6 +216,8 @@ fn cap_name(c: &str) -> String {
 }
 
 fn capabilities(spec: &ContainerSpec) -> Result<Vec<Capability>> {
+    let host = spec.host_capabilities.unwrap_or_else(host_bounding_set);
+    let all_capabilities = || all_capabilities(host);
     let mut names: Vec<String> = if spec.privileged {
         all_capabilities()
     } else {
@@ -197,9 +246,16 @@ fn capabilities(spec: &ContainerSpec) -> Result<Vec<Capability>> {
         .collect()
 }
 
-fn all_capabilities() -> Vec<String> {
+/// Every capability in `bounding` (a bit per capability number) that the kernel defines:
+/// what "all" can be, as the host may withhold some.
+fn all_capabilities(bounding: u64) -> Vec<String> {
     use strum_like::ALL_CAPS;
-    ALL_CAPS.iter().map(|s| s.to_string()).collect()
+    ALL_CAPS
+        .iter()
+        .enumerate()
+        .filter(|(n, _)| bounding & (1 << n) != 0)
+        .map(|(_, s)| s.to_string())
+        .collect()
 }
 
 mod strum_like {
@@ -257,6 +313,62 @@ fn mount(destination: &str, typ: &str, source: &str, options: &[&str]) -> Result
         .options(options.iter().map(|s| s.to_string()).collect::<Vec<_>>())
         .build()
         .map_err(|e| Error::Spec(e.to_string()))
+}
+
+/// The host's device nodes under `/dev` (not its pseudo-terminals, shared memory or
+/// message queues), which privileged containers get.
+fn host_devices() -> Vec<oci_spec::runtime::LinuxDevice> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let mut out = Vec::new();
+    let mut stack = vec![PathBuf::from("/dev")];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = e.path();
+            let Ok(m) = path.symlink_metadata() else {
+                continue;
+            };
+            let ft = m.file_type();
+            if ft.is_dir() {
+                let skip = [
+                    "/dev/pts",
+                    "/dev/shm",
+                    "/dev/mqueue",
+                    "/dev/.lxc",
+                    "/dev/.udev",
+                ];
+                if !skip.iter().any(|s| path == Path::new(s)) {
+                    stack.push(path);
+                }
+                continue;
+            }
+            let typ = if ft.is_char_device() {
+                oci_spec::runtime::LinuxDeviceType::C
+            } else if ft.is_block_device() {
+                oci_spec::runtime::LinuxDeviceType::B
+            } else {
+                continue;
+            };
+            // The container's own /dev/console and /dev/ptmx come from its terminal setup.
+            if path == Path::new("/dev/console") || path == Path::new("/dev/ptmx") {
+                continue;
+            }
+            let rdev = m.rdev();
+            let dev = oci_spec::runtime::LinuxDeviceBuilder::default()
+                .path(path.clone())
+                .typ(typ)
+                .major(nix::sys::stat::major(rdev) as i64)
+                .minor(nix::sys::stat::minor(rdev) as i64)
+                .file_mode(m.mode() & 0o7777)
+                .uid(m.uid())
+                .gid(m.gid())
+                .build();
+            if let Ok(d) = dev {
+                out.push(d);
+            }
+        }
+    }
+    out.sort_by(|a, b| a.path().cmp(b.path()));
+    out
 }
 
 /// Builds the OCI spec for `c`.
@@ -324,19 +436,21 @@ pub fn build(c: &ContainerSpec) -> Result<Spec> {
     ];
     // sysfs can only be mounted in a network namespace of our own making or joining;
     // with the host's network, bind the host's /sys read-only instead.
+    // Privileged containers may write to it.
+    let sys_mode = if c.privileged { "rw" } else { "ro" };
     if has_ns(NsKind::Net) {
         mounts.push(mount(
             "/sys",
             "sysfs",
             "sysfs",
-            &["nosuid", "noexec", "nodev", "ro"],
+            &["nosuid", "noexec", "nodev", sys_mode],
         )?);
     } else {
         mounts.push(mount(
             "/sys",
             "bind",
             "/sys",
-            &["rbind", "nosuid", "noexec", "nodev", "ro"],
+            &["rbind", "nosuid", "noexec", "nodev", sys_mode],
         )?);
     }
     if has_ns(NsKind::Cgroup) {
@@ -385,7 +499,15 @@ pub fn build(c: &ContainerSpec) -> Result<Spec> {
         .collect::<Result<Vec<_>>>()?;
 
     let mut resources = LinuxResourcesBuilder::default();
-    if !c.privileged {
+    if c.privileged {
+        resources = resources.devices(vec![
+            LinuxDeviceCgroupBuilder::default()
+                .allow(true)
+                .access("rwm")
+                .build()
+                .map_err(e)?,
+        ]);
+    } else {
         resources = resources.devices(vec![
             LinuxDeviceCgroupBuilder::default()
                 .allow(false)
@@ -416,38 +538,21 @@ pub fn build(c: &ContainerSpec) -> Result<Spec> {
         .namespaces(namespaces)
         .resources(resources.build().map_err(e)?)
         .cgroups_path(PathBuf::from(&c.cgroups_path));
-    if !c.privileged {
-        linux = linux
-            .masked_paths(
-                [
-                    "/proc/asound",
-                    "/proc/acpi",
-                    "/proc/kcore",
-                    "/proc/keys",
-                    "/proc/latency_stats",
-                    "/proc/timer_list",
-                    "/proc/timer_stats",
-                    "/proc/sched_debug",
-                    "/proc/scsi",
-                    "/sys/firmware",
-                    "/sys/devices/virtual/powercap",
-                ]
-                .iter()
-                .map(|s| s.to_string())
-                .collect::<Vec<_>>(),
-            )
-            .readonly_paths(
-                [
-                    "/proc/bus",
-                    "/proc/fs",
-                    "/proc/irq",
-                    "/proc/sys",
-                    "/proc/sysrq-trigger",
-                ]
-                .iter()
-                .map(|s| s.to_string())
-                .collect::<Vec<_>>(),
-            );
+    let paths = |given: &Option<Vec<String>>, default: &[&str]| -> Vec<String> {
+        match (c.privileged, given) {
+            (true, _) => Vec::new(),
+            (false, Some(p)) => p.clone(),
+            (false, None) => default.iter().map(|s| s.to_string()).collect(),
+        }
+    };
+    linux = linux
+        .masked_paths(paths(&c.masked_paths, DEFAULT_MASKED_PATHS))
+        .readonly_paths(paths(&c.readonly_paths, DEFAULT_READONLY_PATHS));
+    if c.privileged {
+        linux = linux.devices(host_devices());
+    }
+    if !c.sysctls.is_empty() {
+        linux = linux.sysctl(c.sysctls.clone());
     }
     let spec = SpecBuilder::default()
         .version("1.0.2")
@@ -513,5 +618,103 @@ mod tests {
             .unwrap();
         assert!(caps.iter().any(|c| c == "CAP_SYS_TIME"));
         assert!(!caps.iter().any(|c| c == "CAP_NET_RAW"));
+    }
+}
+
+#[cfg(test)]
+mod security_tests {
+    use super::*;
+
+    fn bounding(json: &serde_json::Value) -> Vec<String> {
+        json["process"]["capabilities"]["bounding"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c.as_str().unwrap().to_string())
+            .collect()
+    }
+
+    #[test]
+    fn all_capabilities_are_those_the_host_allows() {
+        // The host withholds CAP_SYS_RESOURCE (24).
+        let host: u64 = !(1 << 24);
+        let c = ContainerSpec {
+            rootfs: "/r".into(),
+            args: vec!["sh".into()],
+            cap_add: vec!["ALL".into()],
+            host_capabilities: Some(host),
+            ..Default::default()
+        };
+        let caps = bounding(&serde_json::to_value(build(&c).unwrap()).unwrap());
+        assert!(caps.contains(&"CAP_SYS_ADMIN".to_string()));
+        assert!(caps.contains(&"CAP_NET_ADMIN".to_string()));
+        assert!(!caps.contains(&"CAP_SYS_RESOURCE".to_string()));
+        let privileged = ContainerSpec {
+            privileged: true,
+            cap_add: vec![],
+            ..c
+        };
+        let caps = bounding(&serde_json::to_value(build(&privileged).unwrap()).unwrap());
+        assert!(caps.contains(&"CAP_SYS_ADMIN".to_string()));
+        assert!(!caps.contains(&"CAP_SYS_RESOURCE".to_string()));
+    }
+
+    #[test]
+    fn masked_and_read_only_paths_default_unless_given_or_privileged() {
+        let base = ContainerSpec {
+            rootfs: "/r".into(),
+            args: vec!["sh".into()],
+            ..Default::default()
+        };
+        let json = serde_json::to_value(build(&base).unwrap()).unwrap();
+        let masked = json["linux"]["maskedPaths"].as_array().unwrap();
+        assert!(masked.iter().any(|p| p == "/proc/kcore"));
+        let ro = json["linux"]["readonlyPaths"].as_array().unwrap();
+        assert!(ro.iter().any(|p| p == "/proc/sys"));
+
+        let given = ContainerSpec {
+            masked_paths: Some(vec!["/bin/ls".into()]),
+            readonly_paths: Some(vec![]),
+            ..base.clone()
+        };
+        let json = serde_json::to_value(build(&given).unwrap()).unwrap();
+        assert_eq!(json["linux"]["maskedPaths"], serde_json::json!(["/bin/ls"]));
+        assert!(
+            json["linux"]["readonlyPaths"]
+                .as_array()
+                .is_none_or(|a| a.is_empty())
+        );
+
+        let privileged = ContainerSpec {
+            privileged: true,
+            host_capabilities: Some(u64::MAX),
+            ..given
+        };
+        let json = serde_json::to_value(build(&privileged).unwrap()).unwrap();
+        assert!(
+            json["linux"]["maskedPaths"]
+                .as_array()
+                .is_none_or(|a| a.is_empty())
+        );
+        assert_eq!(json["linux"]["resources"]["devices"][0]["allow"], true);
+        let sys = json["mounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["destination"] == "/sys")
+            .unwrap();
+        assert!(sys["options"].as_array().unwrap().iter().any(|o| o == "rw"));
+    }
+
+    #[test]
+    fn sysctls_are_written() {
+        let c = ContainerSpec {
+            rootfs: "/r".into(),
+            args: vec!["sh".into()],
+            sysctls: [("net.ipv4.ip_forward".to_string(), "1".to_string())].into(),
+            ..Default::default()
+        };
+        let json = serde_json::to_value(build(&c).unwrap()).unwrap();
+        assert_eq!(json["linux"]["sysctl"]["net.ipv4.ip_forward"], "1");
     }
 }

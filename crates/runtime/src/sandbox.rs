@@ -228,6 +228,11 @@ impl Runtime {
                 "sandbox".to_string(),
             )]
             .into(),
+            sysctls: config
+                .sysctls
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
             ..Default::default()
         };
         let bundle = dir.join("bundle");

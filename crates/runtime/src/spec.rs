@@ -65,6 +65,19 @@ pub(crate) fn container_spec(
         std::fs::create_dir_all(&cwd_host).map_err(io("creating working directory", &cwd_host))?;
     }
     let sec = &config.security;
+    if sec.privileged && !sb.config.privileged {
+        return Err(Error::State(
+            "a privileged container needs a privileged sandbox".into(),
+        ));
+    }
+    if sec.run_as_group.is_some()
+        && sec.run_as_user.is_none()
+        && sec.run_as_username.as_deref().is_none_or(str::is_empty)
+    {
+        return Err(Error::State(
+            "run_as_group is set without run_as_user or run_as_username".into(),
+        ));
+    }
     // The security context's user replaces the image's, which is then not looked up.
     let (uid, mut gid) = if let Some(u) = sec.run_as_user {
         let gid = crate::user::resolve(&rootfs, &u.to_string())
@@ -177,5 +190,8 @@ pub(crate) fn container_spec(
         cpu_quota: config.resources.cpu_quota,
         cpu_shares: config.resources.cpu_shares,
         annotations,
+        masked_paths: sec.masked_paths.clone(),
+        readonly_paths: sec.readonly_paths.clone(),
+        ..Default::default()
     })
 }

@@ -87,6 +87,12 @@ pub struct SandboxConfig {
     pub cgroup_parent: String,
     /// Namespace choices.
     pub namespaces: NamespaceOptions,
+    /// Kernel parameters of the pod's namespaces (`net.*`, `kernel.shm*`, ...).
+    #[serde(default)]
+    pub sysctls: BTreeMap<String, String>,
+    /// Whether its containers may be privileged.
+    #[serde(default)]
+    pub privileged: bool,
 }
 
 /// Sandbox state (CRI `PodSandboxState`).
@@ -171,6 +177,12 @@ pub struct SecurityContext {
     pub no_new_privs: bool,
     /// PID namespace choice for this container.
     pub pid_namespace: NamespaceMode,
+    /// Paths hidden from it; the runtime's default set when `None`.
+    #[serde(default)]
+    pub masked_paths: Option<Vec<String>>,
+    /// Paths it sees read-only; the runtime's default set when `None`.
+    #[serde(default)]
+    pub readonly_paths: Option<Vec<String>>,
 }
 
 /// Resource limits (a subset of CRI `LinuxContainerResources`).
