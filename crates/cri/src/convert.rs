@@ -298,6 +298,9 @@ pub fn container_config(c: &pb::ContainerConfig) -> Result<rt::ContainerConfig, 
     let linux = c.linux.clone().unwrap_or_default();
     let res = linux.resources.unwrap_or_default();
     let sc = linux.security_context.unwrap_or_default();
+    #[allow(deprecated)]
+    let (seccomp_path, apparmor_name) =
+        (sc.seccomp_profile_path.clone(), sc.apparmor_profile.clone());
     let caps = sc.capabilities.unwrap_or_default();
     let ns = sc.namespace_options.unwrap_or_default();
     // The runtime's CPU quota is per 100 ms period.
@@ -346,12 +349,89 @@ pub fn container_config(c: &pb::ContainerConfig) -> Result<rt::ContainerConfig, 
             // The kubelet always sends both lists; none given means the runtime's defaults.
             masked_paths: Some(sc.masked_paths).filter(|p| !p.is_empty()),
             readonly_paths: Some(sc.readonly_paths).filter(|p| !p.is_empty()),
+            seccomp: seccomp(
+                "config.linux.security_context.seccomp",
+                sc.seccomp.as_ref(),
+                &seccomp_path,
+            )?,
+            apparmor: apparmor(
+                "config.linux.security_context.apparmor",
+                sc.apparmor.as_ref(),
+                &apparmor_name,
+            )?,
         },
         stop_signal: signal_name(c.stop_signal),
         tty: c.tty,
         stdin: c.stdin,
         stdin_once: c.stdin_once,
     })
+}
+
+/// A seccomp choice from the `seccomp` field, or from the deprecated profile path
+/// (`runtime/default`, `unconfined`, `localhost/PATH`) when it is not set; neither is
+/// unconfined.
+pub fn seccomp(
+    field: &str,
+    profile: Option<&pb::SecurityProfile>,
+    path: &str,
+) -> Result<rt::Seccomp, Status> {
+    use pb::security_profile::ProfileType;
+    if let Some(p) = profile {
+        return match ProfileType::try_from(p.profile_type) {
+            Ok(ProfileType::RuntimeDefault) => Ok(rt::Seccomp::RuntimeDefault),
+            Ok(ProfileType::Unconfined) => Ok(rt::Seccomp::Unconfined),
+            Ok(ProfileType::Localhost) if p.localhost_ref.starts_with('/') => {
+                Ok(rt::Seccomp::Localhost(p.localhost_ref.clone().into()))
+            }
+            Ok(ProfileType::Localhost) => Err(invalid(
+                &format!("{field}.localhost_ref"),
+                format!("{:?} is not an absolute path", p.localhost_ref),
+            )),
+            Err(_) => Err(invalid(
+                &format!("{field}.profile_type"),
+                format!("unknown profile type {}", p.profile_type),
+            )),
+        };
+    }
+    match path {
+        "" | "unconfined" => Ok(rt::Seccomp::Unconfined),
+        "runtime/default" | "docker/default" => Ok(rt::Seccomp::RuntimeDefault),
+        _ => match path.strip_prefix("localhost/") {
+            Some(p) if p.starts_with('/') => Ok(rt::Seccomp::Localhost(p.into())),
+            _ => Err(invalid(
+                field,
+                format!("unknown seccomp profile path {path:?}"),
+            )),
+        },
+    }
+}
+
+/// An AppArmor choice from the `apparmor` field, or from the deprecated profile name.
+pub fn apparmor(
+    field: &str,
+    profile: Option<&pb::SecurityProfile>,
+    name: &str,
+) -> Result<rt::AppArmor, Status> {
+    use pb::security_profile::ProfileType;
+    if let Some(p) = profile {
+        return match ProfileType::try_from(p.profile_type) {
+            Ok(ProfileType::RuntimeDefault) => Ok(rt::AppArmor::RuntimeDefault),
+            Ok(ProfileType::Unconfined) => Ok(rt::AppArmor::Unconfined),
+            Ok(ProfileType::Localhost) => Ok(rt::AppArmor::Localhost(p.localhost_ref.clone())),
+            Err(_) => Err(invalid(
+                &format!("{field}.profile_type"),
+                format!("unknown profile type {}", p.profile_type),
+            )),
+        };
+    }
+    match name {
+        "" | "unconfined" => Ok(rt::AppArmor::Unconfined),
+        "runtime/default" => Ok(rt::AppArmor::RuntimeDefault),
+        _ => match name.strip_prefix("localhost/") {
+            Some(p) => Ok(rt::AppArmor::Localhost(p.to_string())),
+            None => Err(invalid(field, format!("unknown AppArmor profile {name:?}"))),
+        },
+    }
 }
 
 fn container_metadata(m: &rt::ContainerMetadata) -> pb::ContainerMetadata {

@@ -244,3 +244,43 @@ fn statuses_come_back_with_nanosecond_times() {
     assert_eq!(f.state, Some(rt::SandboxState::NotReady));
     assert!(!f.matches(&s));
 }
+
+#[test]
+fn seccomp_and_apparmor_profiles_and_their_deprecated_paths() {
+    let profile = |t: i32, r: &str| pb::SecurityProfile {
+        profile_type: t,
+        localhost_ref: r.into(),
+    };
+    let f = "config.linux.security_context.seccomp";
+    // The field wins over the deprecated path; its zero value is RuntimeDefault.
+    assert_eq!(
+        seccomp(f, Some(&profile(0, "")), "unconfined").unwrap(),
+        rt::Seccomp::RuntimeDefault
+    );
+    assert_eq!(
+        seccomp(f, Some(&profile(2, "/p.json")), "").unwrap(),
+        rt::Seccomp::Localhost("/p.json".into())
+    );
+    let err = seccomp(f, Some(&profile(2, "p.json")), "").unwrap_err();
+    assert!(err.message().contains("localhost_ref"), "{err:?}");
+    assert_eq!(seccomp(f, None, "").unwrap(), rt::Seccomp::Unconfined);
+    assert_eq!(
+        seccomp(f, None, "runtime/default").unwrap(),
+        rt::Seccomp::RuntimeDefault
+    );
+    assert_eq!(
+        seccomp(f, None, "localhost//etc/p.json").unwrap(),
+        rt::Seccomp::Localhost("/etc/p.json".into())
+    );
+    assert!(seccomp(f, None, "strict").is_err());
+    let f = "config.linux.security_context.apparmor";
+    assert_eq!(
+        apparmor(f, Some(&profile(2, "k8s-x")), "").unwrap(),
+        rt::AppArmor::Localhost("k8s-x".into())
+    );
+    assert_eq!(
+        apparmor(f, None, "localhost/k8s-y").unwrap(),
+        rt::AppArmor::Localhost("k8s-y".into())
+    );
+    assert_eq!(apparmor(f, None, "").unwrap(), rt::AppArmor::Unconfined);
+}

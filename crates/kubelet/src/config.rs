@@ -8,9 +8,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use peapod_runtime::{
-    ContainerConfig, ContainerMetadata, Mount, NamespaceMode, Resources, SecurityContext,
+    AppArmor, ContainerConfig, ContainerMetadata, Mount, NamespaceMode, Resources, Seccomp,
+    SecurityContext,
 };
-use peapod_types::api::Container;
+use peapod_types::api::{AppArmorProfile, Container, SeccompProfile};
 use peapod_types::expand::expand;
 use peapod_types::pod::{ContainerExt, DefaultedPod};
 
@@ -39,6 +40,8 @@ pub struct PodFacts<'a> {
     pub pod_dir: &'a Path,
     /// The node's capacity.
     pub node: NodeCapacity,
+    /// Where `Localhost` seccomp profiles are.
+    pub seccomp_root: &'a Path,
 }
 
 /// A container config that could not be made: the container waits with `reason`.
@@ -202,6 +205,25 @@ pub fn verify_run_as_non_root(
     }
 }
 
+/// The seccomp filter of a `seccompProfile` (the container's, else the pod's): unconfined
+/// when none is given, as the kubelet's default; `Localhost` profiles are under `root`.
+pub fn seccomp(p: Option<&SeccompProfile>, root: &Path) -> Seccomp {
+    match p.map(|p| (p.type_.as_str(), p.localhost_profile.as_deref())) {
+        Some(("RuntimeDefault", _)) => Seccomp::RuntimeDefault,
+        Some(("Localhost", Some(l))) => Seccomp::Localhost(root.join(l)),
+        _ => Seccomp::Unconfined,
+    }
+}
+
+/// The AppArmor choice of an `appArmorProfile` (the container's, else the pod's).
+pub fn apparmor(p: Option<&AppArmorProfile>) -> AppArmor {
+    match p.map(|p| (p.type_.as_str(), p.localhost_profile.as_deref())) {
+        Some(("RuntimeDefault", _)) => AppArmor::RuntimeDefault,
+        Some(("Localhost", Some(l))) => AppArmor::Localhost(l.to_string()),
+        _ => AppArmor::Unconfined,
+    }
+}
+
 /// Where the termination message file of run `attempt` of container `name` lives.
 pub fn termination_log_path(pod_dir: &Path, name: &str, attempt: u32) -> PathBuf {
     pod_dir
@@ -281,6 +303,17 @@ pub fn container_config(
         },
         masked_paths: None,
         readonly_paths: None,
+        seccomp: seccomp(
+            csc.seccomp_profile
+                .as_ref()
+                .or(psc.seccomp_profile.as_ref()),
+            f.seccomp_root,
+        ),
+        apparmor: apparmor(
+            csc.app_armor_profile
+                .as_ref()
+                .or(psc.app_armor_profile.as_ref()),
+        ),
     };
 
     let limits = c.resources.as_ref().and_then(|r| r.limits.as_ref());

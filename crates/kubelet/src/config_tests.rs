@@ -27,6 +27,7 @@ fn config_of(
         volumes,
         pod_dir: Path::new("/pods/u1"),
         node: NODE,
+        seccomp_root: Path::new("/var/lib/peapod/seccomp"),
     };
     container_config(&facts, pod.container(Slot::App(0)), 3)
 }
@@ -241,4 +242,24 @@ fn run_as_non_root_refuses_what_would_run_as_root() {
     );
     let unset = pod_yaml("  containers: [{name: a, image: b}]\n");
     assert_eq!(check(&unset, Some(0), ""), Ok(()));
+}
+
+#[test]
+fn seccomp_and_apparmor_follow_the_container_then_the_pod() {
+    let pod = pod_yaml(
+        "  securityContext:\n    seccompProfile: {type: RuntimeDefault}\n    appArmorProfile: {type: RuntimeDefault}\n  containers:\n  - name: a\n    image: busybox\n    securityContext:\n      seccompProfile: {type: Localhost, localhostProfile: prof/a.json}\n",
+    );
+    let c = config_of(&pod, &HashMap::new()).unwrap();
+    assert_eq!(
+        c.security.seccomp,
+        peapod_runtime::Seccomp::Localhost("/var/lib/peapod/seccomp/prof/a.json".into())
+    );
+    assert_eq!(
+        c.security.apparmor,
+        peapod_runtime::AppArmor::RuntimeDefault
+    );
+    let pod = pod_yaml("  containers:\n  - name: a\n    image: busybox\n");
+    let c = config_of(&pod, &HashMap::new()).unwrap();
+    assert_eq!(c.security.seccomp, peapod_runtime::Seccomp::Unconfined);
+    assert_eq!(c.security.apparmor, peapod_runtime::AppArmor::Unconfined);
 }

@@ -334,6 +334,7 @@ impl<R: RuntimeService + ImageService> PodWorker<R> {
             volumes: self.mem.volumes.as_ref().unwrap_or(&no_volumes),
             pod_dir: &self.cfg.pod_dir,
             node: self.cfg.node,
+            seccomp_root: &self.cfg.seccomp_root,
         };
         let image = self.rt.image_status(c.image_name()).ok().flatten();
         let (uid, username) = image.map_or((None, String::new()), |i| (i.uid, i.username));

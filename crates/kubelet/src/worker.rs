@@ -55,6 +55,8 @@ pub struct KubeletConfig {
     pub host_resolv_conf: String,
     /// The node's `/etc/hosts`.
     pub host_hosts: String,
+    /// Where `Localhost` seccomp profiles are (`<root>/seccomp`).
+    pub seccomp_root: PathBuf,
 }
 
 /// What a worker can be told.

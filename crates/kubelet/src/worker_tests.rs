@@ -43,6 +43,7 @@ fn config(dir: &std::path::Path) -> KubeletConfig {
         },
         host_resolv_conf: "nameserver 192.0.2.53\n".into(),
         host_hosts: String::new(),
+        seccomp_root: dir.join("seccomp"),
     }
 }
 

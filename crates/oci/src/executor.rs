@@ -241,6 +241,11 @@ impl Executor for Libcontainer {
                 }
                 None
             };
+            // libcontainer runs an exec without the container's seccomp filter: the
+            // process loads it itself, just before it runs the program.
+            if let Some(filter) = spec.linux().as_ref().and_then(|l| l.seccomp().clone()) {
+                b = b.with_executor(SeccompExecutor { filter });
+            }
             let pid = b
                 .as_tenant()
                 .with_process(Some(&json))
@@ -257,6 +262,46 @@ impl Executor for Libcontainer {
         // libcontainer leaves its link to the console socket in the container's directory.
         let _ = std::fs::remove_file(self.state_root.join(id).join("console-socket"));
         result
+    }
+}
+
+/// Runs an exec's program under its container's seccomp filter.
+#[derive(Clone)]
+struct SeccompExecutor {
+    filter: oci_spec::runtime::LinuxSeccomp,
+}
+
+impl libcontainer::workload::Executor for SeccompExecutor {
+    fn exec(
+        &self,
+        spec: &oci_spec::runtime::Spec,
+    ) -> Result<(), libcontainer::workload::ExecutorError> {
+        use libcontainer::workload::ExecutorError;
+        // The capabilities are already the container's: without CAP_SYS_ADMIN, the
+        // kernel accepts a filter only from a process with no_new_privs, which it then gets.
+        const CAP_SYS_ADMIN: u32 = 21;
+        let effective = std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("CapEff:"))
+                    .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+            })
+            .unwrap_or(0);
+        if effective & (1 << CAP_SYS_ADMIN) == 0 {
+            nix::sys::prctl::set_no_new_privs()
+                .map_err(|e| ExecutorError::Other(format!("setting no_new_privs: {e}")))?;
+        }
+        libcontainer::seccomp::initialize_seccomp(&self.filter)
+            .map_err(|e| ExecutorError::Other(format!("loading the seccomp filter: {e}")))?;
+        libcontainer::workload::default::DefaultExecutor {}.exec(spec)
+    }
+
+    fn validate(
+        &self,
+        spec: &oci_spec::runtime::Spec,
+    ) -> Result<(), libcontainer::workload::ExecutorValidationError> {
+        libcontainer::workload::default::DefaultExecutor {}.validate(spec)
     }
 }
 

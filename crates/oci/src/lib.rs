@@ -9,9 +9,11 @@ pub mod cgroup;
 pub mod executor;
 pub mod mount;
 pub mod ns;
+pub mod seccomp;
 pub mod spec;
 
 pub use executor::{Created, ExecProcess, ExecRequest, Executor, Libcontainer, Stdio, Streams};
+pub use seccomp::Seccomp;
 pub use spec::{ContainerSpec, MountSpec, NamespaceSpec, NsKind};
 
 use std::path::PathBuf;

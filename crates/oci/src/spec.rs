@@ -150,6 +150,9 @@ pub struct ContainerSpec {
     /// and `ALL` get these.
     #[serde(skip)]
     pub host_capabilities: Option<u64>,
+    /// The seccomp filter (none when privileged).
+    #[serde(default)]
+    pub seccomp: crate::seccomp::Seccomp,
 }
 
 /// The paths containers do not see by default.
@@ -223,19 +226,22 @@ fn capabilities(spec: &ContainerSpec) -> Result<Vec<Capability>> {
     } else {
         DEFAULT_CAPS.iter().map(|s| s.to_string()).collect()
     };
+    // As containerd: ALL first (add, then drop), then single names, drops winning.
     if !spec.privileged {
-        if spec.cap_drop.iter().any(|c| c.eq_ignore_ascii_case("all")) {
+        let is_all = |c: &String| c.eq_ignore_ascii_case("all");
+        if spec.cap_add.iter().any(is_all) {
+            names = all_capabilities();
+        }
+        if spec.cap_drop.iter().any(is_all) {
             names.clear();
         }
-        let drop: Vec<String> = spec.cap_drop.iter().map(|c| cap_name(c)).collect();
-        names.retain(|n| !drop.contains(n));
-        for a in &spec.cap_add {
-            if a.eq_ignore_ascii_case("all") {
-                names = all_capabilities();
-            } else if !names.contains(&cap_name(a)) {
+        for a in spec.cap_add.iter().filter(|c| !is_all(c)) {
+            if !names.contains(&cap_name(a)) {
                 names.push(cap_name(a));
             }
         }
+        let drop: Vec<String> = spec.cap_drop.iter().map(|c| cap_name(c)).collect();
+        names.retain(|n| !drop.contains(n));
     }
     names
         .iter()
@@ -375,6 +381,15 @@ fn host_devices() -> Vec<oci_spec::runtime::LinuxDevice> {
 pub fn build(c: &ContainerSpec) -> Result<Spec> {
     let e = |e: oci_spec::OciSpecError| Error::Spec(e.to_string());
     let caps = capabilities(c)?;
+    let seccomp = if c.privileged {
+        None
+    } else {
+        let names: Vec<String> = caps
+            .iter()
+            .filter_map(|c| serde_json::to_value(c).ok()?.as_str().map(String::from))
+            .collect();
+        crate::seccomp::resolve(&c.seccomp, &names)?
+    };
     let caps_set: std::collections::HashSet<Capability> = caps.into_iter().collect();
     let capabilities = LinuxCapabilitiesBuilder::default()
         .bounding(caps_set.clone())
@@ -388,7 +403,7 @@ pub fn build(c: &ContainerSpec) -> Result<Spec> {
     if !c.additional_gids.is_empty() {
         user = user.additional_gids(c.additional_gids.clone());
     }
-    let process = ProcessBuilder::default()
+    let mut process = ProcessBuilder::default()
         .terminal(c.terminal)
         .user(user.build().map_err(e)?)
         .args(c.args.clone())
@@ -403,6 +418,11 @@ pub fn build(c: &ContainerSpec) -> Result<Spec> {
         .rlimits(Vec::new())
         .build()
         .map_err(e)?;
+    // Absent rather than false: libcontainer loads a seccomp filter while the process still
+    // has CAP_SYS_ADMIN only when the field is absent.
+    if !c.no_new_privileges {
+        process.set_no_new_privileges(None);
+    }
 
     let new_ns = |k: NsKind| c.namespaces.iter().any(|n| n.kind == k && n.path.is_none());
     let has_ns = |k: NsKind| c.namespaces.iter().any(|n| n.kind == k);
@@ -554,6 +574,9 @@ pub fn build(c: &ContainerSpec) -> Result<Spec> {
     if !c.sysctls.is_empty() {
         linux = linux.sysctl(c.sysctls.clone());
     }
+    if let Some(s) = seccomp {
+        linux = linux.seccomp(s);
+    }
     let spec = SpecBuilder::default()
         .version("1.0.2")
         .root(
@@ -704,6 +727,62 @@ mod security_tests {
             .find(|m| m["destination"] == "/sys")
             .unwrap();
         assert!(sys["options"].as_array().unwrap().iter().any(|o| o == "rw"));
+    }
+
+    #[test]
+    fn seccomp_follows_the_capabilities_and_not_privileged_containers() {
+        let mounts = |json: &serde_json::Value| {
+            json["linux"]["seccomp"]["syscalls"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|r| r["names"].as_array().unwrap().iter().any(|n| n == "mount"))
+        };
+        let c = ContainerSpec {
+            rootfs: "/r".into(),
+            args: vec!["sh".into()],
+            seccomp: crate::Seccomp::RuntimeDefault,
+            host_capabilities: Some(u64::MAX),
+            ..Default::default()
+        };
+        let json = serde_json::to_value(build(&c).unwrap()).unwrap();
+        assert_eq!(json["linux"]["seccomp"]["defaultAction"], "SCMP_ACT_ERRNO");
+        assert!(!mounts(&json));
+        let admin = ContainerSpec {
+            cap_add: vec!["SYS_ADMIN".into()],
+            ..c.clone()
+        };
+        assert!(mounts(
+            &serde_json::to_value(build(&admin).unwrap()).unwrap()
+        ));
+        let privileged = ContainerSpec {
+            privileged: true,
+            ..c
+        };
+        let json = serde_json::to_value(build(&privileged).unwrap()).unwrap();
+        assert!(json["linux"].get("seccomp").is_none());
+    }
+
+    #[test]
+    fn all_then_single_capabilities_as_containerd_orders_them() {
+        let c = ContainerSpec {
+            rootfs: "/r".into(),
+            args: vec!["sh".into()],
+            cap_add: vec!["ALL".into()],
+            cap_drop: vec!["CHOWN".into()],
+            host_capabilities: Some(u64::MAX),
+            ..Default::default()
+        };
+        let caps = bounding(&serde_json::to_value(build(&c).unwrap()).unwrap());
+        assert!(caps.contains(&"CAP_SYS_ADMIN".to_string()));
+        assert!(!caps.contains(&"CAP_CHOWN".to_string()));
+        let c = ContainerSpec {
+            cap_add: vec!["NET_ADMIN".into()],
+            cap_drop: vec!["ALL".into()],
+            ..c
+        };
+        let caps = bounding(&serde_json::to_value(build(&c).unwrap()).unwrap());
+        assert_eq!(caps, vec!["CAP_NET_ADMIN".to_string()]);
     }
 
     #[test]

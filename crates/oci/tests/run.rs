@@ -10,8 +10,9 @@ use peapod_oci::{
     ns,
 };
 
-#[test]
-fn runs_busybox_in_a_pinned_netns() {
+/// Runs `script` with busybox's `sh` in a container whose spec `tweak` may change; returns
+/// its exit code and its output. Checks that nothing is left behind.
+fn run_busybox(script: &str, tweak: impl FnOnce(&mut ContainerSpec)) -> (i32, String) {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let archive = d.join("bb.tar");
@@ -34,14 +35,12 @@ fn runs_busybox_in_a_pinned_netns() {
     let netns = d.join("netns");
     ns::create_netns(&netns).unwrap();
 
-    let id = format!("oci-test-{}", std::process::id());
-    let spec = ContainerSpec {
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let id = format!("oci-test-{}-{n}", std::process::id());
+    let mut spec = ContainerSpec {
         rootfs: d.join("rootfs"),
-        args: vec![
-            "sh".into(),
-            "-c".into(),
-            "hostname; cat /data/hello; ip addr show lo | grep -c UP; exit 3".into(),
-        ],
+        args: vec!["sh".into(), "-c".into(), script.into()],
         env: vec!["PATH=/bin".into()],
         cwd: "/".into(),
         hostname: Some("testpod".into()),
@@ -75,6 +74,7 @@ fn runs_busybox_in_a_pinned_netns() {
         cgroups_path: format!("/peapod-test/{id}"),
         ..Default::default()
     };
+    tweak(&mut spec);
     let bundle = d.join("bundle");
     peapod_oci::spec::write_bundle(&bundle, &spec).unwrap();
     let (r, w) = nix::unistd::pipe().unwrap();
@@ -102,8 +102,9 @@ fn runs_busybox_in_a_pinned_netns() {
     )];
     nix::poll::poll(&mut pfd, nix::poll::PollTimeout::from(5000u16)).unwrap();
     let status = waitpid(Pid::from_raw(pid), Some(WaitPidFlag::__WALL)).unwrap();
-    assert_eq!(status, WaitStatus::Exited(Pid::from_raw(pid), 3));
-    assert_eq!(out, "testpod\nfrom the host\n1\n");
+    let WaitStatus::Exited(_, code) = status else {
+        panic!("{status:?}");
+    };
     exec.delete(&id).unwrap();
     peapod_oci::cgroup::remove(&format!("/peapod-test/{id}")).unwrap();
     peapod_oci::cgroup::remove_if_empty("peapod-test");
@@ -112,4 +113,53 @@ fn runs_busybox_in_a_pinned_netns() {
     ns::remove_netns(&netns).unwrap();
     assert!(!mount::is_mounted(&netns));
     assert!(!d.join("state").join(&id).exists());
+    (code, out)
+}
+
+#[test]
+fn runs_busybox_in_a_pinned_netns() {
+    let (code, out) = run_busybox(
+        "hostname; cat /data/hello; ip addr show lo | grep -c UP; exit 3",
+        |_| {},
+    );
+    assert_eq!(code, 3);
+    assert_eq!(out, "testpod\nfrom the host\n1\n");
+}
+
+#[test]
+fn the_default_seccomp_profile_filters_and_a_localhost_profile_blocks_its_calls() {
+    let (code, out) = run_busybox(
+        "grep -E '^(Seccomp|Seccomp_filters):' /proc/self/status; hostname other 2>&1; echo $?",
+        |s| s.seccomp = peapod_oci::Seccomp::RuntimeDefault,
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.starts_with("Seccomp:\t2\nSeccomp_filters:\t1\n"),
+        "{out}"
+    );
+    assert!(
+        out.ends_with("1\n"),
+        "sethostname needs CAP_SYS_ADMIN: {out}"
+    );
+
+    let (code, out) = run_busybox("hostname other && hostname", |s| {
+        s.seccomp = peapod_oci::Seccomp::RuntimeDefault;
+        s.cap_add = vec!["SYS_ADMIN".into()];
+    });
+    assert_eq!((code, out.as_str()), (0, "other\n"));
+
+    let dir = tempfile::tempdir().unwrap();
+    let profile = dir.path().join("no-mkdir.json");
+    std::fs::write(
+        &profile,
+        r#"{"defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13}]}"#,
+    )
+    .unwrap();
+    let (code, out) = run_busybox("mkdir /made 2>&1; touch /file && echo touched", |s| {
+        s.seccomp = peapod_oci::Seccomp::Localhost(profile.clone());
+    });
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("Permission denied"), "{out}");
+    assert!(out.ends_with("touched\n"), "{out}");
 }

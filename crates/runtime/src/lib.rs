@@ -44,7 +44,7 @@ use tokio::sync::{broadcast, watch};
 
 pub use cri::{ImageService, RuntimeService};
 pub use exec::ExecSession;
-pub use peapod_oci::{ExecProcess, ExecRequest, Stdio};
+pub use peapod_oci::{ExecProcess, ExecRequest, Seccomp, Stdio};
 pub use reaper::reap_unclaimed;
 pub use stats::{ContainerStats, CpuStats, InterfaceStats, MemoryStats, SandboxStats};
 pub use stdio::{Attached, Chunk, OutputStream, StreamSession};

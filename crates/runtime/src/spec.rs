@@ -70,6 +70,9 @@ pub(crate) fn container_spec(
             "a privileged container needs a privileged sandbox".into(),
         ));
     }
+    if let Some(why) = sec.apparmor.refusal(crate::types::AppArmor::host_enabled()) {
+        return Err(Error::State(why));
+    }
     if sec.run_as_group.is_some()
         && sec.run_as_user.is_none()
         && sec.run_as_username.as_deref().is_none_or(str::is_empty)
@@ -192,6 +195,7 @@ pub(crate) fn container_spec(
         annotations,
         masked_paths: sec.masked_paths.clone(),
         readonly_paths: sec.readonly_paths.clone(),
+        seccomp: sec.seccomp.clone(),
         ..Default::default()
     })
 }

@@ -183,6 +183,48 @@ pub struct SecurityContext {
     /// Paths it sees read-only; the runtime's default set when `None`.
     #[serde(default)]
     pub readonly_paths: Option<Vec<String>>,
+    /// Its seccomp filter (none when privileged).
+    #[serde(default)]
+    pub seccomp: peapod_oci::Seccomp,
+    /// Its AppArmor profile.
+    #[serde(default)]
+    pub apparmor: AppArmor,
+}
+
+/// An AppArmor profile choice. peapod does not load AppArmor profiles: on a host without
+/// AppArmor, `RuntimeDefault` means nothing and `Localhost` is refused; on a host with it,
+/// anything but `Unconfined` is refused.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AppArmor {
+    /// No profile.
+    #[default]
+    Unconfined,
+    /// The runtime's default profile.
+    RuntimeDefault,
+    /// A profile loaded on the host, by name.
+    Localhost(String),
+}
+
+impl AppArmor {
+    /// Why this profile cannot be applied on a host where AppArmor is `enabled` or not.
+    pub fn refusal(&self, enabled: bool) -> Option<String> {
+        match (self, enabled) {
+            (AppArmor::Unconfined, _) | (AppArmor::RuntimeDefault, false) => None,
+            (AppArmor::Localhost(name), false) => Some(format!(
+                "cannot apply AppArmor profile {name:?}: AppArmor is not enabled on the host"
+            )),
+            (_, true) => {
+                Some("AppArmor profiles are not supported by peapod (only Unconfined)".to_string())
+            }
+        }
+    }
+
+    /// Whether the host's kernel enforces AppArmor.
+    pub fn host_enabled() -> bool {
+        std::fs::read_to_string("/sys/module/apparmor/parameters/enabled")
+            .is_ok_and(|s| s.trim() == "Y")
+    }
 }
 
 /// Resource limits (a subset of CRI `LinuxContainerResources`).
@@ -480,4 +522,21 @@ pub struct ImageInfo {
     pub uid: Option<i64>,
     /// Its `USER` when that is a name.
     pub username: String,
+}
+
+#[cfg(test)]
+mod apparmor_tests {
+    use super::AppArmor;
+
+    #[test]
+    fn what_can_be_applied_without_loading_profiles() {
+        assert_eq!(AppArmor::Unconfined.refusal(true), None);
+        assert_eq!(AppArmor::RuntimeDefault.refusal(false), None);
+        assert!(AppArmor::RuntimeDefault.refusal(true).is_some());
+        let local = AppArmor::Localhost("k8s-x".into()).refusal(false).unwrap();
+        assert!(
+            local.contains("AppArmor is not enabled on the host"),
+            "{local}"
+        );
+    }
 }

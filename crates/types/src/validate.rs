@@ -141,6 +141,19 @@ fn spec(spec: &PodSpec, errs: &mut Vec<FieldError>) {
         ));
     }
 
+    if let Some(sc) = &spec.security_context {
+        profiles(
+            "spec.securityContext",
+            sc.seccomp_profile
+                .as_ref()
+                .map(|p| (p.type_.as_str(), p.localhost_profile.as_deref())),
+            sc.app_armor_profile
+                .as_ref()
+                .map(|p| (p.type_.as_str(), p.localhost_profile.as_deref())),
+            errs,
+        );
+    }
+
     let volumes = volumes(spec.volumes.as_deref().unwrap_or_default(), errs);
 
     if spec.containers.is_empty() {
@@ -184,6 +197,56 @@ fn spec(spec: &PodSpec, errs: &mut Vec<FieldError>) {
                     ));
                 }
             }
+        }
+    }
+}
+
+/// Validates a security context's `seccompProfile` and `appArmorProfile` (type, then
+/// localhost profile), each given as (type, localhostProfile).
+fn profiles(
+    path: &str,
+    seccomp: Option<(&str, Option<&str>)>,
+    apparmor: Option<(&str, Option<&str>)>,
+    errs: &mut Vec<FieldError>,
+) {
+    for (field, kind, profile) in [
+        ("seccompProfile", "seccomp", seccomp),
+        ("appArmorProfile", "AppArmor", apparmor),
+    ] {
+        let Some((typ, local)) = profile else {
+            continue;
+        };
+        let p = format!("{path}.{field}");
+        one_of(
+            &format!("{p}.type"),
+            Some(typ),
+            &["Localhost", "RuntimeDefault", "Unconfined"],
+            errs,
+        );
+        let lp = format!("{p}.localhostProfile");
+        match (typ, local) {
+            ("Localhost", None) => errs.push(FieldError::required(
+                lp,
+                format!("must be set when {kind} type is Localhost"),
+            )),
+            ("Localhost", Some("")) if kind == "AppArmor" => errs.push(FieldError::invalid(
+                lp,
+                "",
+                "must be set when AppArmor type is Localhost",
+            )),
+            ("Localhost", Some(l)) if kind == "seccomp" => {
+                if l.starts_with('/') {
+                    errs.push(FieldError::invalid(lp, l, "must be a relative path"));
+                } else if l.split('/').any(|c| c == "..") {
+                    errs.push(FieldError::invalid(lp, l, "must not contain '..'"));
+                }
+            }
+            (_, Some(l)) if typ != "Localhost" => errs.push(FieldError::invalid(
+                lp,
+                l,
+                format!("can only be set when {kind} type is Localhost"),
+            )),
+            _ => {}
         }
     }
 }
@@ -309,6 +372,18 @@ fn container(
         &["File", "FallbackToLogsOnError"],
         errs,
     );
+    if let Some(sc) = &c.security_context {
+        profiles(
+            &format!("{path}.securityContext"),
+            sc.seccomp_profile
+                .as_ref()
+                .map(|p| (p.type_.as_str(), p.localhost_profile.as_deref())),
+            sc.app_armor_profile
+                .as_ref()
+                .map(|p| (p.type_.as_str(), p.localhost_profile.as_deref())),
+            errs,
+        );
+    }
     if let Some(t) = c.termination_message_path.as_deref()
         && !t.starts_with('/')
     {

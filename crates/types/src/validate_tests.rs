@@ -59,3 +59,20 @@ fn names() {
         ["spec.containers[0].image: Required value"]
     );
 }
+
+#[test]
+fn seccomp_and_apparmor_profiles() {
+    let e = errors(
+        "  securityContext:\n    seccompProfile: {type: Localhost, localhostProfile: ../p.json}\n    appArmorProfile: {type: Strict}\n  containers:\n  - name: a\n    image: busybox\n    securityContext:\n      seccompProfile: {type: RuntimeDefault, localhostProfile: p.json}\n      appArmorProfile: {type: Localhost}\n",
+    );
+    assert_eq!(
+        e,
+        [
+            "spec.securityContext.seccompProfile.localhostProfile: Invalid value: \"../p.json\": must not contain '..'",
+            "spec.securityContext.appArmorProfile.type: Unsupported value: \"Strict\": supported values: \"Localhost\", \"RuntimeDefault\", \"Unconfined\"",
+            "spec.containers[0].securityContext.seccompProfile.localhostProfile: Invalid value: \"p.json\": can only be set when seccomp type is Localhost",
+            "spec.containers[0].securityContext.appArmorProfile.localhostProfile: Required value: must be set when AppArmor type is Localhost",
+        ]
+    );
+    assert!(errors("  securityContext:\n    seccompProfile: {type: Localhost, localhostProfile: profiles/p.json}\n  containers: [{name: a, image: busybox}]\n").is_empty());
+}

@@ -174,3 +174,109 @@ fn run_as_non_root_refuses_a_container_that_would_run_as_root() {
     env.ok(&["delete", "-f", f.to_str().unwrap(), "--force"]);
     assert!(env.leftovers().is_empty(), "{:?}", env.leftovers());
 }
+
+#[test]
+fn seccomp_profiles_filter_the_container_and_its_execs() {
+    let env = Env::new();
+    let tag = unique();
+    // A Localhost profile, relative to `<root>/seccomp` as the kubelet's are to its own.
+    let profiles = env.path().join("lib/seccomp/profiles");
+    std::fs::create_dir_all(&profiles).unwrap();
+    std::fs::write(
+        profiles.join("no-mkdir.json"),
+        r#"{"defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO"}]}"#,
+    )
+    .unwrap();
+    let status = "grep -E '^Seccomp:' /proc/self/status";
+    let pod = |name: &str, psc: &str, csc: &str| {
+        pod_yaml(
+            name,
+            &format!(
+                "  securityContext: {psc}\n  containers:\n  - name: c\n    image: {IMAGE}\n    command: [sh, -c, \"{status}; sleep 3600\"]\n    securityContext: {csc}\n"
+            ),
+        )
+    };
+    let default = format!("default-{tag}");
+    let local = format!("local-{tag}");
+    let unconfined = format!("unconfined-{tag}");
+    let missing = format!("missing-{tag}");
+    let apparmor = format!("apparmor-{tag}");
+    env.apply_ok(&pod(
+        &default,
+        "{seccompProfile: {type: RuntimeDefault}}",
+        "{}",
+    ));
+    env.apply_ok(&pod(
+        &local,
+        "{seccompProfile: {type: RuntimeDefault}}",
+        "{seccompProfile: {type: Localhost, localhostProfile: profiles/no-mkdir.json}}",
+    ));
+    env.apply_ok(&pod(&unconfined, "{}", "{}"));
+    env.apply_ok(&pod(
+        &missing,
+        "{}",
+        "{seccompProfile: {type: Localhost, localhostProfile: profiles/absent.json}}",
+    ));
+    env.apply_ok(&pod(
+        &apparmor,
+        "{}",
+        "{appArmorProfile: {type: Localhost, localhostProfile: k8s-deny-write}}",
+    ));
+    for name in [&default, &local, &unconfined] {
+        env.wait_phase(name, "Running");
+    }
+    // The container's process and an exec into it are filtered alike.
+    for (name, want) in [(&default, "2"), (&local, "2"), (&unconfined, "0")] {
+        let logs = env.ok(&["logs", name]);
+        assert_eq!(logs.trim(), format!("Seccomp:\t{want}"), "{name}");
+        let (_, exec) = env.exec(name, "c", &["sh", "-c", status]);
+        assert_eq!(exec.trim(), format!("Seccomp:\t{want}"), "exec into {name}");
+    }
+    // The default profile refuses what needs a capability the container lacks, with EPERM.
+    let (code, out) = env.exec(&default, "c", &["sh", "-c", "unshare -u true 2>&1"]);
+    assert_ne!(code, 0);
+    assert!(out.contains("Operation not permitted"), "{out}");
+    // The container's profile wins over the pod's.
+    let (code, out) = env.exec(&local, "c", &["sh", "-c", "mkdir /made 2>&1"]);
+    assert_ne!(code, 0);
+    assert!(out.contains("Operation not permitted"), "{out}");
+    let (code, _) = env.exec(&unconfined, "c", &["mkdir", "/made"]);
+    assert_eq!(code, 0);
+
+    for (name, msg) in [
+        (&missing, "profiles/absent.json"),
+        (&apparmor, "AppArmor is not enabled on the host"),
+    ] {
+        let p = env.wait_for(name, Duration::from_secs(30), |p| {
+            !p["status"]["containerStatuses"].is_null()
+                && cstatus(p, "c")["state"]["waiting"]["reason"] == "CreateContainerError"
+        });
+        let message = cstatus(&p, "c")["state"]["waiting"]["message"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert!(message.contains(msg), "{name}: {message}");
+    }
+
+    // Profiles the API server refuses.
+    let bad = env.apply(&pod(
+        &format!("bad-{tag}"),
+        "{seccompProfile: {type: Localhost, localhostProfile: /etc/p.json}}",
+        "{seccompProfile: {type: Localhost}}",
+    ));
+    assert!(!bad.status.success());
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        err.contains("spec.securityContext.seccompProfile.localhostProfile: Invalid value: \"/etc/p.json\": must be a relative path"),
+        "{err}"
+    );
+    assert!(
+        err.contains("spec.containers[0].securityContext.seccompProfile.localhostProfile: Required value: must be set when seccomp type is Localhost"),
+        "{err}"
+    );
+    for name in [&default, &local, &unconfined, &missing, &apparmor] {
+        env.ok(&["delete", "pod", name, "--force"]);
+    }
+    assert!(env.leftovers().is_empty(), "{:?}", env.leftovers());
+}
