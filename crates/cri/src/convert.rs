@@ -267,12 +267,19 @@ pub fn container_config(c: &pb::ContainerConfig) -> Result<rt::ContainerConfig, 
     }
     let mut mounts = Vec::new();
     for (i, mt) in c.mounts.iter().enumerate() {
-        if mt.propagation != pb::MountPropagation::PropagationPrivate as i32 {
-            return Err(invalid(
-                &format!("config.mounts[{i}].propagation"),
-                "only private propagation is supported by peapod yet",
-            ));
-        }
+        let propagation = match pb::MountPropagation::try_from(mt.propagation) {
+            Ok(pb::MountPropagation::PropagationPrivate) => rt::Propagation::Private,
+            Ok(pb::MountPropagation::PropagationHostToContainer) => {
+                rt::Propagation::HostToContainer
+            }
+            Ok(pb::MountPropagation::PropagationBidirectional) => rt::Propagation::Bidirectional,
+            Err(_) => {
+                return Err(invalid(
+                    &format!("config.mounts[{i}].propagation"),
+                    format!("unknown propagation {}", mt.propagation),
+                ));
+            }
+        };
         if mt.image.is_some() || !mt.uid_mappings.is_empty() || !mt.gid_mappings.is_empty() {
             return Err(invalid(
                 &format!("config.mounts[{i}]"),
@@ -283,6 +290,7 @@ pub fn container_config(c: &pb::ContainerConfig) -> Result<rt::ContainerConfig, 
             container_path: mt.container_path.clone(),
             host_path: mt.host_path.clone().into(),
             readonly: mt.readonly,
+            propagation,
         });
     }
     let mut envs = Vec::new();
@@ -467,6 +475,15 @@ pub fn container_status(s: &rt::ContainerStatus, image_id: &str) -> pb::Containe
                 container_path: m.container_path.clone(),
                 host_path: m.host_path.display().to_string(),
                 readonly: m.readonly,
+                propagation: match m.propagation {
+                    rt::Propagation::Private => pb::MountPropagation::PropagationPrivate,
+                    rt::Propagation::HostToContainer => {
+                        pb::MountPropagation::PropagationHostToContainer
+                    }
+                    rt::Propagation::Bidirectional => {
+                        pb::MountPropagation::PropagationBidirectional
+                    }
+                } as i32,
                 ..Default::default()
             })
             .collect(),

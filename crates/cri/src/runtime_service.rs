@@ -223,6 +223,18 @@ impl<R: Backend> RuntimeService for Cri<R> {
         .await
     }
 
+    async fn reopen_container_log(
+        &self,
+        req: Request<pb::ReopenContainerLogRequest>,
+    ) -> Result<Response<pb::ReopenContainerLogResponse>, Status> {
+        let id = req.into_inner().container_id;
+        self.logged("ReopenContainerLog", async {
+            self.rt.reopen_container_log(&id).await.map_err(status_of)?;
+            Ok(pb::ReopenContainerLogResponse {})
+        })
+        .await
+    }
+
     async fn list_containers(
         &self,
         req: Request<pb::ListContainersRequest>,

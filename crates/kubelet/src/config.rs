@@ -8,8 +8,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use peapod_runtime::{
-    AppArmor, ContainerConfig, ContainerMetadata, Mount, NamespaceMode, Resources, Seccomp,
-    SecurityContext,
+    AppArmor, ContainerConfig, ContainerMetadata, Mount, NamespaceMode, Propagation, Resources,
+    Seccomp, SecurityContext,
 };
 use peapod_types::api::{AppArmorProfile, Container, SeccompProfile};
 use peapod_types::expand::expand;
@@ -263,6 +263,11 @@ pub fn container_config(
             container_path: m.mount_path.clone(),
             host_path: host,
             readonly: m.read_only.unwrap_or(false),
+            propagation: match m.mount_propagation.as_deref() {
+                Some("HostToContainer") => Propagation::HostToContainer,
+                Some("Bidirectional") => Propagation::Bidirectional,
+                _ => Propagation::Private,
+            },
         });
     }
     if !mounts.iter().any(|m| m.container_path == "/etc/hosts") {
@@ -270,6 +275,7 @@ pub fn container_config(
             container_path: "/etc/hosts".into(),
             host_path: f.pod_dir.join("etc-hosts"),
             readonly: false,
+            propagation: Propagation::Private,
         });
     }
     let tm_path = c.termination_message_path().to_string();
@@ -278,6 +284,7 @@ pub fn container_config(
             container_path: tm_path.clone(),
             host_path: termination_log_path(f.pod_dir, &c.name, attempt),
             readonly: false,
+            propagation: Propagation::Private,
         });
     }
 

@@ -90,6 +90,39 @@ pub fn is_mounted(path: &Path) -> bool {
         .any(|l| l.split(' ').nth(4).is_some_and(|m| unescape(m) == want))
 }
 
+/// The mount point under which `path` lies and its peer groups: whether it is shared
+/// (`shared:N`) and whether it receives from a master (`master:N`).
+pub fn propagation_of(path: &Path) -> Result<(PathBuf, bool, bool)> {
+    let path = std::fs::canonicalize(path).map_err(crate::io("resolving", path))?;
+    let info = std::fs::read_to_string("/proc/self/mountinfo")
+        .map_err(crate::io("reading", "/proc/self/mountinfo"))?;
+    let mut best: Option<(PathBuf, bool, bool)> = None;
+    for l in info.lines() {
+        let fields: Vec<&str> = l.split(' ').collect();
+        let Some(point) = fields.get(4).map(|m| PathBuf::from(unescape(m))) else {
+            continue;
+        };
+        if !path.starts_with(&point) {
+            continue;
+        }
+        // Optional fields run from the seventh to the "-" separator; later lines are
+        // mounts on top of earlier ones.
+        let optional = fields.iter().skip(6).take_while(|f| **f != "-");
+        let (mut shared, mut slave) = (false, false);
+        for f in optional {
+            shared |= f.starts_with("shared:");
+            slave |= f.starts_with("master:");
+        }
+        if best
+            .as_ref()
+            .is_none_or(|(b, _, _)| point.as_os_str().len() >= b.as_os_str().len())
+        {
+            best = Some((point, shared, slave));
+        }
+    }
+    best.ok_or_else(|| crate::Error::Spec(format!("no mount holds {}", path.display())))
+}
+
 fn unescape(s: &str) -> String {
     s.replace("\\040", " ")
         .replace("\\011", "\t")

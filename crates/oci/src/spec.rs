@@ -84,6 +84,9 @@ pub enum MountSpec {
         destination: String,
         /// Mounted read-only.
         readonly: bool,
+        /// How mounts below it propagate.
+        #[serde(default)]
+        propagation: Propagation,
     },
     /// A fresh tmpfs.
     Tmpfs {
@@ -92,6 +95,30 @@ pub enum MountSpec {
         /// Size limit in bytes.
         size: Option<u64>,
     },
+}
+
+/// How mounts made under a bind mount propagate between the host and the container.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Propagation {
+    /// Neither way (`rprivate`).
+    #[default]
+    Private,
+    /// From the host into the container (`rslave`); the host side must be shared or a slave.
+    HostToContainer,
+    /// Both ways (`rshared`); the host side must be shared.
+    Bidirectional,
+}
+
+impl Propagation {
+    /// The OCI mount option.
+    pub fn option(self) -> &'static str {
+        match self {
+            Propagation::Private => "rprivate",
+            Propagation::HostToContainer => "rslave",
+            Propagation::Bidirectional => "rshared",
+        }
+    }
 }
 
 /// Everything the executor needs to know about one container process.
@@ -487,9 +514,10 @@ pub fn build(c: &ContainerSpec) -> Result<Spec> {
                 source,
                 destination,
                 readonly,
+                propagation,
             } => {
                 let src = source.to_string_lossy();
-                let mut opts = vec!["rbind", "rprivate"];
+                let mut opts = vec!["rbind", propagation.option()];
                 if *readonly {
                     opts.push("ro");
                 }
@@ -558,6 +586,17 @@ pub fn build(c: &ContainerSpec) -> Result<Spec> {
         .namespaces(namespaces)
         .resources(resources.build().map_err(e)?)
         .cgroups_path(PathBuf::from(&c.cgroups_path));
+    // The root's propagation (recursive, in libcontainer's words) lets a shared or slave
+    // bind mount carry mounts, as containerd sets it.
+    let propagations = c.mounts.iter().filter_map(|m| match m {
+        MountSpec::Bind { propagation, .. } => Some(*propagation),
+        MountSpec::Tmpfs { .. } => None,
+    });
+    match propagations.max_by_key(|p| *p as u8) {
+        Some(Propagation::Bidirectional) => linux = linux.rootfs_propagation("shared"),
+        Some(Propagation::HostToContainer) => linux = linux.rootfs_propagation("slave"),
+        _ => {}
+    }
     let paths = |given: &Option<Vec<String>>, default: &[&str]| -> Vec<String> {
         match (c.privileged, given) {
             (true, _) => Vec::new(),

@@ -70,6 +70,7 @@ fn run_busybox(script: &str, tweak: impl FnOnce(&mut ContainerSpec)) -> (i32, St
             source: d.join("vol"),
             destination: "/data".into(),
             readonly: true,
+            propagation: Default::default(),
         }],
         cgroups_path: format!("/peapod-test/{id}"),
         ..Default::default()

@@ -159,6 +159,28 @@ impl Runtime {
         }
     }
 
+    /// ReopenContainerLog: a running container's output goes to a newly opened file at its
+    /// log path (after log rotation renamed the old one).
+    pub(crate) fn reopen_container_log_impl(&self, id: &str) -> Result<()> {
+        let id = resolve_id(&self.containers_dir(), id, "container")?;
+        let rec = self.container_record(&id)?;
+        let streams = self.live.lock().unwrap().streams.get(&id).cloned();
+        let Some(streams) = streams.filter(|_| rec.status.state == ContainerState::Running) else {
+            return Err(Error::State(format!("container {id} is not running")));
+        };
+        let path = &rec.status.log_path;
+        if path.as_os_str().is_empty() {
+            return Ok(());
+        }
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(io("opening log", path))?;
+        streams.reopen_log(file);
+        Ok(())
+    }
+
     /// Creates container `id`'s process with its streams: pipes (or a terminal) whose
     /// output goes to `log` and to attached readers, and, with `stdin`, an input attached
     /// writers reach. Watches its exit. Returns its PID.
@@ -193,7 +215,8 @@ impl Runtime {
                 true => pty.as_deref().and_then(|m| m.try_clone().ok()),
                 false => None,
             };
-            let (streams, output) = ContainerStreams::new(stdin, config.stdin_once, pty);
+            let (streams, output) =
+                ContainerStreams::new(stdin, config.stdin_once, pty, log.clone());
             let copier = tokio::spawn(crate::logs::copy(
                 master,
                 OutputStream::Stdout,
@@ -210,7 +233,8 @@ impl Runtime {
                 stderr: err_w,
             };
             let created = self.exec.create(id, &bundle, Streams::Pipes(stdio))?;
-            let (streams, output) = ContainerStreams::new(stdin_w, config.stdin_once, None);
+            let (streams, output) =
+                ContainerStreams::new(stdin_w, config.stdin_once, None, log.clone());
             let copiers = vec![
                 tokio::spawn(crate::logs::copy(
                     out_r,

@@ -61,6 +61,10 @@ pub trait RuntimeService: Send + Sync + 'static {
     /// `RemoveContainer` (a running one is killed first).
     fn remove_container(&self, id: &str) -> impl Future<Output = Result<()>> + Send;
 
+    /// `ReopenContainerLog`: a running container's output goes to a newly opened file at
+    /// its log path.
+    fn reopen_container_log(&self, id: &str) -> impl Future<Output = Result<()>> + Send;
+
     /// `ContainerStatus`.
     fn container_status(&self, id: &str) -> Result<ContainerStatus>;
 

@@ -44,6 +44,7 @@ use tokio::sync::{broadcast, watch};
 
 pub use cri::{ImageService, RuntimeService};
 pub use exec::ExecSession;
+pub use peapod_oci::spec::Propagation;
 pub use peapod_oci::{ExecProcess, ExecRequest, Seccomp, Stdio};
 pub use reaper::reap_unclaimed;
 pub use stats::{ContainerStats, CpuStats, InterfaceStats, MemoryStats, SandboxStats};

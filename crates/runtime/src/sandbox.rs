@@ -196,6 +196,7 @@ impl Runtime {
                     source: self.cfg.pause_path.clone(),
                     destination: "/pause".into(),
                     readonly: true,
+                    propagation: Default::default(),
                 }];
                 (
                     rootfs,

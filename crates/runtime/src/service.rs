@@ -76,6 +76,10 @@ impl RuntimeService for Runtime {
         self.remove_container_impl(id).await
     }
 
+    async fn reopen_container_log(&self, id: &str) -> Result<()> {
+        self.reopen_container_log_impl(id)
+    }
+
     fn container_status(&self, id: &str) -> Result<ContainerStatus> {
         self.status_of(id)
     }

@@ -105,8 +105,12 @@ pub(crate) fn container_spec(
             source: m.host_path.clone(),
             destination: m.container_path.clone(),
             readonly: m.readonly,
+            propagation: m.propagation,
         })
         .collect();
+    for m in &config.mounts {
+        check_propagation(m)?;
+    }
     let given = |p: &str| config.mounts.iter().any(|m| m.container_path == p);
     for (file, dest) in [
         ("hostname", "/etc/hostname"),
@@ -117,6 +121,7 @@ pub(crate) fn container_spec(
                 source: sandbox_dir.join(file),
                 destination: dest.into(),
                 readonly: false,
+                propagation: Default::default(),
             });
         }
     }
@@ -125,6 +130,7 @@ pub(crate) fn container_spec(
             source: sandbox_dir.join("shm"),
             destination: "/dev/shm".into(),
             readonly: false,
+            propagation: Default::default(),
         });
     }
 
@@ -198,4 +204,30 @@ pub(crate) fn container_spec(
         seccomp: sec.seccomp.clone(),
         ..Default::default()
     })
+}
+
+/// A shared or slave bind mount needs a host side that can carry mounts to it: a shared
+/// mount for `Bidirectional`, shared or slave for `HostToContainer` (as containerd checks).
+fn check_propagation(m: &crate::types::Mount) -> Result<()> {
+    use peapod_oci::Propagation;
+    if m.propagation == Propagation::Private {
+        return Ok(());
+    }
+    let (point, shared, slave) = peapod_oci::mount::propagation_of(&m.host_path)?;
+    let fits = match m.propagation {
+        Propagation::Bidirectional => shared,
+        _ => shared || slave,
+    };
+    if fits {
+        return Ok(());
+    }
+    let want = match m.propagation {
+        Propagation::Bidirectional => "a shared mount",
+        _ => "a shared or slave mount",
+    };
+    Err(Error::State(format!(
+        "path {} is mounted on {} but it is not {want}",
+        m.host_path.display(),
+        point.display()
+    )))
 }

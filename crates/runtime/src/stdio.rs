@@ -43,6 +43,8 @@ pub(crate) struct ContainerStreams {
     pty: Option<Arc<OwnedFd>>,
     /// Becomes true once the process has exited and its output is drained.
     ended: watch::Sender<bool>,
+    /// The log file its output is copied to.
+    log: Arc<Mutex<std::fs::File>>,
 }
 
 impl ContainerStreams {
@@ -52,6 +54,7 @@ impl ContainerStreams {
         stdin: Option<OwnedFd>,
         stdin_once: bool,
         pty: Option<Arc<OwnedFd>>,
+        log: Arc<Mutex<std::fs::File>>,
     ) -> (Arc<ContainerStreams>, broadcast::Sender<Chunk>) {
         let (output, _) = broadcast::channel(BACKLOG);
         let s = Arc::new(ContainerStreams {
@@ -60,8 +63,15 @@ impl ContainerStreams {
             stdin_once,
             pty,
             ended: watch::channel(false).0,
+            log,
         });
         (s, output)
+    }
+
+    /// Makes the output go to a newly opened `file` from now on (the old one may have
+    /// been renamed by log rotation).
+    pub(crate) fn reopen_log(&self, file: std::fs::File) {
+        *self.log.lock().unwrap() = file;
     }
 
     /// Tells attached readers that the process has exited and its output is drained.

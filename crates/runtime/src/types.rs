@@ -150,6 +150,9 @@ pub struct Mount {
     pub host_path: PathBuf,
     /// Read-only.
     pub readonly: bool,
+    /// How mounts below it propagate.
+    #[serde(default)]
+    pub propagation: peapod_oci::Propagation,
 }
 
 /// Security settings (a subset of CRI `LinuxContainerSecurityContext`).

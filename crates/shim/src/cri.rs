@@ -273,6 +273,19 @@ impl RuntimeService for CriRuntime {
         Ok(())
     }
 
+    async fn reopen_container_log(&self, id: &str) -> Result<()> {
+        let c = self.rt.container_status(id)?;
+        if !self.supervisor_alive(&c.sandbox_id) {
+            return Err(peapod_runtime::Error::State(format!(
+                "container {} is not running",
+                c.id
+            )));
+        }
+        self.ask(&c.sandbox_id, &SandboxRequest::ReopenLog { id: c.id })
+            .await?;
+        Ok(())
+    }
+
     fn container_status(&self, id: &str) -> Result<ContainerStatus> {
         self.rt.container_status(id)
     }

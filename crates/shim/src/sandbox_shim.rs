@@ -52,6 +52,11 @@ pub enum SandboxRequest {
         /// The container.
         id: String,
     },
+    /// ReopenContainerLog.
+    ReopenLog {
+        /// The container.
+        id: String,
+    },
     /// ExecSync.
     ExecSync {
         /// The container.
@@ -228,6 +233,7 @@ async fn serve_one(
                 .await,
         ),
         SandboxRequest::Remove { id } => answer(rt.remove_container(&id).await),
+        SandboxRequest::ReopenLog { id } => answer(rt.reopen_container_log(&id).await),
         SandboxRequest::ExecSync {
             id,
             cmd,

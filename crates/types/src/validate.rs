@@ -536,6 +536,25 @@ fn container(
                 ));
             }
         }
+        if let Some(p) = m.mount_propagation.as_deref() {
+            let privileged = c
+                .security_context
+                .as_ref()
+                .and_then(|s| s.privileged)
+                .unwrap_or(false);
+            if !["Bidirectional", "HostToContainer", "None"].contains(&p) {
+                errs.push(FieldError::not_supported(
+                    format!("{mp}.mountPropagation"),
+                    p,
+                    &["Bidirectional", "HostToContainer", "None"],
+                ));
+            } else if p == "Bidirectional" && !privileged {
+                errs.push(FieldError::forbidden(
+                    format!("{mp}.mountPropagation"),
+                    "Bidirectional mount propagation is available only to privileged containers",
+                ));
+            }
+        }
     }
 
     for (field, probe) in [

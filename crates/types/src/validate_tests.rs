@@ -76,3 +76,17 @@ fn seccomp_and_apparmor_profiles() {
     );
     assert!(errors("  securityContext:\n    seccompProfile: {type: Localhost, localhostProfile: profiles/p.json}\n  containers: [{name: a, image: busybox}]\n").is_empty());
 }
+
+#[test]
+fn mount_propagation() {
+    let e = errors(
+        "  volumes: [{name: v, emptyDir: {}}]\n  containers:\n  - name: a\n    image: busybox\n    volumeMounts: [{name: v, mountPath: /a, mountPropagation: Bidirectional}, {name: v, mountPath: /b, mountPropagation: Shared}, {name: v, mountPath: /c, mountPropagation: HostToContainer}]\n",
+    );
+    assert_eq!(
+        e,
+        [
+            "spec.containers[0].volumeMounts[0].mountPropagation: Forbidden: Bidirectional mount propagation is available only to privileged containers",
+            "spec.containers[0].volumeMounts[1].mountPropagation: Unsupported value: \"Shared\": supported values: \"Bidirectional\", \"HostToContainer\", \"None\"",
+        ]
+    );
+}

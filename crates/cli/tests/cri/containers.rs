@@ -482,3 +482,174 @@ async fn stats_of_containers_and_sandboxes() {
         .unwrap();
     assert!(s.leftovers().is_empty(), "{:?}", s.leftovers());
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn log_rotation_and_mount_propagation() {
+    let s = Server::start().await;
+    let mut rt = s.runtime().await.unwrap();
+    let (sb, config) = sandbox(&s, &mut rt, "rotate").await;
+
+    // A host directory made a shared mount, as a node's kubelet directory is. The guard
+    // unmounts what the test mounted, even when it fails.
+    struct Unmount(Vec<std::path::PathBuf>);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            for p in self.0.iter().rev() {
+                let _ = std::process::Command::new("umount")
+                    .arg("-l")
+                    .arg(p)
+                    .status();
+            }
+        }
+    }
+    let host = s.path().join(format!("shared-{}", unique()));
+    std::fs::create_dir_all(&host).unwrap();
+    let mount = |args: &[&str]| {
+        let ok = std::process::Command::new("mount")
+            .args(args)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "mount {args:?}");
+    };
+    let h = host.to_str().unwrap();
+    let private = s.path().join(format!("private-{}", unique()));
+    let sub = host.join("sub");
+    let _guard = Unmount(vec![host.clone(), private.clone(), sub.clone()]);
+    mount(&["--bind", h, h]);
+    mount(&["--make-rshared", h]);
+    // And one made private, whatever the host's root is.
+    std::fs::create_dir_all(&private).unwrap();
+    let p = private.to_str().unwrap();
+    mount(&["--bind", p, p]);
+    mount(&["--make-private", p]);
+
+    let mut c = container(
+        "writer",
+        "i=0; while true; do echo line$i; i=$((i+1)); sleep 0.1; done",
+    );
+    let mount_of = |path: &std::path::Path, at: &str, p: pb::MountPropagation| pb::Mount {
+        container_path: at.into(),
+        host_path: path.display().to_string(),
+        propagation: p as i32,
+        ..Default::default()
+    };
+    c.mounts = vec![mount_of(
+        &host,
+        "/shared",
+        pb::MountPropagation::PropagationHostToContainer,
+    )];
+    let id = create(&mut rt, &sb, &config, c).await;
+    rt.start_container(pb::StartContainerRequest {
+        container_id: id.clone(),
+    })
+    .await
+    .unwrap();
+    let st = wait_state(&mut rt, &id, pb::ContainerState::ContainerRunning).await;
+    assert_eq!(
+        st.mounts[0].propagation,
+        pb::MountPropagation::PropagationHostToContainer as i32
+    );
+
+    // A mount made on the host after the start reaches the container.
+    std::fs::create_dir_all(&sub).unwrap();
+    mount(&["-t", "tmpfs", "late", sub.to_str().unwrap()]);
+    std::fs::write(sub.join("seen"), "from the host").unwrap();
+    let r = rt
+        .exec_sync(pb::ExecSyncRequest {
+            container_id: id.clone(),
+            cmd: vec!["cat".into(), "/shared/sub/seen".into()],
+            timeout: 10,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(String::from_utf8_lossy(&r.stdout), "from the host");
+
+    // Rotation: the log is renamed, then reopened; new lines go to a new file.
+    let log = std::path::PathBuf::from(&st.log_path);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let rotated = log.with_extension("log.1");
+    std::fs::rename(&log, &rotated).unwrap();
+    rt.reopen_container_log(pb::ReopenContainerLogRequest {
+        container_id: id.clone(),
+    })
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let old = std::fs::read_to_string(&rotated).unwrap();
+    let new = std::fs::read_to_string(&log).unwrap();
+    assert!(old.contains(" stdout F line0\n"), "{old}");
+    assert!(!new.is_empty() && !new.contains(" line0\n"), "{new}");
+    let last_old: u32 = old
+        .lines()
+        .last()
+        .unwrap()
+        .rsplit("line")
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let first_new: u32 = new
+        .lines()
+        .next()
+        .unwrap()
+        .rsplit("line")
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(first_new, last_old + 1, "no line is lost or repeated");
+
+    // Bidirectional needs a shared host side; the message names the path.
+    let mut c = container("both", "sleep 3600");
+    c.mounts = vec![mount_of(
+        &private,
+        "/p",
+        pb::MountPropagation::PropagationBidirectional,
+    )];
+    let e = rt
+        .create_container(pb::CreateContainerRequest {
+            pod_sandbox_id: sb.clone(),
+            config: Some(c),
+            sandbox_config: Some(config.clone()),
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        e.message().contains(&format!(
+            "path {} is mounted on {} but it is not a shared mount",
+            private.display(),
+            private.display()
+        )),
+        "{e:?}"
+    );
+    let listed = rt
+        .list_containers(pb::ListContainersRequest { filter: None })
+        .await
+        .unwrap()
+        .into_inner()
+        .containers;
+    assert_eq!(listed.len(), 1, "nothing is left of the refused container");
+
+    // Stopped containers' logs cannot be reopened.
+    rt.stop_container(pb::StopContainerRequest {
+        container_id: id.clone(),
+        timeout: 0,
+    })
+    .await
+    .unwrap();
+    let e = rt
+        .reopen_container_log(pb::ReopenContainerLogRequest {
+            container_id: id.clone(),
+        })
+        .await
+        .unwrap_err();
+    assert!(e.message().contains("not running"), "{e:?}");
+
+    rt.remove_pod_sandbox(pb::RemovePodSandboxRequest { pod_sandbox_id: sb })
+        .await
+        .unwrap();
+    drop(_guard);
+    assert!(s.leftovers().is_empty(), "{:?}", s.leftovers());
+}
