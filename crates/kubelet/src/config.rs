@@ -298,7 +298,14 @@ pub fn container_config(
         run_as_user: csc.run_as_user.or(psc.run_as_user),
         run_as_username: None,
         run_as_group: csc.run_as_group.or(psc.run_as_group),
-        supplemental_groups: psc.supplemental_groups.unwrap_or_default(),
+        // The kubelet adds the fsGroup to every container's groups.
+        supplemental_groups: psc
+            .supplemental_groups
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .chain(psc.fs_group)
+            .collect(),
         readonly_rootfs: csc.read_only_root_filesystem.unwrap_or(false),
         no_new_privs: csc.allow_privilege_escalation == Some(false),
         pid_namespace: if pod.host_pid() {

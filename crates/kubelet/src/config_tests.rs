@@ -263,3 +263,12 @@ fn seccomp_and_apparmor_follow_the_container_then_the_pod() {
     assert_eq!(c.security.seccomp, peapod_runtime::Seccomp::Unconfined);
     assert_eq!(c.security.apparmor, peapod_runtime::AppArmor::Unconfined);
 }
+
+#[test]
+fn fs_group_joins_the_supplemental_groups() {
+    let pod = pod_yaml(
+        "  securityContext: {fsGroup: 2000, supplementalGroups: [4000]}\n  containers:\n  - name: a\n    image: busybox\n",
+    );
+    let c = config_of(&pod, &HashMap::new()).unwrap();
+    assert_eq!(c.security.supplemental_groups, vec![4000, 2000]);
+}

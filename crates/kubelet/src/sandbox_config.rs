@@ -77,7 +77,15 @@ pub fn sandbox_config(pod: &DefaultedPod, f: &SandboxFacts<'_>, attempt: u32) ->
             },
             ipc: node(pod.host_ipc()),
         },
-        sysctls: Default::default(),
+        sysctls: pod
+            .spec()
+            .security_context
+            .as_ref()
+            .and_then(|s| s.sysctls.as_ref())
+            .into_iter()
+            .flatten()
+            .map(|s| (s.name.replace('/', "."), s.value.clone()))
+            .collect(),
         // As the kubelet does: privileged when any of its containers is.
         privileged: pod.all_containers().any(|(_, c)| {
             c.security_context

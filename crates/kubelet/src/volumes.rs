@@ -32,11 +32,20 @@ fn empty_dir_path(pod_dir: &Path, name: &str) -> PathBuf {
 /// Sets up every volume of `spec`; returns each volume's host path, by name.
 pub fn setup(pod_dir: &Path, spec: &PodSpec) -> Result<HashMap<String, PathBuf>, VolumeError> {
     let mut out = HashMap::new();
+    let fs_group = spec.security_context.as_ref().and_then(|s| s.fs_group);
     for v in spec.volumes.iter().flatten() {
-        let path = setup_one(pod_dir, v).map_err(|message| VolumeError {
-            volume: v.name.clone(),
-            message,
-        })?;
+        let path = setup_one(pod_dir, v)
+            .and_then(|p| {
+                // The kubelet gives emptyDir volumes to the pod's fsGroup (not hostPath).
+                if let (Some(gid), true) = (fs_group, v.empty_dir.is_some()) {
+                    set_volume_ownership(&p, gid as u32)?;
+                }
+                Ok(p)
+            })
+            .map_err(|message| VolumeError {
+                volume: v.name.clone(),
+                message,
+            })?;
         out.insert(v.name.clone(), path);
     }
     Ok(out)
@@ -64,6 +73,32 @@ fn setup_one(pod_dir: &Path, v: &Volume) -> Result<PathBuf, String> {
         return Ok(p);
     }
     Err("unsupported volume type".into())
+}
+
+/// Gives everything under `root` to group `gid` as the kubelet does for `fsGroup`: the
+/// group can read and write files, and directories are set-group-ID so that new files
+/// belong to the group too.
+pub fn set_volume_ownership(root: &Path, gid: u32) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(p) = stack.pop() {
+        let m = std::fs::symlink_metadata(&p).map_err(|e| format!("{}: {e}", p.display()))?;
+        if m.file_type().is_symlink() {
+            continue;
+        }
+        std::os::unix::fs::lchown(&p, None, Some(gid))
+            .map_err(|e| format!("chown {}: {e}", p.display()))?;
+        let mut mode = m.mode() & 0o7777 | 0o660;
+        if m.is_dir() {
+            mode |= 0o2000 | 0o110;
+            for e in std::fs::read_dir(&p).map_err(|e| format!("{}: {e}", p.display()))? {
+                stack.push(e.map_err(|e| format!("{}: {e}", p.display()))?.path());
+            }
+        }
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode))
+            .map_err(|e| format!("chmod {}: {e}", p.display()))?;
+    }
+    Ok(())
 }
 
 /// The kubelet's hostPath type checks (`pkg/volume/hostpath`).
@@ -216,6 +251,30 @@ mod tests {
         );
         teardown(d.path()).unwrap();
         assert!(!d.path().join("volumes").exists());
+        teardown(d.path()).unwrap();
+    }
+
+    #[test]
+    fn fs_group_owns_empty_dirs_but_not_host_paths() {
+        use std::os::unix::fs::MetadataExt;
+        let d = tempfile::tempdir().unwrap();
+        let host = d.path().join("host");
+        std::fs::create_dir(&host).unwrap();
+        let text = format!(
+            "securityContext: {{fsGroup: 2000}}\ncontainers: [{{name: a, image: b}}]\nvolumes: [{{name: e, emptyDir: {{}}}}, {{name: h, hostPath: {{path: {}}}}}]\n",
+            host.display()
+        );
+        let spec: PodSpec = serde_yaml_ng::from_str(&text).unwrap();
+        let v = setup(d.path(), &spec).unwrap();
+        let m = std::fs::metadata(&v["e"]).unwrap();
+        assert_eq!(m.gid(), 2000);
+        assert_eq!(m.mode() & 0o7777, 0o2777);
+        assert_ne!(std::fs::metadata(&host).unwrap().gid(), 2000);
+        std::fs::create_dir(v["e"].join("sub")).unwrap();
+        std::fs::write(v["e"].join("sub/f"), "x").unwrap();
+        set_volume_ownership(&v["e"], 3000).unwrap();
+        let f = std::fs::metadata(v["e"].join("sub/f")).unwrap();
+        assert_eq!((f.gid(), f.mode() & 0o660), (3000, 0o660));
         teardown(d.path()).unwrap();
     }
 

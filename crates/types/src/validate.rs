@@ -154,6 +154,19 @@ fn spec(spec: &PodSpec, errs: &mut Vec<FieldError>) {
         );
     }
 
+    if spec
+        .ephemeral_containers
+        .as_ref()
+        .is_some_and(|e| !e.is_empty())
+    {
+        errs.push(FieldError::forbidden(
+            "spec.ephemeralContainers",
+            "cannot be set on create",
+        ));
+    }
+    sysctls(spec, errs);
+    unsupported(spec, errs);
+
     let volumes = volumes(spec.volumes.as_deref().unwrap_or_default(), errs);
 
     if spec.containers.is_empty() {
@@ -249,6 +262,184 @@ fn profiles(
             _ => {}
         }
     }
+}
+
+/// The sysctls the kubelet allows without `allowedUnsafeSysctls`: namespaced, and unable
+/// to affect other pods.
+pub const SAFE_SYSCTLS: &[&str] = &[
+    "kernel.shm_rmid_forced",
+    "net.ipv4.ip_local_port_range",
+    "net.ipv4.tcp_syncookies",
+    "net.ipv4.ping_group_range",
+    "net.ipv4.ip_unprivileged_port_start",
+    "net.ipv4.ip_local_reserved_ports",
+    "net.ipv4.tcp_keepalive_time",
+    "net.ipv4.tcp_fin_timeout",
+    "net.ipv4.tcp_keepalive_intvl",
+    "net.ipv4.tcp_keepalive_probes",
+];
+
+/// Validates `securityContext.sysctls`: names as the API server checks them, then the
+/// kubelet's safe set and its namespace rules (unsafe ones are refused: peapod has no
+/// `allowedUnsafeSysctls`).
+fn sysctls(spec: &PodSpec, errs: &mut Vec<FieldError>) {
+    let Some(list) = spec
+        .security_context
+        .as_ref()
+        .and_then(|s| s.sysctls.as_ref())
+    else {
+        return;
+    };
+    let mut seen = HashSet::new();
+    for (i, s) in list.iter().enumerate() {
+        let path = format!("spec.securityContext.sysctls[{i}]");
+        let valid = !s.name.is_empty()
+            && s.name.len() <= 253
+            && s.name.split(['.', '/']).all(|part| {
+                !part.is_empty()
+                    && part.chars().all(|c| {
+                        c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-'
+                    })
+            });
+        if !valid {
+            errs.push(FieldError::invalid(
+                format!("{path}.name"),
+                &s.name,
+                "must have at most 253 characters and match regex ^([a-z0-9]([-_a-z0-9]*[a-z0-9])?[\\./])*[a-z0-9]([-_a-z0-9]*[a-z0-9])?$",
+            ));
+            continue;
+        }
+        if !seen.insert(s.name.replace('/', ".")) {
+            errs.push(FieldError::duplicate(format!("{path}.name"), &s.name));
+            continue;
+        }
+        let name = s.name.replace('/', ".");
+        if !SAFE_SYSCTLS.contains(&name.as_str()) {
+            errs.push(FieldError::forbidden(
+                format!("{path}.name"),
+                format!("forbidden sysctl: {name:?} not allowlisted (peapod allows the kubelet's safe sysctls only)"),
+            ));
+        } else if name.starts_with("net.") && spec.host_network == Some(true) {
+            errs.push(FieldError::forbidden(
+                format!("{path}.name"),
+                format!("{name:?} not allowed with host net enabled"),
+            ));
+        } else if name.starts_with("kernel.shm") && spec.host_ipc == Some(true) {
+            errs.push(FieldError::forbidden(
+                format!("{path}.name"),
+                format!("{name:?} not allowed with host ipc enabled"),
+            ));
+        }
+    }
+}
+
+const NOT_SUPPORTED: &str = "not supported by peapod";
+
+/// Fields peapod does not implement, refused rather than ignored. Fields that only the
+/// scheduler or an API server acts on (tolerations, priority, topology spread, service
+/// accounts) and those for hosts peapod is not on (SELinux, Windows) are accepted, as a
+/// kubelet on such a node would.
+fn unsupported(spec: &PodSpec, errs: &mut Vec<FieldError>) {
+    let mut out = Vec::new();
+    let mut refuse = |path: String, what: &str| {
+        out.push(FieldError::forbidden(
+            path,
+            format!("{what} {NOT_SUPPORTED}"),
+        ))
+    };
+    if spec.host_users == Some(false) {
+        refuse(
+            "spec.hostUsers".into(),
+            "user namespaces (hostUsers: false) are",
+        );
+    }
+    if spec
+        .runtime_class_name
+        .as_deref()
+        .is_some_and(|r| !r.is_empty())
+    {
+        refuse("spec.runtimeClassName".into(), "runtime classes are");
+    }
+    if spec.readiness_gates.as_ref().is_some_and(|g| !g.is_empty()) {
+        refuse("spec.readinessGates".into(), "readiness gates are");
+    }
+    if spec.resource_claims.as_ref().is_some_and(|c| !c.is_empty()) {
+        refuse("spec.resourceClaims".into(), "dynamic resource claims are");
+    }
+    if spec.set_hostname_as_fqdn == Some(true) {
+        refuse("spec.setHostnameAsFQDN".into(), "setHostnameAsFQDN is");
+    }
+    if let Some(p) = spec
+        .security_context
+        .as_ref()
+        .and_then(|s| s.supplemental_groups_policy.as_deref())
+        .filter(|p| *p != "Merge")
+    {
+        refuse(
+            "spec.securityContext.supplementalGroupsPolicy".into(),
+            &format!("supplementalGroupsPolicy {p:?} is"),
+        );
+    }
+    let all = spec
+        .init_containers
+        .iter()
+        .flatten()
+        .enumerate()
+        .map(|(i, c)| (format!("spec.initContainers[{i}]"), c))
+        .chain(
+            spec.containers
+                .iter()
+                .enumerate()
+                .map(|(i, c)| (format!("spec.containers[{i}]"), c)),
+        );
+    for (path, c) in all {
+        if c.env_from.as_ref().is_some_and(|e| !e.is_empty()) {
+            refuse(format!("{path}.envFrom"), "envFrom is");
+        }
+        if c.volume_devices.as_ref().is_some_and(|d| !d.is_empty()) {
+            refuse(format!("{path}.volumeDevices"), "block volumes are");
+        }
+        if c.resources
+            .as_ref()
+            .and_then(|r| r.claims.as_ref())
+            .is_some_and(|cl| !cl.is_empty())
+        {
+            refuse(
+                format!("{path}.resources.claims"),
+                "dynamic resource claims are",
+            );
+        }
+        let pm = c
+            .security_context
+            .as_ref()
+            .and_then(|s| s.proc_mount.as_deref());
+        if pm == Some("Unmasked") && spec.host_users != Some(false) {
+            errs.push(FieldError::invalid(
+                format!("{path}.securityContext.procMount"),
+                "Unmasked",
+                "`hostUsers` must be false to use `Unmasked`",
+            ));
+        }
+        for (i, m) in c.volume_mounts.iter().flatten().enumerate() {
+            if m.sub_path_expr.as_deref().is_some_and(|e| !e.is_empty()) {
+                refuse(
+                    format!("{path}.volumeMounts[{i}].subPathExpr"),
+                    "subPathExpr is",
+                );
+            }
+            if let Some(r) = m
+                .recursive_read_only
+                .as_deref()
+                .filter(|r| *r != "Disabled")
+            {
+                refuse(
+                    format!("{path}.volumeMounts[{i}].recursiveReadOnly"),
+                    &format!("recursiveReadOnly {r:?} is"),
+                );
+            }
+        }
+    }
+    errs.extend(out);
 }
 
 /// Validates the volumes; returns the declared names.

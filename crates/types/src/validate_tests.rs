@@ -90,3 +90,53 @@ fn mount_propagation() {
         ]
     );
 }
+
+#[test]
+fn fields_peapod_does_not_implement_are_refused() {
+    let e = errors(
+        "  hostUsers: false\n  runtimeClassName: kata\n  readinessGates: [{conditionType: x}]\n  setHostnameAsFQDN: true\n  securityContext: {supplementalGroupsPolicy: Strict}\n  ephemeralContainers: [{name: dbg, image: busybox}]\n  containers:\n  - name: a\n    image: busybox\n    envFrom: [{configMapRef: {name: cm}}]\n    volumeMounts: [{name: v, mountPath: /v, subPathExpr: $(POD), recursiveReadOnly: Enabled}]\n  volumes: [{name: v, emptyDir: {}}]\n",
+    );
+    assert_eq!(
+        e,
+        [
+            "spec.ephemeralContainers: Forbidden: cannot be set on create",
+            "spec.hostUsers: Forbidden: user namespaces (hostUsers: false) are not supported by peapod",
+            "spec.runtimeClassName: Forbidden: runtime classes are not supported by peapod",
+            "spec.readinessGates: Forbidden: readiness gates are not supported by peapod",
+            "spec.setHostnameAsFQDN: Forbidden: setHostnameAsFQDN is not supported by peapod",
+            "spec.securityContext.supplementalGroupsPolicy: Forbidden: supplementalGroupsPolicy \"Strict\" is not supported by peapod",
+            "spec.containers[0].envFrom: Forbidden: envFrom is not supported by peapod",
+            "spec.containers[0].volumeMounts[0].subPathExpr: Forbidden: subPathExpr is not supported by peapod",
+            "spec.containers[0].volumeMounts[0].recursiveReadOnly: Forbidden: recursiveReadOnly \"Enabled\" is not supported by peapod",
+        ]
+    );
+    // What only a scheduler or an API server acts on is accepted.
+    assert!(errors(
+        "  tolerations: [{operator: Exists}]\n  priorityClassName: high\n  serviceAccountName: sa\n  securityContext: {seLinuxOptions: {level: 's0:c1'}, supplementalGroupsPolicy: Merge}\n  containers: [{name: a, image: busybox, securityContext: {procMount: Default}}]\n"
+    )
+    .is_empty());
+    assert_eq!(
+        errors(
+            "  containers: [{name: a, image: busybox, securityContext: {procMount: Unmasked}}]\n"
+        ),
+        [
+            "spec.containers[0].securityContext.procMount: Invalid value: \"Unmasked\": `hostUsers` must be false to use `Unmasked`"
+        ]
+    );
+}
+
+#[test]
+fn sysctls_safe_unsafe_and_namespaced() {
+    let e = errors(
+        "  hostNetwork: true\n  securityContext:\n    sysctls: [{name: kernel.shm_rmid_forced, value: '1'}, {name: kernel.msgmax, value: '1'}, {name: net.ipv4.tcp_syncookies, value: '1'}, {name: 'Bad!', value: '1'}, {name: kernel/shm_rmid_forced, value: '0'}]\n  containers: [{name: a, image: busybox}]\n",
+    );
+    assert_eq!(
+        e,
+        [
+            "spec.securityContext.sysctls[1].name: Forbidden: forbidden sysctl: \"kernel.msgmax\" not allowlisted (peapod allows the kubelet's safe sysctls only)",
+            "spec.securityContext.sysctls[2].name: Forbidden: \"net.ipv4.tcp_syncookies\" not allowed with host net enabled",
+            "spec.securityContext.sysctls[3].name: Invalid value: \"Bad!\": must have at most 253 characters and match regex ^([a-z0-9]([-_a-z0-9]*[a-z0-9])?[\\./])*[a-z0-9]([-_a-z0-9]*[a-z0-9])?$",
+            "spec.securityContext.sysctls[4].name: Duplicate value: \"kernel/shm_rmid_forced\"",
+        ]
+    );
+}

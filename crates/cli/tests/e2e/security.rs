@@ -280,3 +280,73 @@ fn seccomp_profiles_filter_the_container_and_its_execs() {
     }
     assert!(env.leftovers().is_empty(), "{:?}", env.leftovers());
 }
+
+#[test]
+fn sysctls_and_fs_group_as_the_kubelet_applies_them() {
+    let env = Env::new();
+    let name = format!("sysctl-{}", unique());
+    env.apply_ok(&pod_yaml(
+        &name,
+        &format!(
+            "  securityContext:
+    fsGroup: 2000
+    runAsUser: 1000
+    sysctls: [{{name: net.ipv4.ip_local_port_range, value: '40000 41000'}}, {{name: kernel.shm_rmid_forced, value: '1'}}]
+  volumes: [{{name: data, emptyDir: {{}}}}]
+  containers:
+  - name: c
+    image: {IMAGE}
+    command: [sleep, '3600']
+    volumeMounts: [{{name: data, mountPath: /data}}]
+"
+        ),
+    ));
+    env.wait_phase(&name, "Running");
+    let (_, out) = env.exec(
+        &name,
+        "c",
+        &[
+            "sh",
+            "-c",
+            "cat /proc/sys/net/ipv4/ip_local_port_range /proc/sys/kernel/shm_rmid_forced; id -G; touch /data/f; stat -c '%g %A' /data /data/f",
+        ],
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines[0].split_whitespace().collect::<Vec<_>>(),
+        ["40000", "41000"],
+        "{out}"
+    );
+    assert_eq!(lines[1], "1", "{out}");
+    assert!(
+        lines[2].split(' ').any(|g| g == "2000"),
+        "fsGroup joins the groups: {out}"
+    );
+    assert_eq!(lines[3], "2000 drwxrwsrwx", "{out}");
+    assert_eq!(
+        lines[4].split(' ').next(),
+        Some("2000"),
+        "new files belong to the group: {out}"
+    );
+    // The host's own values are untouched.
+    let host = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap();
+    assert_ne!(host.split_whitespace().next(), Some("40000"));
+    env.ok(&["delete", "pod", &name, "--force"]);
+
+    // An unsafe sysctl is refused up front, and nothing is made.
+    let bad = format!("unsafe-{}", unique());
+    let out = env.apply(&pod_yaml(
+        &bad,
+        &format!(
+            "  securityContext: {{sysctls: [{{name: kernel.msgmax, value: '1'}}]}}\n  containers: [{{name: c, image: {IMAGE}}}]\n"
+        ),
+    ));
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("forbidden sysctl: \"kernel.msgmax\" not allowlisted"),
+        "{err}"
+    );
+    assert!(env.pod_names().is_empty());
+    assert!(env.leftovers().is_empty(), "{:?}", env.leftovers());
+}
