@@ -311,15 +311,6 @@ pub fn container_config(c: &pb::ContainerConfig) -> Result<rt::ContainerConfig, 
         (sc.seccomp_profile_path.clone(), sc.apparmor_profile.clone());
     let caps = sc.capabilities.unwrap_or_default();
     let ns = sc.namespace_options.unwrap_or_default();
-    // The runtime's CPU quota is per 100 ms period.
-    let cpu_quota = (res.cpu_quota > 0).then(|| {
-        let period = if res.cpu_period > 0 {
-            res.cpu_period
-        } else {
-            100_000
-        };
-        res.cpu_quota * 100_000 / period
-    });
     Ok(rt::ContainerConfig {
         metadata: rt::ContainerMetadata {
             name: m.name.clone(),
@@ -334,12 +325,7 @@ pub fn container_config(c: &pb::ContainerConfig) -> Result<rt::ContainerConfig, 
         labels: map(&c.labels),
         annotations: map(&c.annotations),
         log_path: c.log_path.clone(),
-        resources: rt::Resources {
-            memory_limit_in_bytes: (res.memory_limit_in_bytes > 0)
-                .then_some(res.memory_limit_in_bytes),
-            cpu_quota,
-            cpu_shares: (res.cpu_shares > 0).then_some(res.cpu_shares as u64),
-        },
+        resources: resources(&res),
         security: rt::SecurityContext {
             privileged: sc.privileged,
             add_capabilities: caps.add_capabilities,
@@ -373,6 +359,24 @@ pub fn container_config(c: &pb::ContainerConfig) -> Result<rt::ContainerConfig, 
         stdin: c.stdin,
         stdin_once: c.stdin_once,
     })
+}
+
+/// The limits of CRI resources; zero values are not limits.
+pub fn resources(res: &pb::LinuxContainerResources) -> rt::Resources {
+    // The runtime's CPU quota is per 100 ms period.
+    let cpu_quota = (res.cpu_quota > 0).then(|| {
+        let period = if res.cpu_period > 0 {
+            res.cpu_period
+        } else {
+            100_000
+        };
+        res.cpu_quota * 100_000 / period
+    });
+    rt::Resources {
+        memory_limit_in_bytes: (res.memory_limit_in_bytes > 0).then_some(res.memory_limit_in_bytes),
+        cpu_quota,
+        cpu_shares: (res.cpu_shares > 0).then_some(res.cpu_shares as u64),
+    }
 }
 
 /// A seccomp choice from the `seccomp` field, or from the deprecated profile path

@@ -223,6 +223,22 @@ impl<R: Backend> RuntimeService for Cri<R> {
         .await
     }
 
+    async fn update_container_resources(
+        &self,
+        req: Request<pb::UpdateContainerResourcesRequest>,
+    ) -> Result<Response<pb::UpdateContainerResourcesResponse>, Status> {
+        let req = req.into_inner();
+        self.logged("UpdateContainerResources", async {
+            let res = convert::resources(&req.linux.unwrap_or_default());
+            self.rt
+                .update_container_resources(&req.container_id, res)
+                .await
+                .map_err(status_of)?;
+            Ok(pb::UpdateContainerResourcesResponse {})
+        })
+        .await
+    }
+
     async fn reopen_container_log(
         &self,
         req: Request<pb::ReopenContainerLogRequest>,

@@ -386,6 +386,20 @@ impl RuntimeService for FakeRuntime {
         Ok(())
     }
 
+    async fn update_container_resources(
+        &self,
+        id: &str,
+        resources: peapod_runtime::Resources,
+    ) -> Result<()> {
+        let mut st = self.state.lock().unwrap();
+        let c = st.containers.get_mut(id).ok_or_else(|| Error::NotFound {
+            kind: "container",
+            id: id.to_string(),
+        })?;
+        c.1.resources = resources;
+        Ok(())
+    }
+
     async fn reopen_container_log(&self, id: &str) -> Result<()> {
         self.container_status(id).map(|_| ())
     }

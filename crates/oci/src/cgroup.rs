@@ -260,3 +260,124 @@ mod tests {
         assert_eq!(stat_value("pgfault 3\npgfault_x 9", "pgfault"), Some(3));
     }
 }
+
+/// New limits for a running container's cgroup; `None` leaves one as it is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Limits {
+    /// Memory limit in bytes.
+    pub memory: Option<i64>,
+    /// CPU time per 100 ms period, in microseconds.
+    pub cpu_quota: Option<i64>,
+    /// CPU shares (v1 `cpu.shares`; cgroup v2 gets the weight they convert to).
+    pub cpu_shares: Option<u64>,
+}
+
+/// The cgroup v2 `cpu.weight` of v1 CPU shares (the conversion runc and the kubelet use:
+/// 2 → 1, 1024 → 39, 262144 → 10000).
+pub fn shares_to_weight(shares: u64) -> u64 {
+    let shares = shares.clamp(2, 262_144);
+    1 + ((shares - 2) * 9999) / 262_142
+}
+
+/// The files and values that apply `l` in one hierarchy's directory, by what the
+/// directory offers (v1 controllers or cgroup v2).
+pub fn limit_files(dir: &Path, l: &Limits) -> Vec<(PathBuf, String)> {
+    let has = |f: &str| dir.join(f).exists();
+    let mut out = Vec::new();
+    if let Some(m) = l.memory {
+        if has("memory.limit_in_bytes") {
+            out.push((dir.join("memory.limit_in_bytes"), m.to_string()));
+        } else if has("memory.max") {
+            out.push((dir.join("memory.max"), m.to_string()));
+        }
+    }
+    if let Some(q) = l.cpu_quota {
+        if has("cpu.cfs_quota_us") {
+            out.push((dir.join("cpu.cfs_period_us"), "100000".into()));
+            out.push((dir.join("cpu.cfs_quota_us"), q.to_string()));
+        } else if has("cpu.max") {
+            out.push((dir.join("cpu.max"), format!("{q} 100000")));
+        }
+    }
+    if let Some(s) = l.cpu_shares {
+        if has("cpu.shares") {
+            out.push((dir.join("cpu.shares"), s.to_string()));
+        } else if has("cpu.weight") {
+            out.push((dir.join("cpu.weight"), shares_to_weight(s).to_string()));
+        }
+    }
+    out
+}
+
+/// Writes `l` to cgroup `rel` in every hierarchy that has it.
+pub fn update(rel: &str, l: &Limits) -> std::io::Result<()> {
+    for d in dirs(rel) {
+        for (file, value) in limit_files(&d, l) {
+            std::fs::write(&file, &value).map_err(|e| {
+                std::io::Error::new(
+                    e.kind(),
+                    format!("writing {value} to {}: {e}", file.display()),
+                )
+            })?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod limit_tests {
+    use super::*;
+
+    #[test]
+    fn limits_go_to_the_files_each_layout_has() {
+        let d = tempfile::tempdir().unwrap();
+        let v1 = d.path().join("v1");
+        let v2 = d.path().join("v2");
+        for (dir, files) in [
+            (
+                &v1,
+                &["memory.limit_in_bytes", "cpu.cfs_quota_us", "cpu.shares"][..],
+            ),
+            (&v2, &["memory.max", "cpu.max", "cpu.weight"][..]),
+        ] {
+            std::fs::create_dir_all(dir).unwrap();
+            for f in files {
+                std::fs::write(dir.join(f), "").unwrap();
+            }
+        }
+        let l = Limits {
+            memory: Some(64 << 20),
+            cpu_quota: Some(50_000),
+            cpu_shares: Some(1024),
+        };
+        let names = |dir: &Path| -> Vec<(String, String)> {
+            limit_files(dir, &l)
+                .into_iter()
+                .map(|(f, v)| (f.file_name().unwrap().to_string_lossy().into_owned(), v))
+                .collect()
+        };
+        assert_eq!(
+            names(&v1),
+            [
+                ("memory.limit_in_bytes".to_string(), "67108864".to_string()),
+                ("cpu.cfs_period_us".into(), "100000".into()),
+                ("cpu.cfs_quota_us".into(), "50000".into()),
+                ("cpu.shares".into(), "1024".into()),
+            ]
+        );
+        assert_eq!(
+            names(&v2),
+            [
+                ("memory.max".to_string(), "67108864".to_string()),
+                ("cpu.max".into(), "50000 100000".into()),
+                ("cpu.weight".into(), "39".into()),
+            ]
+        );
+        assert_eq!(shares_to_weight(2), 1);
+        assert_eq!(shares_to_weight(262_144), 10_000);
+        assert!(
+            limit_files(d.path(), &l).is_empty(),
+            "a directory without controllers"
+        );
+    }
+}

@@ -159,6 +159,39 @@ impl Runtime {
         }
     }
 
+    /// UpdateContainerResources: the given limits replace the container's (others stay),
+    /// in its record and, while it runs, in its cgroup.
+    pub(crate) fn update_container_resources_impl(
+        &self,
+        id: &str,
+        res: &crate::types::Resources,
+    ) -> Result<()> {
+        let id = resolve_id(&self.containers_dir(), id, "container")?;
+        let dir = self.container_dir(&id);
+        let mut rec = self.container_record(&id)?;
+        if rec.status.state == ContainerState::Exited {
+            return Err(Error::State(format!("container {id} has exited")));
+        }
+        if rec.status.state == ContainerState::Running {
+            let sb = self.sandbox_record(&rec.status.sandbox_id)?;
+            let rel = format!("{}/{}", sb.config.cgroup_parent, id);
+            let limits = peapod_oci::cgroup::Limits {
+                memory: res.memory_limit_in_bytes,
+                cpu_quota: res.cpu_quota,
+                cpu_shares: res.cpu_shares,
+            };
+            peapod_oci::cgroup::update(&rel, &limits).map_err(|e| {
+                Error::State(format!("updating the resources of container {id}: {e}"))
+            })?;
+        }
+        let r = &mut rec.config.resources;
+        r.memory_limit_in_bytes = res.memory_limit_in_bytes.or(r.memory_limit_in_bytes);
+        r.cpu_quota = res.cpu_quota.or(r.cpu_quota);
+        r.cpu_shares = res.cpu_shares.or(r.cpu_shares);
+        records::save(&dir, &rec)?;
+        Ok(())
+    }
+
     /// ReopenContainerLog: a running container's output goes to a newly opened file at its
     /// log path (after log rotation renamed the old one).
     pub(crate) fn reopen_container_log_impl(&self, id: &str) -> Result<()> {

@@ -61,6 +61,13 @@ pub trait RuntimeService: Send + Sync + 'static {
     /// `RemoveContainer` (a running one is killed first).
     fn remove_container(&self, id: &str) -> impl Future<Output = Result<()>> + Send;
 
+    /// `UpdateContainerResources`: the limits given replace the container's.
+    fn update_container_resources(
+        &self,
+        id: &str,
+        resources: Resources,
+    ) -> impl Future<Output = Result<()>> + Send;
+
     /// `ReopenContainerLog`: a running container's output goes to a newly opened file at
     /// its log path.
     fn reopen_container_log(&self, id: &str) -> impl Future<Output = Result<()>> + Send;

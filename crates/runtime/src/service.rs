@@ -76,6 +76,10 @@ impl RuntimeService for Runtime {
         self.remove_container_impl(id).await
     }
 
+    async fn update_container_resources(&self, id: &str, resources: Resources) -> Result<()> {
+        self.update_container_resources_impl(id, &resources)
+    }
+
     async fn reopen_container_log(&self, id: &str) -> Result<()> {
         self.reopen_container_log_impl(id)
     }

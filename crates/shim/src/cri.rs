@@ -273,6 +273,23 @@ impl RuntimeService for CriRuntime {
         Ok(())
     }
 
+    async fn update_container_resources(
+        &self,
+        id: &str,
+        resources: peapod_runtime::Resources,
+    ) -> Result<()> {
+        let c = self.rt.container_status(id)?;
+        if !self.supervisor_alive(&c.sandbox_id) {
+            return self.rt.update_container_resources(&c.id, resources).await;
+        }
+        let req = SandboxRequest::UpdateResources {
+            id: c.id,
+            resources,
+        };
+        self.ask(&c.sandbox_id, &req).await?;
+        Ok(())
+    }
+
     async fn reopen_container_log(&self, id: &str) -> Result<()> {
         let c = self.rt.container_status(id)?;
         if !self.supervisor_alive(&c.sandbox_id) {

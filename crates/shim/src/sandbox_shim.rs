@@ -52,6 +52,13 @@ pub enum SandboxRequest {
         /// The container.
         id: String,
     },
+    /// UpdateContainerResources.
+    UpdateResources {
+        /// The container.
+        id: String,
+        /// Its new limits.
+        resources: peapod_runtime::Resources,
+    },
     /// ReopenContainerLog.
     ReopenLog {
         /// The container.
@@ -233,6 +240,9 @@ async fn serve_one(
                 .await,
         ),
         SandboxRequest::Remove { id } => answer(rt.remove_container(&id).await),
+        SandboxRequest::UpdateResources { id, resources } => {
+            answer(rt.update_container_resources(&id, resources).await)
+        }
         SandboxRequest::ReopenLog { id } => answer(rt.reopen_container_log(&id).await),
         SandboxRequest::ExecSync {
             id,

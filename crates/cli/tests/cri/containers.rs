@@ -653,3 +653,103 @@ async fn log_rotation_and_mount_propagation() {
     drop(_guard);
     assert!(s.leftovers().is_empty(), "{:?}", s.leftovers());
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn resources_are_updated_in_place() {
+    let s = Server::start().await;
+    let mut rt = s.runtime().await.unwrap();
+    let (sb, config) = sandbox(&s, &mut rt, "resize").await;
+    let mut c = container("app", "sleep 3600");
+    c.linux = Some(pb::LinuxContainerConfig {
+        resources: Some(pb::LinuxContainerResources {
+            memory_limit_in_bytes: 64 << 20,
+            cpu_shares: 512,
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+    let id = create(&mut rt, &sb, &config, c).await;
+    rt.start_container(pb::StartContainerRequest {
+        container_id: id.clone(),
+    })
+    .await
+    .unwrap();
+    let started = wait_state(&mut rt, &id, pb::ContainerState::ContainerRunning)
+        .await
+        .started_at;
+    // The container's cgroup, read on the host (v1 or v2, whichever the host has).
+    let r = rt
+        .exec_sync(pb::ExecSyncRequest {
+            container_id: id.clone(),
+            cmd: vec!["cat".into(), "/proc/self/cgroup".into()],
+            timeout: 10,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let cgroups = String::from_utf8_lossy(&r.stdout).into_owned();
+    let v1 = |ctrl: &str| {
+        cgroups.lines().find_map(|l| {
+            let mut f = l.splitn(3, ':');
+            let (_, ctrls, path) = (f.next()?, f.next()?, f.next()?);
+            ctrls
+                .split(',')
+                .any(|c| c == ctrl)
+                .then(|| format!("/sys/fs/cgroup/{ctrl}{path}"))
+        })
+    };
+    let v2 = cgroups
+        .lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .map(|p| format!("/sys/fs/cgroup{p}"));
+    let (memory, cpu) = match (v1("memory"), v1("cpu")) {
+        (Some(m), Some(c)) => (
+            format!("{m}/memory.limit_in_bytes"),
+            format!("{c}/cpu.cfs_quota_us"),
+        ),
+        _ => {
+            let d = v2.unwrap();
+            (format!("{d}/memory.max"), format!("{d}/cpu.max"))
+        }
+    };
+    let limits = |_: &mut Rt| {
+        let (memory, cpu) = (memory.clone(), cpu.clone());
+        async move {
+            let m = std::fs::read_to_string(&memory).unwrap();
+            let c = std::fs::read_to_string(&cpu).unwrap();
+            format!("{}\n{}\n", m.trim(), c.split_whitespace().next().unwrap())
+        }
+    };
+    let before = limits(&mut rt).await;
+    assert!(before.starts_with(&format!("{}\n", 64 << 20)), "{before}");
+    rt.update_container_resources(pb::UpdateContainerResourcesRequest {
+        container_id: id.clone(),
+        linux: Some(pb::LinuxContainerResources {
+            memory_limit_in_bytes: 128 << 20,
+            cpu_period: 100_000,
+            cpu_quota: 50_000,
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let after = limits(&mut rt).await;
+    assert_eq!(after, format!("{}\n50000\n", 128 << 20));
+    // Still the same process: nothing was restarted.
+    let st = wait_state(&mut rt, &id, pb::ContainerState::ContainerRunning).await;
+    assert_eq!(st.started_at, started);
+    let e = rt
+        .update_container_resources(pb::UpdateContainerResourcesRequest {
+            container_id: "nonexistent".into(),
+            linux: Some(Default::default()),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::NotFound);
+    rt.remove_pod_sandbox(pb::RemovePodSandboxRequest { pod_sandbox_id: sb })
+        .await
+        .unwrap();
+    assert!(s.leftovers().is_empty(), "{:?}", s.leftovers());
+}
