@@ -9,6 +9,7 @@
 //! with URLs of the [`streaming`] server, which carries the sessions. Every failed RPC is logged, one line each.
 
 pub mod convert;
+pub mod events;
 mod image_service;
 mod runtime_service;
 mod serve;
@@ -35,6 +36,8 @@ impl<T: peapod_runtime::RuntimeService + peapod_runtime::ImageService> Backend f
 pub struct Cri<R> {
     rt: Arc<R>,
     streaming: Option<Arc<streaming::Streaming<R>>>,
+    /// Container and sandbox events.
+    events: Arc<events::Hub>,
 }
 
 impl<R: Backend> Cri<R> {
@@ -44,6 +47,7 @@ impl<R: Backend> Cri<R> {
         Cri {
             rt,
             streaming: None,
+            events: Default::default(),
         }
     }
 
@@ -52,6 +56,7 @@ impl<R: Backend> Cri<R> {
         Cri {
             rt,
             streaming: Some(streaming),
+            events: Default::default(),
         }
     }
 
@@ -75,6 +80,48 @@ impl<R: Backend> Cri<R> {
                 Err(s)
             }
         }
+    }
+
+    /// Tells event subscribers what container or sandbox `id` is now (gone when it is
+    /// neither).
+    fn observe(&self, id: &str) {
+        use events::Phase;
+        use peapod_runtime::{ContainerState, SandboxState};
+        let (full, phase) = if let Ok(c) = self.rt.container_status(id) {
+            let phase = match c.state {
+                ContainerState::Created => Phase::Created,
+                ContainerState::Running => Phase::Running,
+                _ => Phase::Stopped,
+            };
+            (c.id, Some(phase))
+        } else if let Ok(s) = self.rt.pod_sandbox_status(id) {
+            let phase = match s.state {
+                SandboxState::Ready => Phase::Running,
+                SandboxState::NotReady => Phase::Stopped,
+            };
+            (s.id, Some(phase))
+        } else {
+            (id.to_string(), None)
+        };
+        self.events.observe(&*self.rt, &full, phase);
+    }
+
+    /// Tells event subscribers that `full_id` was removed.
+    fn observe_removed(&self, full_id: Option<String>) {
+        if let Some(id) = full_id {
+            self.events.observe(&*self.rt, &id, None);
+        }
+    }
+
+    /// The full ID of a container or sandbox about to be removed, after telling event
+    /// subscribers what it is now.
+    fn full_id(&self, id: &str) -> Option<String> {
+        self.observe(id);
+        self.rt
+            .container_status(id)
+            .map(|c| c.id)
+            .or_else(|_| self.rt.pod_sandbox_status(id).map(|s| s.id))
+            .ok()
     }
 
     /// The full ID of container `id`, which must be running.

@@ -79,6 +79,7 @@ impl<R: Backend> RuntimeService for Cri<R> {
                 .ok_or_else(|| Status::invalid_argument("config: required"))?;
             let config = convert::sandbox_config(config)?;
             let id = self.rt.run_pod_sandbox(config).await.map_err(status_of)?;
+            self.observe(&id);
             Ok(pb::RunPodSandboxResponse { pod_sandbox_id: id })
         })
         .await
@@ -91,6 +92,7 @@ impl<R: Backend> RuntimeService for Cri<R> {
         let id = req.into_inner().pod_sandbox_id;
         self.logged("StopPodSandbox", async {
             self.rt.stop_pod_sandbox(&id).await.map_err(status_of)?;
+            self.observe(&id);
             Ok(pb::StopPodSandboxResponse {})
         })
         .await
@@ -102,7 +104,9 @@ impl<R: Backend> RuntimeService for Cri<R> {
     ) -> Result<Response<pb::RemovePodSandboxResponse>, Status> {
         let id = req.into_inner().pod_sandbox_id;
         self.logged("RemovePodSandbox", async {
+            let full = self.full_id(&id);
             self.rt.remove_pod_sandbox(&id).await.map_err(status_of)?;
+            self.observe_removed(full);
             Ok(pb::RemovePodSandboxResponse {})
         })
         .await
@@ -178,6 +182,7 @@ impl<R: Backend> RuntimeService for Cri<R> {
                 .create_container(&req.pod_sandbox_id, config)
                 .await
                 .map_err(status_of)?;
+            self.observe(&id);
             Ok(pb::CreateContainerResponse { container_id: id })
         })
         .await
@@ -189,7 +194,9 @@ impl<R: Backend> RuntimeService for Cri<R> {
     ) -> Result<Response<pb::StartContainerResponse>, Status> {
         let id = req.into_inner().container_id;
         self.logged("StartContainer", async {
-            self.rt.start_container(&id).await.map_err(status_of)?;
+            let started = self.rt.start_container(&id).await.map_err(status_of);
+            self.observe(&id);
+            started?;
             Ok(pb::StartContainerResponse {})
         })
         .await
@@ -206,6 +213,7 @@ impl<R: Backend> RuntimeService for Cri<R> {
                 .stop_container(&req.container_id, timeout)
                 .await
                 .map_err(status_of)?;
+            self.observe(&req.container_id);
             Ok(pb::StopContainerResponse {})
         })
         .await
@@ -217,10 +225,43 @@ impl<R: Backend> RuntimeService for Cri<R> {
     ) -> Result<Response<pb::RemoveContainerResponse>, Status> {
         let id = req.into_inner().container_id;
         self.logged("RemoveContainer", async {
+            let full = self.full_id(&id);
             self.rt.remove_container(&id).await.map_err(status_of)?;
+            self.observe_removed(full);
             Ok(pb::RemoveContainerResponse {})
         })
         .await
+    }
+
+    async fn get_container_events(
+        &self,
+        _req: Request<pb::GetEventsRequest>,
+    ) -> Result<
+        Response<
+            std::pin::Pin<
+                Box<
+                    dyn futures_util::Stream<Item = Result<pb::ContainerEventResponse, Status>>
+                        + Send
+                        + 'static,
+                >,
+            >,
+        >,
+        Status,
+    > {
+        let rx = self.events.subscribe(std::sync::Arc::clone(&self.rt));
+        let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+            use tokio::sync::broadcast::error::RecvError;
+            loop {
+                match rx.recv().await {
+                    Ok(ev) => return Some((Ok(ev), rx)),
+                    Err(RecvError::Lagged(n)) => {
+                        tracing::warn!(missed = n, "a container event subscriber fell behind");
+                    }
+                    Err(RecvError::Closed) => return None,
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(stream)))
     }
 
     async fn update_container_resources(

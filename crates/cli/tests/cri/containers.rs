@@ -753,3 +753,69 @@ async fn resources_are_updated_in_place() {
         .unwrap();
     assert!(s.leftovers().is_empty(), "{:?}", s.leftovers());
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn container_events_are_streamed() {
+    let s = Server::start().await;
+    let mut rt = s.runtime().await.unwrap();
+    let mut events = rt
+        .get_container_events(pb::GetEventsRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let (sb, config) = sandbox(&s, &mut rt, "events").await;
+    let id = create(&mut rt, &sb, &config, container("short", "exit 3")).await;
+    rt.start_container(pb::StartContainerRequest {
+        container_id: id.clone(),
+    })
+    .await
+    .unwrap();
+    wait_state(&mut rt, &id, pb::ContainerState::ContainerExited).await;
+    rt.remove_container(pb::RemoveContainerRequest {
+        container_id: id.clone(),
+    })
+    .await
+    .unwrap();
+    use pb::ContainerEventType as E;
+    let mut seen: Vec<(String, E)> = Vec::new();
+    let want_container = [
+        E::ContainerCreatedEvent,
+        E::ContainerStartedEvent,
+        E::ContainerStoppedEvent,
+        E::ContainerDeletedEvent,
+    ];
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while seen.iter().filter(|(i, _)| *i == id).count() < want_container.len() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let ev = tokio::time::timeout(left, events.message())
+            .await
+            .unwrap_or_else(|_| panic!("events in time; seen {seen:?}"))
+            .unwrap()
+            .unwrap();
+        let kind = E::try_from(ev.container_event_type).unwrap();
+        if ev.container_id == id && kind == E::ContainerStoppedEvent {
+            // (A removal seen by the lister may come before the status is read.)
+            if let Some(st) = ev.containers_statuses.iter().find(|c| c.id == id) {
+                assert_eq!(st.exit_code, 3);
+            }
+            assert_eq!(ev.pod_sandbox_status.as_ref().unwrap().id, sb);
+        }
+        seen.push((ev.container_id, kind));
+    }
+    let of = |x: &str| -> Vec<E> {
+        seen.iter()
+            .filter(|(i, _)| i == x)
+            .map(|(_, e)| *e)
+            .collect()
+    };
+    assert_eq!(of(&id), want_container);
+    assert_eq!(
+        of(&sb),
+        [E::ContainerCreatedEvent, E::ContainerStartedEvent],
+        "the sandbox's own events"
+    );
+    rt.remove_pod_sandbox(pb::RemovePodSandboxRequest { pod_sandbox_id: sb })
+        .await
+        .unwrap();
+    assert!(s.leftovers().is_empty(), "{:?}", s.leftovers());
+}
