@@ -259,10 +259,10 @@ pub fn container_config(c: &pb::ContainerConfig) -> Result<rt::ContainerConfig, 
         .map(|i| i.image.clone())
         .filter(|i| !i.is_empty())
         .ok_or_else(|| invalid("config.image.image", "required"))?;
-    if !c.devices.is_empty() || !c.cdi_devices.is_empty() {
+    if !c.cdi_devices.is_empty() {
         return Err(invalid(
-            "config.devices",
-            "devices are not supported by peapod yet",
+            "config.cdi_devices",
+            "CDI devices are not supported by peapod",
         ));
     }
     let mut mounts = Vec::new();
@@ -358,6 +358,15 @@ pub fn container_config(c: &pb::ContainerConfig) -> Result<rt::ContainerConfig, 
         tty: c.tty,
         stdin: c.stdin,
         stdin_once: c.stdin_once,
+        devices: c
+            .devices
+            .iter()
+            .map(|d| peapod_runtime::DeviceSpec {
+                host_path: d.host_path.clone().into(),
+                container_path: d.container_path.clone(),
+                permissions: d.permissions.clone(),
+            })
+            .collect(),
     })
 }
 

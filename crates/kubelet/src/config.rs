@@ -392,6 +392,7 @@ pub fn container_config(
         tty: c.tty == Some(true),
         stdin: c.stdin == Some(true),
         stdin_once: c.stdin_once == Some(true),
+        devices: Vec::new(),
     })
 }
 

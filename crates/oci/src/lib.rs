@@ -14,7 +14,7 @@ pub mod spec;
 
 pub use executor::{Created, ExecProcess, ExecRequest, Executor, Libcontainer, Stdio, Streams};
 pub use seccomp::Seccomp;
-pub use spec::{ContainerSpec, MountSpec, NamespaceSpec, NsKind, Propagation};
+pub use spec::{ContainerSpec, DeviceSpec, MountSpec, NamespaceSpec, NsKind, Propagation};
 
 use std::path::PathBuf;
 

@@ -180,6 +180,20 @@ pub struct ContainerSpec {
     /// The seccomp filter (none when privileged).
     #[serde(default)]
     pub seccomp: crate::seccomp::Seccomp,
+    /// Host devices made available in the container.
+    #[serde(default)]
+    pub devices: Vec<DeviceSpec>,
+}
+
+/// A host device node given to a container.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DeviceSpec {
+    /// The device node on the host.
+    pub host_path: PathBuf,
+    /// Where the container sees it.
+    pub container_path: String,
+    /// Cgroup access: some of `r`, `w`, `m`.
+    pub permissions: String,
 }
 
 /// The paths containers do not see by default.
@@ -351,7 +365,7 @@ fn mount(destination: &str, typ: &str, source: &str, options: &[&str]) -> Result
 /// The host's device nodes under `/dev` (not its pseudo-terminals, shared memory or
 /// message queues), which privileged containers get.
 fn host_devices() -> Vec<oci_spec::runtime::LinuxDevice> {
-    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    use std::os::unix::fs::FileTypeExt;
     let mut out = Vec::new();
     let mut stack = vec![PathBuf::from("/dev")];
     while let Some(dir) = stack.pop() {
@@ -385,23 +399,78 @@ fn host_devices() -> Vec<oci_spec::runtime::LinuxDevice> {
             if path == Path::new("/dev/console") || path == Path::new("/dev/ptmx") {
                 continue;
             }
-            let rdev = m.rdev();
-            let dev = oci_spec::runtime::LinuxDeviceBuilder::default()
-                .path(path.clone())
-                .typ(typ)
-                .major(nix::sys::stat::major(rdev) as i64)
-                .minor(nix::sys::stat::minor(rdev) as i64)
-                .file_mode(m.mode() & 0o7777)
-                .uid(m.uid())
-                .gid(m.gid())
-                .build();
-            if let Ok(d) = dev {
+            if let Ok(d) = device_of(&path, &path, typ, &m) {
                 out.push(d);
             }
         }
     }
     out.sort_by(|a, b| a.path().cmp(b.path()));
     out
+}
+
+fn device_of(
+    host: &Path,
+    container: &Path,
+    typ: oci_spec::runtime::LinuxDeviceType,
+    m: &std::fs::Metadata,
+) -> Result<oci_spec::runtime::LinuxDevice> {
+    use std::os::unix::fs::MetadataExt;
+    let rdev = m.rdev();
+    oci_spec::runtime::LinuxDeviceBuilder::default()
+        .path(container.to_path_buf())
+        .typ(typ)
+        .major(nix::sys::stat::major(rdev) as i64)
+        .minor(nix::sys::stat::minor(rdev) as i64)
+        .file_mode(m.mode() & 0o7777)
+        .uid(m.uid())
+        .gid(m.gid())
+        .build()
+        .map_err(|e| Error::Spec(format!("device {}: {e}", host.display())))
+}
+
+/// The device node and cgroup rule of a device given to a container.
+fn given_device(
+    d: &DeviceSpec,
+) -> Result<(
+    oci_spec::runtime::LinuxDevice,
+    oci_spec::runtime::LinuxDeviceCgroup,
+)> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let m = std::fs::metadata(&d.host_path)
+        .map_err(|e| Error::Spec(format!("device {}: {e}", d.host_path.display())))?;
+    let ft = m.file_type();
+    let typ = if ft.is_char_device() {
+        oci_spec::runtime::LinuxDeviceType::C
+    } else if ft.is_block_device() {
+        oci_spec::runtime::LinuxDeviceType::B
+    } else {
+        return Err(Error::Spec(format!(
+            "device {} is not a device node",
+            d.host_path.display()
+        )));
+    };
+    let perms = if d.permissions.is_empty() {
+        "rwm"
+    } else {
+        d.permissions.as_str()
+    };
+    if !perms.chars().all(|c| "rwm".contains(c)) {
+        return Err(Error::Spec(format!(
+            "device {}: permissions {perms:?} are not some of \"rwm\"",
+            d.host_path.display()
+        )));
+    }
+    let node = device_of(&d.host_path, Path::new(&d.container_path), typ, &m)?;
+    let rdev = m.rdev();
+    let rule = LinuxDeviceCgroupBuilder::default()
+        .allow(true)
+        .typ(typ)
+        .major(nix::sys::stat::major(rdev) as i64)
+        .minor(nix::sys::stat::minor(rdev) as i64)
+        .access(perms)
+        .build()
+        .map_err(|e| Error::Spec(e.to_string()))?;
+    Ok((node, rule))
 }
 
 /// Builds the OCI spec for `c`.
@@ -546,6 +615,11 @@ pub fn build(c: &ContainerSpec) -> Result<Spec> {
         })
         .collect::<Result<Vec<_>>>()?;
 
+    let given = c
+        .devices
+        .iter()
+        .map(given_device)
+        .collect::<Result<Vec<_>>>()?;
     let mut resources = LinuxResourcesBuilder::default();
     if c.privileged {
         resources = resources.devices(vec![
@@ -556,13 +630,15 @@ pub fn build(c: &ContainerSpec) -> Result<Spec> {
                 .map_err(e)?,
         ]);
     } else {
-        resources = resources.devices(vec![
+        let mut rules = vec![
             LinuxDeviceCgroupBuilder::default()
                 .allow(false)
                 .access("rwm")
                 .build()
                 .map_err(e)?,
-        ]);
+        ];
+        rules.extend(given.iter().map(|(_, r)| r.clone()));
+        resources = resources.devices(rules);
     }
     if let Some(limit) = c.memory_limit {
         resources = resources.memory(
@@ -607,8 +683,17 @@ pub fn build(c: &ContainerSpec) -> Result<Spec> {
     linux = linux
         .masked_paths(paths(&c.masked_paths, DEFAULT_MASKED_PATHS))
         .readonly_paths(paths(&c.readonly_paths, DEFAULT_READONLY_PATHS));
+    let mut nodes: Vec<_> = given.into_iter().map(|(n, _)| n).collect();
     if c.privileged {
-        linux = linux.devices(host_devices());
+        let mine: Vec<PathBuf> = nodes.iter().map(|n| n.path().clone()).collect();
+        nodes.extend(
+            host_devices()
+                .into_iter()
+                .filter(|d| !mine.contains(d.path())),
+        );
+    }
+    if !nodes.is_empty() {
+        linux = linux.devices(nodes);
     }
     if !c.sysctls.is_empty() {
         linux = linux.sysctl(c.sysctls.clone());

@@ -45,7 +45,7 @@ use tokio::sync::{broadcast, watch};
 pub use cri::{ImageService, RuntimeService};
 pub use exec::ExecSession;
 pub use peapod_oci::spec::Propagation;
-pub use peapod_oci::{ExecProcess, ExecRequest, Seccomp, Stdio};
+pub use peapod_oci::{DeviceSpec, ExecProcess, ExecRequest, Seccomp, Stdio};
 pub use reaper::reap_unclaimed;
 pub use stats::{ContainerStats, CpuStats, InterfaceStats, MemoryStats, SandboxStats};
 pub use stdio::{Attached, Chunk, OutputStream, StreamSession};

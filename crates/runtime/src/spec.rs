@@ -202,6 +202,7 @@ pub(crate) fn container_spec(
         masked_paths: sec.masked_paths.clone(),
         readonly_paths: sec.readonly_paths.clone(),
         seccomp: sec.seccomp.clone(),
+        devices: config.devices.clone(),
         ..Default::default()
     })
 }

@@ -279,6 +279,9 @@ pub struct ContainerConfig {
     /// Close its standard input once the first attached writer is done.
     #[serde(default)]
     pub stdin_once: bool,
+    /// Host devices it gets.
+    #[serde(default)]
+    pub devices: Vec<peapod_oci::DeviceSpec>,
 }
 
 /// Container state (CRI `ContainerState`).

@@ -819,3 +819,66 @@ async fn container_events_are_streamed() {
         .unwrap();
     assert!(s.leftovers().is_empty(), "{:?}", s.leftovers());
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn host_devices_with_their_permissions() {
+    let s = Server::start().await;
+    let mut rt = s.runtime().await.unwrap();
+    let (sb, config) = sandbox(&s, &mut rt, "devices").await;
+    // The kernel's log device: writable by root, so only the device cgroup rule made from
+    // the permissions decides whether a write may open it.
+    for (name, perms, want) in [("ro", "r", "c\ndenied\n"), ("rw", "rw", "c\nwritten\n")] {
+        let mut c = container(name, "sleep 3600");
+        c.devices = vec![pb::Device {
+            container_path: "/dev/hostkmsg".into(),
+            host_path: "/dev/kmsg".into(),
+            permissions: perms.into(),
+        }];
+        let id = create(&mut rt, &sb, &config, c).await;
+        rt.start_container(pb::StartContainerRequest {
+            container_id: id.clone(),
+        })
+        .await
+        .unwrap();
+        wait_state(&mut rt, &id, pb::ContainerState::ContainerRunning).await;
+        let r = rt
+            .exec_sync(pb::ExecSyncRequest {
+                container_id: id.clone(),
+                cmd: vec![
+                    "sh".into(),
+                    "-c".into(),
+                    "ls -l /dev/hostkmsg | cut -c1; \
+                     (echo peapod-device-test > /dev/hostkmsg) 2>/dev/null && echo written || echo denied"
+                        .into(),
+                ],
+                timeout: 10,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(String::from_utf8_lossy(&r.stdout), want, "{perms}");
+    }
+    // Not a device: refused at creation, naming the path.
+    let mut c = container("notdev", "true");
+    c.devices = vec![pb::Device {
+        container_path: "/dev/x".into(),
+        host_path: "/etc/hostname".into(),
+        permissions: "rwm".into(),
+    }];
+    let e = rt
+        .create_container(pb::CreateContainerRequest {
+            pod_sandbox_id: sb.clone(),
+            config: Some(c),
+            sandbox_config: Some(config.clone()),
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        e.message().contains("/etc/hostname is not a device node"),
+        "{e:?}"
+    );
+    rt.remove_pod_sandbox(pb::RemovePodSandboxRequest { pod_sandbox_id: sb })
+        .await
+        .unwrap();
+    assert!(s.leftovers().is_empty(), "{:?}", s.leftovers());
+}
