@@ -280,6 +280,18 @@ pub fn container_config(c: &pb::ContainerConfig) -> Result<rt::ContainerConfig, 
                 ));
             }
         };
+        if mt.recursive_read_only && !mt.readonly {
+            return Err(invalid(
+                &format!("config.mounts[{i}].recursive_read_only"),
+                "a recursive read-only mount must be read-only",
+            ));
+        }
+        if mt.recursive_read_only && propagation != rt::Propagation::Private {
+            return Err(invalid(
+                &format!("config.mounts[{i}].recursive_read_only"),
+                "a recursive read-only mount must have private propagation",
+            ));
+        }
         if mt.image.is_some() || !mt.uid_mappings.is_empty() || !mt.gid_mappings.is_empty() {
             return Err(invalid(
                 &format!("config.mounts[{i}]"),
@@ -291,6 +303,7 @@ pub fn container_config(c: &pb::ContainerConfig) -> Result<rt::ContainerConfig, 
             host_path: mt.host_path.clone().into(),
             readonly: mt.readonly,
             propagation,
+            recursive_readonly: mt.recursive_read_only,
         });
     }
     let mut envs = Vec::new();
@@ -497,6 +510,7 @@ pub fn container_status(s: &rt::ContainerStatus, image_id: &str) -> pb::Containe
                         pb::MountPropagation::PropagationBidirectional
                     }
                 } as i32,
+                recursive_read_only: m.recursive_readonly,
                 ..Default::default()
             })
             .collect(),

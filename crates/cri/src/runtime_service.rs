@@ -531,7 +531,10 @@ impl<R: Backend> RuntimeService for Cri<R> {
             info,
             runtime_handlers: vec![pb::RuntimeHandler {
                 name: String::new(),
-                features: Some(pb::RuntimeHandlerFeatures::default()),
+                features: Some(pb::RuntimeHandlerFeatures {
+                    recursive_read_only_mounts: true,
+                    user_namespaces: false,
+                }),
             }],
             features: Some(pb::RuntimeFeatures::default()),
         }))

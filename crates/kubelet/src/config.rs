@@ -268,6 +268,11 @@ pub fn container_config(
                 Some("Bidirectional") => Propagation::Bidirectional,
                 _ => Propagation::Private,
             },
+            // IfPossible is always possible here: the kernel has mount_setattr.
+            recursive_readonly: matches!(
+                m.recursive_read_only.as_deref(),
+                Some("Enabled" | "IfPossible")
+            ),
         });
     }
     if !mounts.iter().any(|m| m.container_path == "/etc/hosts") {
@@ -276,6 +281,7 @@ pub fn container_config(
             host_path: f.pod_dir.join("etc-hosts"),
             readonly: false,
             propagation: Propagation::Private,
+            recursive_readonly: false,
         });
     }
     let tm_path = c.termination_message_path().to_string();
@@ -285,6 +291,7 @@ pub fn container_config(
             host_path: termination_log_path(f.pod_dir, &c.name, attempt),
             readonly: false,
             propagation: Propagation::Private,
+            recursive_readonly: false,
         });
     }
 

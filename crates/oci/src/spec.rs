@@ -87,6 +87,9 @@ pub enum MountSpec {
         /// How mounts below it propagate.
         #[serde(default)]
         propagation: Propagation,
+        /// Mounts below it are read-only too (needs `readonly`).
+        #[serde(default)]
+        recursive_readonly: bool,
     },
     /// A fresh tmpfs.
     Tmpfs {
@@ -584,11 +587,15 @@ pub fn build(c: &ContainerSpec) -> Result<Spec> {
                 destination,
                 readonly,
                 propagation,
+                recursive_readonly,
             } => {
                 let src = source.to_string_lossy();
                 let mut opts = vec!["rbind", propagation.option()];
                 if *readonly {
                     opts.push("ro");
+                }
+                if *recursive_readonly {
+                    opts.push("rro");
                 }
                 mount(destination, "bind", &src, &opts)?
             }

@@ -71,6 +71,7 @@ fn run_busybox(script: &str, tweak: impl FnOnce(&mut ContainerSpec)) -> (i32, St
             destination: "/data".into(),
             readonly: true,
             propagation: Default::default(),
+            recursive_readonly: false,
         }],
         cgroups_path: format!("/peapod-test/{id}"),
         ..Default::default()

@@ -197,6 +197,7 @@ impl Runtime {
                     destination: "/pause".into(),
                     readonly: true,
                     propagation: Default::default(),
+                    recursive_readonly: false,
                 }];
                 (
                     rootfs,

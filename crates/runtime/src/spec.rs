@@ -106,6 +106,7 @@ pub(crate) fn container_spec(
             destination: m.container_path.clone(),
             readonly: m.readonly,
             propagation: m.propagation,
+            recursive_readonly: m.recursive_readonly,
         })
         .collect();
     for m in &config.mounts {
@@ -122,6 +123,7 @@ pub(crate) fn container_spec(
                 destination: dest.into(),
                 readonly: false,
                 propagation: Default::default(),
+                recursive_readonly: false,
             });
         }
     }
@@ -131,6 +133,7 @@ pub(crate) fn container_spec(
             destination: "/dev/shm".into(),
             readonly: false,
             propagation: Default::default(),
+            recursive_readonly: false,
         });
     }
 
@@ -211,6 +214,12 @@ pub(crate) fn container_spec(
 /// mount for `Bidirectional`, shared or slave for `HostToContainer` (as containerd checks).
 fn check_propagation(m: &crate::types::Mount) -> Result<()> {
     use peapod_oci::Propagation;
+    if m.recursive_readonly && (!m.readonly || m.propagation != Propagation::Private) {
+        return Err(Error::State(format!(
+            "recursive read-only mount {} must be read-only, with private propagation",
+            m.container_path
+        )));
+    }
     if m.propagation == Propagation::Private {
         return Ok(());
     }

@@ -153,6 +153,9 @@ pub struct Mount {
     /// How mounts below it propagate.
     #[serde(default)]
     pub propagation: peapod_oci::Propagation,
+    /// Mounts below it are read-only too (with `readonly` and private propagation only).
+    #[serde(default)]
+    pub recursive_readonly: bool,
 }
 
 /// Security settings (a subset of CRI `LinuxContainerSecurityContext`).

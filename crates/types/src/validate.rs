@@ -427,16 +427,6 @@ fn unsupported(spec: &PodSpec, errs: &mut Vec<FieldError>) {
                     "subPathExpr is",
                 );
             }
-            if let Some(r) = m
-                .recursive_read_only
-                .as_deref()
-                .filter(|r| *r != "Disabled")
-            {
-                refuse(
-                    format!("{path}.volumeMounts[{i}].recursiveReadOnly"),
-                    &format!("recursiveReadOnly {r:?} is"),
-                );
-            }
         }
     }
     errs.extend(out);
@@ -724,6 +714,27 @@ fn container(
                     format!("{mp}.subPath"),
                     sp,
                     "must not contain '..'",
+                ));
+            }
+        }
+        if let Some(r) = m.recursive_read_only.as_deref() {
+            let rp = format!("{mp}.recursiveReadOnly");
+            if !["Disabled", "IfPossible", "Enabled"].contains(&r) {
+                errs.push(FieldError::not_supported(
+                    rp,
+                    r,
+                    &["Disabled", "IfPossible", "Enabled"],
+                ));
+            } else if r != "Disabled" && m.read_only != Some(true) {
+                errs.push(FieldError::forbidden(
+                    rp,
+                    "may only be specified when readOnly is true",
+                ));
+            } else if r != "Disabled" && m.mount_propagation.as_deref().is_some_and(|p| p != "None")
+            {
+                errs.push(FieldError::forbidden(
+                    rp,
+                    "may only be specified when mountPropagation is None or not specified",
                 ));
             }
         }

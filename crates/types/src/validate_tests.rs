@@ -94,7 +94,7 @@ fn mount_propagation() {
 #[test]
 fn fields_peapod_does_not_implement_are_refused() {
     let e = errors(
-        "  hostUsers: false\n  runtimeClassName: kata\n  readinessGates: [{conditionType: x}]\n  setHostnameAsFQDN: true\n  securityContext: {supplementalGroupsPolicy: Strict}\n  ephemeralContainers: [{name: dbg, image: busybox}]\n  containers:\n  - name: a\n    image: busybox\n    envFrom: [{configMapRef: {name: cm}}]\n    volumeMounts: [{name: v, mountPath: /v, subPathExpr: $(POD), recursiveReadOnly: Enabled}]\n  volumes: [{name: v, emptyDir: {}}]\n",
+        "  hostUsers: false\n  runtimeClassName: kata\n  readinessGates: [{conditionType: x}]\n  setHostnameAsFQDN: true\n  securityContext: {supplementalGroupsPolicy: Strict}\n  ephemeralContainers: [{name: dbg, image: busybox}]\n  containers:\n  - name: a\n    image: busybox\n    envFrom: [{configMapRef: {name: cm}}]\n    volumeMounts: [{name: v, mountPath: /v, subPathExpr: $(POD), readOnly: true, recursiveReadOnly: Enabled}]\n  volumes: [{name: v, emptyDir: {}}]\n",
     );
     assert_eq!(
         e,
@@ -107,7 +107,6 @@ fn fields_peapod_does_not_implement_are_refused() {
             "spec.securityContext.supplementalGroupsPolicy: Forbidden: supplementalGroupsPolicy \"Strict\" is not supported by peapod",
             "spec.containers[0].envFrom: Forbidden: envFrom is not supported by peapod",
             "spec.containers[0].volumeMounts[0].subPathExpr: Forbidden: subPathExpr is not supported by peapod",
-            "spec.containers[0].volumeMounts[0].recursiveReadOnly: Forbidden: recursiveReadOnly \"Enabled\" is not supported by peapod",
         ]
     );
     // What only a scheduler or an API server acts on is accepted.
@@ -137,6 +136,21 @@ fn sysctls_safe_unsafe_and_namespaced() {
             "spec.securityContext.sysctls[2].name: Forbidden: \"net.ipv4.tcp_syncookies\" not allowed with host net enabled",
             "spec.securityContext.sysctls[3].name: Invalid value: \"Bad!\": must have at most 253 characters and match regex ^([a-z0-9]([-_a-z0-9]*[a-z0-9])?[\\./])*[a-z0-9]([-_a-z0-9]*[a-z0-9])?$",
             "spec.securityContext.sysctls[4].name: Duplicate value: \"kernel/shm_rmid_forced\"",
+        ]
+    );
+}
+
+#[test]
+fn recursive_read_only_mounts() {
+    let e = errors(
+        "  volumes: [{name: v, emptyDir: {}}]\n  containers:\n  - name: a\n    image: busybox\n    volumeMounts: [{name: v, mountPath: /a, recursiveReadOnly: Enabled}, {name: v, mountPath: /b, readOnly: true, recursiveReadOnly: IfPossible, mountPropagation: HostToContainer}, {name: v, mountPath: /c, readOnly: true, recursiveReadOnly: Always}, {name: v, mountPath: /d, readOnly: true, recursiveReadOnly: Enabled}]\n",
+    );
+    assert_eq!(
+        e,
+        [
+            "spec.containers[0].volumeMounts[0].recursiveReadOnly: Forbidden: may only be specified when readOnly is true",
+            "spec.containers[0].volumeMounts[1].recursiveReadOnly: Forbidden: may only be specified when mountPropagation is None or not specified",
+            "spec.containers[0].volumeMounts[2].recursiveReadOnly: Unsupported value: \"Always\": supported values: \"Disabled\", \"IfPossible\", \"Enabled\"",
         ]
     );
 }

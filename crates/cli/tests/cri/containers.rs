@@ -882,3 +882,101 @@ async fn host_devices_with_their_permissions() {
         .unwrap();
     assert!(s.leftovers().is_empty(), "{:?}", s.leftovers());
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn recursive_read_only_mounts() {
+    let s = Server::start().await;
+    let mut rt = s.runtime().await.unwrap();
+    let (sb, config) = sandbox(&s, &mut rt, "rro").await;
+    // A host directory with a mount below it.
+    let host = s.path().join(format!("rro-{}", unique()));
+    let sub = host.join("sub");
+    std::fs::create_dir_all(&sub).unwrap();
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount")
+                .arg("-l")
+                .arg(&self.0)
+                .status();
+        }
+    }
+    let ok = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "rro-test", sub.to_str().unwrap()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+    let _guard = Unmount(sub.clone());
+    let mount = |rro: bool| pb::Mount {
+        container_path: "/data".into(),
+        host_path: host.display().to_string(),
+        readonly: true,
+        recursive_read_only: rro,
+        ..Default::default()
+    };
+    for (name, rro, want) in [
+        ("plain", false, "top: no\nsub: yes\n"),
+        ("rec", true, "top: no\nsub: no\n"),
+    ] {
+        let mut c = container(name, "sleep 3600");
+        c.mounts = vec![mount(rro)];
+        let id = create(&mut rt, &sb, &config, c).await;
+        rt.start_container(pb::StartContainerRequest {
+            container_id: id.clone(),
+        })
+        .await
+        .unwrap();
+        let st = wait_state(&mut rt, &id, pb::ContainerState::ContainerRunning).await;
+        assert_eq!(st.mounts[0].recursive_read_only, rro);
+        let r = rt
+            .exec_sync(pb::ExecSyncRequest {
+                container_id: id.clone(),
+                cmd: vec![
+                    "sh".into(),
+                    "-c".into(),
+                    "for d in top sub; do p=/data; [ $d = sub ] && p=/data/sub; \
+                     (touch $p/f 2>/dev/null && echo \"$d: yes\") || echo \"$d: no\"; done"
+                        .into(),
+                ],
+                timeout: 10,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(String::from_utf8_lossy(&r.stdout), want, "{name}");
+    }
+    // Recursive read-only needs a read-only mount.
+    let mut c = container("bad", "true");
+    c.mounts = vec![pb::Mount {
+        readonly: false,
+        ..mount(true)
+    }];
+    let e = rt
+        .create_container(pb::CreateContainerRequest {
+            pod_sandbox_id: sb.clone(),
+            config: Some(c),
+            sandbox_config: Some(config.clone()),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::InvalidArgument, "{e:?}");
+    // The runtime says it can.
+    let status = rt
+        .status(pb::StatusRequest { verbose: false })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        status.runtime_handlers[0]
+            .features
+            .as_ref()
+            .unwrap()
+            .recursive_read_only_mounts
+    );
+    rt.remove_pod_sandbox(pb::RemovePodSandboxRequest { pod_sandbox_id: sb })
+        .await
+        .unwrap();
+    drop(_guard);
+    assert!(s.leftovers().is_empty(), "{:?}", s.leftovers());
+}
