@@ -154,6 +154,9 @@ async fn pump(
     };
     let mut input = session.input.take();
     let resize = session.resize.clone();
+    // The client's reader may end (its input done) before the output does; a client that
+    // is really gone shows when an output can no longer be sent.
+    let mut listening = true;
     loop {
         tokio::select! {
             c = session.output.recv() => match c {
@@ -164,7 +167,7 @@ async fn pump(
                 }
                 None => break,
             },
-            m = inbound.recv() => match m {
+            m = inbound.recv(), if listening => match m {
                 Some(Inbound::Stdin(d)) => {
                     if let Some(i) = &input && i.send(d).await.is_err() {
                         input = None;
@@ -174,8 +177,10 @@ async fn pump(
                 Some(Inbound::Resize(w, h)) => {
                     let _ = resize.send((w, h)).await;
                 }
-                // The client has gone: nobody reads the output any more.
-                None => return,
+                None => {
+                    listening = false;
+                    input = None;
+                }
             },
         }
     }
