@@ -322,6 +322,10 @@ pub fn container_config(c: &pb::ContainerConfig) -> Result<rt::ContainerConfig, 
     #[allow(deprecated)]
     let (seccomp_path, apparmor_name) =
         (sc.seccomp_profile_path.clone(), sc.apparmor_profile.clone());
+    let supplemental_groups_policy = match sc.supplemental_groups_policy() {
+        pb::SupplementalGroupsPolicy::Merge => rt::SupplementalGroupsPolicy::Merge,
+        pb::SupplementalGroupsPolicy::Strict => rt::SupplementalGroupsPolicy::Strict,
+    };
     let caps = sc.capabilities.unwrap_or_default();
     let ns = sc.namespace_options.unwrap_or_default();
     Ok(rt::ContainerConfig {
@@ -347,6 +351,7 @@ pub fn container_config(c: &pb::ContainerConfig) -> Result<rt::ContainerConfig, 
             run_as_username: Some(sc.run_as_username).filter(|u| !u.is_empty()),
             run_as_group: sc.run_as_group.map(|v| v.value),
             supplemental_groups: sc.supplemental_groups,
+            supplemental_groups_policy,
             readonly_rootfs: sc.readonly_rootfs,
             no_new_privs: sc.no_new_privs,
             pid_namespace: mode(
@@ -516,6 +521,13 @@ pub fn container_status(s: &rt::ContainerStatus, image_id: &str) -> pb::Containe
             .collect(),
         log_path: s.log_path.display().to_string(),
         image_id: image_id.to_string(),
+        user: s.user.as_ref().map(|u| pb::ContainerUser {
+            linux: Some(pb::LinuxContainerUser {
+                uid: u.uid.into(),
+                gid: u.gid.into(),
+                supplemental_groups: u.supplemental_groups.iter().map(|g| (*g).into()).collect(),
+            }),
+        }),
         ..Default::default()
     }
 }

@@ -536,7 +536,10 @@ impl<R: Backend> RuntimeService for Cri<R> {
                     user_namespaces: false,
                 }),
             }],
-            features: Some(pb::RuntimeFeatures::default()),
+            features: Some(pb::RuntimeFeatures {
+                supplemental_groups_policy: true,
+                ..Default::default()
+            }),
         }))
     }
 

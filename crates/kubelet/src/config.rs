@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use peapod_runtime::{
     AppArmor, ContainerConfig, ContainerMetadata, Mount, NamespaceMode, Propagation, Resources,
-    Seccomp, SecurityContext,
+    Seccomp, SecurityContext, SupplementalGroupsPolicy,
 };
 use peapod_types::api::{AppArmorProfile, Container, SeccompProfile};
 use peapod_types::expand::expand;
@@ -313,6 +313,10 @@ pub fn container_config(
             .into_iter()
             .chain(psc.fs_group)
             .collect(),
+        supplemental_groups_policy: match psc.supplemental_groups_policy.as_deref() {
+            Some("Strict") => SupplementalGroupsPolicy::Strict,
+            _ => SupplementalGroupsPolicy::Merge,
+        },
         readonly_rootfs: csc.read_only_root_filesystem.unwrap_or(false),
         no_new_privs: csc.allow_privilege_escalation == Some(false),
         pid_namespace: if pod.host_pid() {

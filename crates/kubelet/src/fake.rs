@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use peapod_runtime::{
     AuthConfig, ContainerConfig, ContainerEvent, ContainerEventKind, ContainerFilter,
-    ContainerState, ContainerStatus, Error, ExecSyncResult, FsUsage, ImageInfo, ImageService,
-    PulledImage, Result, RuntimeConditions, RuntimeService, SandboxConfig, SandboxFilter,
-    SandboxState, SandboxStatus, Version,
+    ContainerState, ContainerStatus, ContainerUser, Error, ExecSyncResult, FsUsage, ImageInfo,
+    ImageService, PulledImage, Result, RuntimeConditions, RuntimeService, SandboxConfig,
+    SandboxFilter, SandboxState, SandboxStatus, Version,
 };
 use tokio::sync::broadcast;
 
@@ -321,6 +321,15 @@ impl RuntimeService for FakeRuntime {
             labels: config.labels.clone(),
             annotations: config.annotations.clone(),
             mounts: config.mounts.clone(),
+            // As an image without /etc/passwd gives them.
+            user: Some(ContainerUser {
+                uid: config.security.run_as_user.unwrap_or(0) as u32,
+                gid: config.security.run_as_group.unwrap_or(0) as u32,
+                supplemental_groups: std::iter::once(config.security.run_as_group.unwrap_or(0))
+                    .chain(config.security.supplemental_groups.iter().copied())
+                    .map(|g| g as u32)
+                    .collect(),
+            }),
         };
         st.containers.insert(id.clone(), (status, config));
         Ok(id)

@@ -9,7 +9,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use peapod_runtime::{ContainerState as RtState, ContainerStatus as RtStatus, SandboxState};
 use peapod_types::api::{
     Container, ContainerState, ContainerStateRunning, ContainerStateTerminated,
-    ContainerStateWaiting, ContainerStatus, HostIP, PodCondition, PodIP, PodStatus,
+    ContainerStateWaiting, ContainerStatus, ContainerUser, HostIP, LinuxContainerUser,
+    PodCondition, PodIP, PodStatus,
 };
 use peapod_types::phase::{conditions, pod_phase, qos_class};
 use peapod_types::pod::{ContainerExt, DefaultedPod};
@@ -133,6 +134,13 @@ fn container_status(input: &StatusInput<'_>, c: &Container, init: bool) -> Conta
     };
     st.image_id = s.image_ref.clone();
     st.container_id = Some(format!("peapod://{}", s.id));
+    st.user = s.user.as_ref().map(|u| ContainerUser {
+        linux: Some(LinuxContainerUser {
+            uid: u.uid.into(),
+            gid: u.gid.into(),
+            supplemental_groups: Some(u.supplemental_groups.iter().map(|g| (*g).into()).collect()),
+        }),
+    });
     match s.state {
         RtState::Running if input.hook_running == Some(s.id.as_str()) => {
             st.state = Some(waiting("ContainerCreating", None));

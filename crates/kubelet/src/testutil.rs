@@ -169,6 +169,7 @@ impl Snap {
             labels: BTreeMap::new(),
             annotations: BTreeMap::new(),
             mounts: Vec::new(),
+            user: None,
         });
         self
     }

@@ -51,6 +51,11 @@ impl Runtime {
                 &id,
             )?;
             peapod_oci::spec::write_bundle(&dir.join("bundle"), &spec)?;
+            let user = ContainerUser {
+                uid: spec.uid,
+                gid: spec.gid,
+                supplemental_groups: spec.additional_gids.clone(),
+            };
             // Without a log directory and path the output is not kept, as CRI runtimes do.
             let log_path =
                 if sb.config.log_directory.as_os_str().is_empty() || config.log_path.is_empty() {
@@ -83,6 +88,7 @@ impl Runtime {
                 labels: config.labels.clone(),
                 annotations: config.annotations.clone(),
                 mounts: config.mounts.clone(),
+                user: Some(user),
             })
         })();
         let saved =

@@ -97,6 +97,20 @@ pub(crate) fn container_spec(
     if let Some(g) = sec.run_as_group {
         gid = g as u32;
     }
+    let image_groups = match sec.supplemental_groups_policy {
+        SupplementalGroupsPolicy::Strict => Vec::new(),
+        SupplementalGroupsPolicy::Merge => {
+            let user = match (&sec.run_as_username, sec.run_as_user, &icfg.user) {
+                (Some(name), _, _) if !name.is_empty() => name.clone(),
+                (_, Some(u), _) => u.to_string(),
+                (_, _, Some(u)) if !u.is_empty() => u.split(':').next().unwrap_or(u).to_string(),
+                _ => "0".to_string(),
+            };
+            crate::user::image_groups(&rootfs, &user)
+        }
+    };
+    let additional_gids =
+        crate::user::supplementary_groups(gid, &image_groups, &sec.supplemental_groups);
 
     let mut mounts: Vec<MountSpec> = config
         .mounts
@@ -188,7 +202,7 @@ pub(crate) fn container_spec(
         cwd,
         uid,
         gid,
-        additional_gids: sec.supplemental_groups.iter().map(|g| *g as u32).collect(),
+        additional_gids,
         hostname: None,
         terminal: config.tty,
         namespaces,

@@ -177,6 +177,9 @@ pub struct SecurityContext {
     pub run_as_group: Option<i64>,
     /// Supplementary groups.
     pub supplemental_groups: Vec<i64>,
+    /// Whether the image's `/etc/group` memberships of the user are added to them.
+    #[serde(default)]
+    pub supplemental_groups_policy: SupplementalGroupsPolicy,
     /// Read-only root file system.
     pub readonly_rootfs: bool,
     /// Set `no_new_privs`.
@@ -195,6 +198,27 @@ pub struct SecurityContext {
     /// Its AppArmor profile.
     #[serde(default)]
     pub apparmor: AppArmor,
+}
+
+/// How a container's supplementary groups are made (CRI `SupplementalGroupsPolicy`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SupplementalGroupsPolicy {
+    /// The primary group, the user's groups in the image's `/etc/group`, and those asked for.
+    #[default]
+    Merge,
+    /// The primary group and those asked for only.
+    Strict,
+}
+
+/// The identity a container's process runs with (CRI `LinuxContainerUser`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerUser {
+    /// User ID.
+    pub uid: u32,
+    /// Primary group ID.
+    pub gid: u32,
+    /// Supplementary group IDs.
+    pub supplemental_groups: Vec<u32>,
 }
 
 /// An AppArmor profile choice. peapod does not load AppArmor profiles: on a host without
@@ -339,6 +363,9 @@ pub struct ContainerStatus {
     pub annotations: BTreeMap<String, String>,
     /// Mounts.
     pub mounts: Vec<Mount>,
+    /// The identity its process runs with.
+    #[serde(default)]
+    pub user: Option<ContainerUser>,
 }
 
 /// A change in a container's life (CRI `ContainerEventResponse`).

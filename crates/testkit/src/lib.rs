@@ -77,9 +77,10 @@ pub fn busybox_layer(busybox: &Path) -> Result<Vec<u8>> {
         let mut h = header(&format!("bin/{a}"), tar::EntryType::Symlink, 0o777, 0);
         t.append_link(&mut h, format!("bin/{a}"), "busybox")?;
     }
-    let passwd =
-        "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n";
-    let group = "root:x:0:\nnobody:x:65534:\n";
+    let passwd = "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n\
+                  default-user:x:1000:1000::/tmp:/bin/sh\n";
+    let group = "root:x:0:\nnobody:x:65534:\ndefault-user:x:1000:\n\
+                 group-defined-in-image:x:50000:default-user\n";
     for (p, data) in [("etc/passwd", passwd), ("etc/group", group)] {
         let mut h = header(p, tar::EntryType::Regular, 0o644, data.len() as u64);
         t.append_data(&mut h, p, data.as_bytes())?;
@@ -97,7 +98,8 @@ pub struct ImageOptions {
     /// `StopSignal`, e.g. `SIGUSR1`.
     pub stop_signal: Option<String>,
     /// `User`, e.g. `1000`, `nobody` or `nobody:nobody` (the image's `/etc/passwd` has
-    /// `root` and `nobody`).
+    /// `root`, `nobody` and `default-user` (1000), which `/etc/group` makes a member of
+    /// `group-defined-in-image` (50000)).
     pub user: Option<String>,
 }
 

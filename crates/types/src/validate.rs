@@ -98,6 +98,14 @@ fn spec(spec: &PodSpec, errs: &mut Vec<FieldError>) {
         errs,
     );
     one_of(
+        "spec.securityContext.supplementalGroupsPolicy",
+        spec.security_context
+            .as_ref()
+            .and_then(|s| s.supplemental_groups_policy.as_deref()),
+        &["Merge", "Strict"],
+        errs,
+    );
+    one_of(
         "spec.dnsPolicy",
         spec.dns_policy.as_deref(),
         &["ClusterFirstWithHostNet", "ClusterFirst", "Default", "None"],
@@ -368,17 +376,6 @@ fn unsupported(spec: &PodSpec, errs: &mut Vec<FieldError>) {
     }
     if spec.set_hostname_as_fqdn == Some(true) {
         refuse("spec.setHostnameAsFQDN".into(), "setHostnameAsFQDN is");
-    }
-    if let Some(p) = spec
-        .security_context
-        .as_ref()
-        .and_then(|s| s.supplemental_groups_policy.as_deref())
-        .filter(|p| *p != "Merge")
-    {
-        refuse(
-            "spec.securityContext.supplementalGroupsPolicy".into(),
-            &format!("supplementalGroupsPolicy {p:?} is"),
-        );
     }
     let all = spec
         .init_containers

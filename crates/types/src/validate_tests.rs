@@ -37,12 +37,13 @@ fn mounts_and_volumes() {
 #[test]
 fn enums_ports_probes() {
     let e = errors(
-        "  restartPolicy: Sometimes\n  initContainers: [{name: i, image: busybox, livenessProbe: {exec: {command: ['true']}}}]\n  containers: [{name: a, image: busybox, ports: [{containerPort: 70000}]}]\n",
+        "  restartPolicy: Sometimes\n  securityContext: {supplementalGroupsPolicy: Loose}\n  initContainers: [{name: i, image: busybox, livenessProbe: {exec: {command: ['true']}}}]\n  containers: [{name: a, image: busybox, ports: [{containerPort: 70000}]}]\n",
     );
     assert_eq!(
         e,
         [
             "spec.restartPolicy: Unsupported value: \"Sometimes\": supported values: \"Always\", \"OnFailure\", \"Never\"",
+            "spec.securityContext.supplementalGroupsPolicy: Unsupported value: \"Loose\": supported values: \"Merge\", \"Strict\"",
             "spec.containers[0].ports[0].containerPort: Invalid value: 70000: must be between 1 and 65535, inclusive",
             "spec.initContainers[0].livenessProbe: Forbidden: may not be set for init containers without restartPolicy=Always",
         ]
@@ -94,7 +95,7 @@ fn mount_propagation() {
 #[test]
 fn fields_peapod_does_not_implement_are_refused() {
     let e = errors(
-        "  hostUsers: false\n  runtimeClassName: kata\n  readinessGates: [{conditionType: x}]\n  setHostnameAsFQDN: true\n  securityContext: {supplementalGroupsPolicy: Strict}\n  ephemeralContainers: [{name: dbg, image: busybox}]\n  containers:\n  - name: a\n    image: busybox\n    envFrom: [{configMapRef: {name: cm}}]\n    volumeMounts: [{name: v, mountPath: /v, subPathExpr: $(POD), readOnly: true, recursiveReadOnly: Enabled}]\n  volumes: [{name: v, emptyDir: {}}]\n",
+        "  hostUsers: false\n  runtimeClassName: kata\n  readinessGates: [{conditionType: x}]\n  setHostnameAsFQDN: true\n  ephemeralContainers: [{name: dbg, image: busybox}]\n  containers:\n  - name: a\n    image: busybox\n    envFrom: [{configMapRef: {name: cm}}]\n    volumeMounts: [{name: v, mountPath: /v, subPathExpr: $(POD), readOnly: true, recursiveReadOnly: Enabled}]\n  volumes: [{name: v, emptyDir: {}}]\n",
     );
     assert_eq!(
         e,
@@ -104,7 +105,6 @@ fn fields_peapod_does_not_implement_are_refused() {
             "spec.runtimeClassName: Forbidden: runtime classes are not supported by peapod",
             "spec.readinessGates: Forbidden: readiness gates are not supported by peapod",
             "spec.setHostnameAsFQDN: Forbidden: setHostnameAsFQDN is not supported by peapod",
-            "spec.securityContext.supplementalGroupsPolicy: Forbidden: supplementalGroupsPolicy \"Strict\" is not supported by peapod",
             "spec.containers[0].envFrom: Forbidden: envFrom is not supported by peapod",
             "spec.containers[0].volumeMounts[0].subPathExpr: Forbidden: subPathExpr is not supported by peapod",
         ]

@@ -980,3 +980,70 @@ async fn recursive_read_only_mounts() {
     drop(_guard);
     assert!(s.leftovers().is_empty(), "{:?}", s.leftovers());
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn supplemental_groups_policy_and_the_container_user() {
+    let s = Server::start().await;
+    let mut rt = s.runtime().await.unwrap();
+    let status = rt
+        .status(pb::StatusRequest { verbose: false })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(status.features.unwrap().supplemental_groups_policy);
+    let (sb, config) = sandbox(&s, &mut rt, "groups").await;
+    // The image's /etc/group makes user 1000 a member of group 50000.
+    for (name, policy, want) in [
+        (
+            "merge",
+            pb::SupplementalGroupsPolicy::Merge,
+            vec![1000, 50000, 1234],
+        ),
+        (
+            "strict",
+            pb::SupplementalGroupsPolicy::Strict,
+            vec![1000, 1234],
+        ),
+    ] {
+        let mut c = container(name, "sleep 3600");
+        let sc = c
+            .linux
+            .get_or_insert_default()
+            .security_context
+            .get_or_insert_default();
+        sc.run_as_user = Some(pb::Int64Value { value: 1000 });
+        sc.supplemental_groups = vec![1234];
+        sc.set_supplemental_groups_policy(policy);
+        let id = create(&mut rt, &sb, &config, c).await;
+        rt.start_container(pb::StartContainerRequest {
+            container_id: id.clone(),
+        })
+        .await
+        .unwrap();
+        let st = wait_state(&mut rt, &id, pb::ContainerState::ContainerRunning).await;
+        let user = st.user.unwrap().linux.unwrap();
+        assert_eq!((user.uid, user.gid), (1000, 1000), "{name}");
+        assert_eq!(user.supplemental_groups, want, "{name}");
+        let r = rt
+            .exec_sync(pb::ExecSyncRequest {
+                container_id: id.clone(),
+                cmd: vec!["cat".into(), "/proc/self/status".into()],
+                timeout: 10,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let text = String::from_utf8_lossy(&r.stdout).to_string();
+        let mut sorted = want.clone();
+        sorted.sort();
+        let groups: Vec<String> = sorted.iter().map(|g| g.to_string()).collect();
+        assert!(
+            text.contains(&format!("Groups:\t{} \n", groups.join(" "))),
+            "{name}: {text}"
+        );
+    }
+    rt.remove_pod_sandbox(pb::RemovePodSandboxRequest { pod_sandbox_id: sb })
+        .await
+        .unwrap();
+    assert!(s.leftovers().is_empty(), "{:?}", s.leftovers());
+}

@@ -41,10 +41,12 @@ fn exec_runs_as_the_containers_user_with_its_groups_and_privileges() {
     let (code, exec) = env.exec(&name, "app", &["sh", "-c", WHO]);
     assert_eq!(code, 0, "{exec}");
     let (_, main) = env.exec(&name, "app", &["cat", "/tmp/main"]);
-    assert!(exec.starts_with("uid=1000 gid=3000 groups="), "{exec}");
+    // The primary group, the image's group for user 1000 (Merge), the requested one.
     assert!(
-        exec.contains("4000"),
-        "the supplemental group is missing: {exec}"
+        exec.starts_with(
+            "uid=1000(default-user) gid=3000 groups=3000,4000,50000(group-defined-in-image)\n"
+        ),
+        "{exec}"
     );
     assert!(exec.contains("CapEff:\t0000000000000000"), "{exec}");
     assert!(exec.contains("NoNewPrivs:\t1"), "{exec}");
@@ -54,6 +56,54 @@ fn exec_runs_as_the_containers_user_with_its_groups_and_privileges() {
     let out = env.run(&["exec", "-t", &name, "--", "id", "-u"]);
     let text = String::from_utf8_lossy(&out.stdout).replace("\r\n", "\n");
     assert_eq!(text.trim(), "1000", "exec -t: {text}");
+    env.ok(&["delete", "pod", &name, "--force"]);
+}
+
+#[test]
+fn supplemental_groups_policy_strict_leaves_out_the_images_groups() {
+    let env = Env::new();
+    let name = format!("strict-{}", unique());
+    let c = |n: &str| {
+        format!("  - name: {n}\n    image: {IMAGE}\n    command: [sh, -c, 'id -G; sleep 3600']\n")
+    };
+    env.apply_ok(&pod_yaml(
+        &name,
+        &format!(
+            "  securityContext: {{runAsUser: 1000, supplementalGroups: [1234], supplementalGroupsPolicy: Strict}}\n  containers:\n{}",
+            c("app")
+        ),
+    ));
+    let pod = env.wait_for(&name, Duration::from_secs(30), |p| {
+        p["status"]["phase"] == "Running"
+    });
+    assert_eq!(
+        cstatus(&pod, "app")["user"]["linux"],
+        serde_json::json!({"uid": 1000, "gid": 1000, "supplementalGroups": [1000, 1234]})
+    );
+    let (code, out) = env.exec(&name, "app", &["id", "-G"]);
+    assert_eq!((code, out.as_str()), (0, "1000 1234\n"));
+    env.ok(&["delete", "pod", &name, "--force"]);
+
+    // Merge, the default, adds the image's group 50000 for user 1000.
+    let name = format!("merge-{}", unique());
+    env.apply_ok(&pod_yaml(
+        &name,
+        &format!(
+            "  securityContext: {{runAsUser: 1000, supplementalGroups: [1234]}}\n  containers:\n{}",
+            c("app")
+        ),
+    ));
+    let pod = env.wait_for(&name, Duration::from_secs(30), |p| {
+        p["status"]["phase"] == "Running"
+    });
+    assert_eq!(
+        cstatus(&pod, "app")["user"]["linux"]["supplementalGroups"],
+        serde_json::json!([1000, 50000, 1234])
+    );
+    let (_, out) = env.exec(&name, "app", &["id", "-G"]);
+    assert_eq!(out, "1000 1234 50000\n");
+    let logs = env.ok(&["logs", &name]);
+    assert_eq!(logs, "1000 1234 50000\n", "the container's own process");
     env.ok(&["delete", "pod", &name, "--force"]);
 }
 
