@@ -43,6 +43,9 @@ pub fn run(cfg: &Config, args: &Args, shim_args: &[OsString]) -> Result<i32> {
     let text = read_manifest(&args.file)?;
     let manifests = peapod_types::manifest::load(&text)
         .map_err(|e| anyhow::anyhow!("{}: {e}", args.file.display()))?;
+    for w in &manifests.warnings {
+        eprintln!("Warning: {w}");
+    }
     let existing = peapod_shim::list_pods(cfg);
     // Decide everything before creating anything.
     let mut to_create = Vec::new();

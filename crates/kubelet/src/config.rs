@@ -75,7 +75,29 @@ fn field_value(f: &PodFacts<'_>, path: &str) -> Result<String, ConfigError> {
             .unwrap_or_default(),
         "status.hostIP" | "status.hostIPs" => f.host_ip.to_string(),
         "status.podIP" | "status.podIPs" => f.pod_ip.to_string(),
-        other => return Err(config_error(format!("unsupported fieldPath: {other}"))),
+        other => {
+            let by_key = |prefix: &str| {
+                other
+                    .strip_prefix(prefix)?
+                    .strip_prefix("['")?
+                    .strip_suffix("']")
+            };
+            if let Some(k) = by_key("metadata.labels") {
+                m.labels
+                    .as_ref()
+                    .and_then(|l| l.get(k))
+                    .cloned()
+                    .unwrap_or_default()
+            } else if let Some(k) = by_key("metadata.annotations") {
+                m.annotations
+                    .as_ref()
+                    .and_then(|a| a.get(k))
+                    .cloned()
+                    .unwrap_or_default()
+            } else {
+                return Err(config_error(format!("unsupported fieldPath: {other}")));
+            }
+        }
     })
 }
 

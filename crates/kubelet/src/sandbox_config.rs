@@ -304,7 +304,7 @@ mod tests {
     #[test]
     fn hosts_file_names_the_pod_and_its_aliases() {
         let p = pod_yaml(
-            "  hostname: h\n  subdomain: sub\n  hostAliases: [{ip: 10.1.1.1, hostnames: [x, y]}]\n  containers: [{name: a, image: b}]\n",
+            "  hostname: h\n  subdomain: sub\n  hostAliases: [{ip: 10.1.1.1, hostnames: [x, z]}]\n  containers: [{name: a, image: b}]\n",
         );
         let h = hosts_file(&p, "10.0.0.2", "cluster.local", "");
         assert!(
@@ -312,7 +312,7 @@ mod tests {
             "{h}"
         );
         assert!(
-            h.contains("# Entries added by HostAliases.\n10.1.1.1\tx\ty\n"),
+            h.contains("# Entries added by HostAliases.\n10.1.1.1\tx\tz\n"),
             "{h}"
         );
         assert!(h.starts_with("# Kubernetes-managed hosts file.\n127.0.0.1\tlocalhost\n"));

@@ -124,6 +124,12 @@ pub(crate) fn container_spec(
         })
         .collect();
     for m in &config.mounts {
+        if !m.container_path.starts_with('/') {
+            return Err(Error::State(format!(
+                "mount destination {:?} is not an absolute path",
+                m.container_path
+            )));
+        }
         check_propagation(m)?;
     }
     let given = |p: &str| config.mounts.iter().any(|m| m.container_path == p);

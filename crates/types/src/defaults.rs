@@ -14,7 +14,13 @@ pub fn pod(pod: &mut Pod) {
     set(&mut spec.restart_policy, "Always");
     set(&mut spec.dns_policy, "ClusterFirst");
     set(&mut spec.scheduler_name, "default-scheduler");
-    spec.termination_grace_period_seconds.get_or_insert(30);
+    // The API server's pod strategy makes a negative grace period 1 (with a warning).
+    let grace = spec.termination_grace_period_seconds.get_or_insert(30);
+    if *grace < 0 {
+        *grace = 1;
+    }
+    // The ServiceAccount admission plugin names the namespace's default account.
+    set(&mut spec.service_account_name, "default");
     spec.security_context.get_or_insert_with(Default::default);
     spec.enable_service_links.get_or_insert(true);
     spec.priority.get_or_insert(0);
@@ -71,7 +77,11 @@ pub fn container(c: &mut Container) {
         && let Some(limits) = &r.limits
     {
         let requests = r.requests.get_or_insert_with(Default::default);
+        // A limit that does not parse is reported once, as the limit it is.
         for (k, v) in limits {
+            if crate::quantity::parse_quantity(&v.0).is_err() {
+                continue;
+            }
             requests.entry(k.clone()).or_insert_with(|| v.clone());
         }
     }

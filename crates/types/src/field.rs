@@ -19,6 +19,8 @@ pub enum ErrorKind {
     Forbidden,
     /// A field is not part of the schema.
     Unknown,
+    /// A value is longer than allowed.
+    TooLong,
 }
 
 impl ErrorKind {
@@ -31,6 +33,7 @@ impl ErrorKind {
             ErrorKind::NotSupported => "Unsupported value",
             ErrorKind::Forbidden => "Forbidden",
             ErrorKind::Unknown => "Unknown field",
+            ErrorKind::TooLong => "Too long",
         }
     }
 

@@ -23,10 +23,15 @@ pub mod expand;
 pub mod field;
 pub mod image_ref;
 pub mod manifest;
+pub mod names;
 pub mod phase;
 pub mod pod;
 pub mod quantity;
 pub mod validate;
+pub mod yaml;
+
+/// The Kubernetes release whose `v1` API peapod follows.
+pub const KUBERNETES_VERSION: &str = "1.33";
 
 pub use k8s_openapi;
 pub use k8s_openapi::api::core::v1 as api;

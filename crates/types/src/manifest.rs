@@ -1,4 +1,5 @@
 //! Manifests: YAML or JSON, one or many documents, `kind: Pod`, `kind: List` and `kind: Secret`.
+//! YAML is read as `kubectl` reads it ([`crate::yaml`]).
 //!
 //! Decoding is strict, like `kubectl apply --validate=strict`: a field the schema does not
 //! know is an error naming its path, and so is a value of the wrong type. Syntax errors carry
@@ -6,7 +7,6 @@
 
 use std::fmt;
 
-use serde::Deserialize;
 use serde_json::Value;
 
 use crate::api::{Pod, Secret};
@@ -19,6 +19,8 @@ pub struct Manifests {
     pub pods: Vec<Pod>,
     /// Secrets, kept for pods that name them (for example in `imagePullSecrets`).
     pub secrets: Vec<Secret>,
+    /// The API server's warnings about what was accepted, as `Warning: ...` lines say them.
+    pub warnings: Vec<String>,
 }
 
 /// The problems found in one object of a manifest.
@@ -83,8 +85,8 @@ impl fmt::Display for ObjectErrors {
 pub fn parse(text: &str) -> Result<Manifests, ManifestError> {
     let mut out = Manifests::default();
     let mut problems = Vec::new();
-    for (i, doc) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
-        let value = Value::deserialize(doc).map_err(|e| ManifestError::Syntax(e.to_string()))?;
+    let docs = crate::yaml::documents(text).map_err(ManifestError::Syntax)?;
+    for (i, value) in docs.into_iter().enumerate() {
         if value.is_null() {
             continue;
         }
@@ -110,6 +112,10 @@ pub fn load(text: &str) -> Result<Manifests, ManifestError> {
     let mut m = parse(text)?;
     let mut problems = Vec::new();
     for pod in &mut m.pods {
+        let name = pod.metadata.name.clone().unwrap_or_default();
+        for w in crate::validate::warnings(pod) {
+            m.warnings.push(format!("pod {name:?}: {w}"));
+        }
         crate::defaults::pod(pod);
         let errors = crate::validate::pod(pod);
         if !errors.is_empty() {
@@ -207,6 +213,17 @@ fn object(
     }
 }
 
+/// Pod fields of Kubernetes releases after the one peapod follows, by the end of their path.
+const NEWER_FIELDS: &[&str] = &[
+    ".restartPolicyRules",
+    ".valueFrom.fileKeyRef",
+    ".podCertificate",
+    ".securityContext.cgroupOptions",
+    ".emptyDir.mode",
+    "spec.hostnameOverride",
+    "spec.workloadRef",
+];
+
 /// Deserializes `value` as `T`, turning ignored (unknown) fields and type errors into field
 /// errors with their paths.
 fn strict<T: serde::de::DeserializeOwned>(
@@ -219,14 +236,32 @@ fn strict<T: serde::de::DeserializeOwned>(
     let result: Result<T, _> = serde_path_to_error::deserialize(de);
     let mut errors: Vec<FieldError> = unknown
         .into_iter()
-        .map(|p| FieldError::new(format!("{prefix}{p}"), ErrorKind::Unknown, (), ""))
+        .map(|p| {
+            let path = format!("{prefix}{p}");
+            if NEWER_FIELDS.iter().any(|f| path.ends_with(f)) {
+                FieldError::forbidden(
+                    path,
+                    format!(
+                        "not supported by this version of peapod, which follows the Kubernetes {} API (the field is newer)",
+                        crate::KUBERNETES_VERSION
+                    ),
+                )
+            } else {
+                FieldError::new(path, ErrorKind::Unknown, (), "")
+            }
+        })
         .collect();
     match result {
         Ok(v) if errors.is_empty() => Ok(v),
         Ok(_) => Err(errors),
         Err(e) => {
             let path = json_path(e.path());
-            let msg = e.inner().to_string();
+            let mut msg = e.inner().to_string();
+            if msg.starts_with("invalid type: boolean") && msg.ends_with("expected a string") {
+                msg.push_str(
+                    " (as in kubectl, an unquoted yes, no, on, off, y or n is a boolean: quote it)",
+                );
+            }
             let join = |field: &str| {
                 if path.is_empty() {
                     format!("{prefix}{field}")
@@ -338,6 +373,18 @@ mod tests {
             err.to_string()
                 .starts_with("pod \"a\" is invalid: spec.containers: Invalid value: "),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn newer_fields_are_named_as_such() {
+        let text = "apiVersion: v1\nkind: Pod\nmetadata: {name: a}\nspec:\n  volumes: [{name: v, emptyDir: {mode: 01777}}]\n  containers: [{name: c, image: busybox}]\n";
+        assert_eq!(
+            parse(text).unwrap_err().to_string(),
+            format!(
+                "pod \"a\" is invalid: spec.volumes[0].emptyDir.mode: Forbidden: not supported by this version of peapod, which follows the Kubernetes {} API (the field is newer)",
+                crate::KUBERNETES_VERSION
+            )
         );
     }
 

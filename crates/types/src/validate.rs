@@ -58,6 +58,21 @@ fn one_of(path: &str, value: Option<&str>, allowed: &[&str], errs: &mut Vec<Fiel
     }
 }
 
+/// The API server's warnings for a pod as given (before defaults): accepted, but probably
+/// not what was meant.
+pub fn warnings(pod: &Pod) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(g) = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.termination_grace_period_seconds)
+        && g < 0
+    {
+        out.push("spec.terminationGracePeriodSeconds: must be >= 0; negative values are invalid and will be treated as 1".to_string());
+    }
+    out
+}
+
 /// Validates a (defaulted) pod; an empty list means it is valid.
 pub fn pod(pod: &Pod) -> Vec<FieldError> {
     let mut errs = Vec::new();
@@ -82,6 +97,12 @@ pub fn pod(pod: &Pod) -> Vec<FieldError> {
     }
     if let Some(ns) = m.namespace.as_deref() {
         label("metadata.namespace", ns, &mut errs);
+    }
+    if let Some(l) = &m.labels {
+        crate::names::labels("metadata.labels", l, &mut errs);
+    }
+    if let Some(a) = &m.annotations {
+        crate::names::annotations("metadata.annotations", a, &mut errs);
     }
     match &pod.spec {
         Some(spec) => self::spec(spec, &mut errs),
@@ -111,15 +132,6 @@ fn spec(spec: &PodSpec, errs: &mut Vec<FieldError>) {
         &["ClusterFirstWithHostNet", "ClusterFirst", "Default", "None"],
         errs,
     );
-    if let Some(g) = spec.termination_grace_period_seconds
-        && g < 0
-    {
-        errs.push(FieldError::invalid(
-            "spec.terminationGracePeriodSeconds",
-            g,
-            "must be greater than or equal to 0",
-        ));
-    }
     if let Some(d) = spec.active_deadline_seconds
         && d <= 0
     {
@@ -141,6 +153,7 @@ fn spec(spec: &PodSpec, errs: &mut Vec<FieldError>) {
             "must provide `dnsConfig` when `dnsPolicy` is None",
         ));
     }
+    tolerations(spec, errs);
     if spec.host_pid == Some(true) && spec.share_process_namespace == Some(true) {
         errs.push(FieldError::invalid(
             "spec.securityContext.shareProcessNamespace",
@@ -572,10 +585,31 @@ fn container(
         ));
     }
 
+    if let Some(r) = &c.resources {
+        resources(&format!("{path}.resources"), r, errs);
+    }
+    if let Some(l) = &c.lifecycle {
+        for (field, h) in [("postStart", &l.post_start), ("preStop", &l.pre_stop)] {
+            if let Some(h) = h {
+                handler(
+                    &format!("{path}.lifecycle.{field}"),
+                    &[
+                        ("exec", h.exec.is_some()),
+                        ("httpGet", h.http_get.is_some()),
+                        ("tcpSocket", h.tcp_socket.is_some()),
+                        ("sleep", h.sleep.is_some()),
+                    ],
+                    errs,
+                );
+            }
+        }
+    }
     let mut port_names = HashSet::new();
     for (i, p) in c.ports.iter().flatten().enumerate() {
         let pp = format!("{path}.ports[{i}]");
-        if !(1..=65535).contains(&p.container_port) {
+        if p.container_port == 0 {
+            errs.push(FieldError::required(format!("{pp}.containerPort"), ""));
+        } else if !(1..=65535).contains(&p.container_port) {
             errs.push(FieldError::invalid(
                 format!("{pp}.containerPort"),
                 p.container_port,
@@ -609,17 +643,11 @@ fn container(
             errs,
         );
         if let Some(n) = p.name.as_deref() {
-            let ok = !n.is_empty()
-                && n.len() <= 15
-                && n.bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-                && n.bytes().any(|b| b.is_ascii_lowercase())
-                && !n.starts_with('-')
-                && !n.ends_with('-')
-                && !n.contains("--");
-            if !ok {
-                errs.push(FieldError::invalid(format!("{pp}.name"), n, "must be an IANA_SVC_NAME (at most 15 characters, matching regex [a-z0-9]([a-z0-9-]*[a-z0-9])*, it must contain at least one letter [a-z], and hyphens cannot be adjacent to other hyphens)"));
-            } else if !port_names.insert(n.to_string()) {
+            let problems = port_name(n);
+            for msg in &problems {
+                errs.push(FieldError::invalid(format!("{pp}.name"), n, msg.as_str()));
+            }
+            if problems.is_empty() && !port_names.insert(n.to_string()) {
                 errs.push(FieldError::duplicate(format!("{pp}.name"), n));
             }
         }
@@ -640,7 +668,7 @@ fn container(
             if e.value.as_deref().is_some_and(|v| !v.is_empty()) {
                 errs.push(FieldError::invalid(
                     format!("{ep}.valueFrom"),
-                    (),
+                    "",
                     "may not be specified when `value` is not empty",
                 ));
             }
@@ -661,10 +689,9 @@ fn container(
                 ));
             }
             if let Some(f) = &vf.field_ref {
-                one_of(
+                field_path(
                     &format!("{ep}.valueFrom.fieldRef.fieldPath"),
-                    Some(&f.field_path),
-                    FIELD_PATHS,
+                    &f.field_path,
                     errs,
                 );
             }
@@ -684,15 +711,11 @@ fn container(
                 "",
             ));
         }
+        // Relative (or Windows) paths pass here, as in the API server; the runtime refuses
+        // them when it creates the container.
         if m.mount_path.is_empty() {
             errs.push(FieldError::required(format!("{mp}.mountPath"), ""));
-        } else if !m.mount_path.starts_with('/') {
-            errs.push(FieldError::invalid(
-                format!("{mp}.mountPath"),
-                &m.mount_path,
-                "must be an absolute path",
-            ));
-        } else if !mount_paths.insert(normalize(&m.mount_path)) {
+        } else if !mount_paths.insert(m.mount_path.clone()) {
             errs.push(FieldError::invalid(
                 format!("{mp}.mountPath"),
                 &m.mount_path,
@@ -773,23 +796,16 @@ fn container(
 }
 
 fn probe(path: &str, p: &Probe, success_must_be_one: bool, errs: &mut Vec<FieldError>) {
-    let handlers = [
-        p.exec.is_some(),
-        p.http_get.is_some(),
-        p.tcp_socket.is_some(),
-        p.grpc.is_some(),
-    ]
-    .iter()
-    .filter(|b| **b)
-    .count();
-    match handlers {
-        0 => errs.push(FieldError::required(path, "must specify a handler type")),
-        1 => {}
-        _ => errs.push(FieldError::forbidden(
-            path,
-            "may not specify more than 1 handler type",
-        )),
-    }
+    handler(
+        path,
+        &[
+            ("exec", p.exec.is_some()),
+            ("httpGet", p.http_get.is_some()),
+            ("tcpSocket", p.tcp_socket.is_some()),
+            ("grpc", p.grpc.is_some()),
+        ],
+        errs,
+    );
     let fields: BTreeMap<&str, Option<i32>> = [
         ("initialDelaySeconds", p.initial_delay_seconds),
         ("timeoutSeconds", p.timeout_seconds),
@@ -822,12 +838,214 @@ fn probe(path: &str, p: &Probe, success_must_be_one: bool, errs: &mut Vec<FieldE
     }
 }
 
-fn normalize(p: &str) -> String {
-    let parts: Vec<&str> = p
-        .split('/')
-        .filter(|c| !c.is_empty() && *c != ".")
-        .collect();
-    format!("/{}", parts.join("/"))
+/// Exactly one handler of a probe or lifecycle hook; a second one is named by its path.
+fn handler(path: &str, set: &[(&str, bool)], errs: &mut Vec<FieldError>) {
+    let mut given = set.iter().filter(|(_, s)| *s).map(|(n, _)| *n);
+    match (given.next(), given.next()) {
+        (None, _) => errs.push(FieldError::required(path, "must specify a handler type")),
+        (Some(_), Some(second)) => errs.push(FieldError::forbidden(
+            format!("{path}.{second}"),
+            "may not specify more than 1 handler type",
+        )),
+        _ => {}
+    }
+}
+
+/// `IsValidPortName`: each problem separately, as the API server lists them.
+fn port_name(n: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    if n.len() > 15 {
+        out.push("must be no more than 15 characters".to_string());
+    }
+    if n.is_empty()
+        || !n
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    {
+        out.push("must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)".into());
+    }
+    if !n.bytes().any(|b| b.is_ascii_lowercase()) {
+        out.push("must contain at least one letter (a-z)".into());
+    }
+    if n.contains("--") {
+        out.push("must not contain consecutive hyphens".into());
+    }
+    if n.starts_with('-') || n.ends_with('-') {
+        out.push("must not begin or end with a hyphen".into());
+    }
+    out
+}
+
+/// A downward-API field path for env: one of [`FIELD_PATHS`], or a label or annotation by
+/// key (`metadata.labels['app']`).
+fn field_path(path: &str, value: &str, errs: &mut Vec<FieldError>) {
+    let subscript = ["metadata.labels", "metadata.annotations"]
+        .iter()
+        .find_map(|prefix| {
+            value
+                .strip_prefix(prefix)?
+                .strip_prefix("['")?
+                .strip_suffix("']")
+        });
+    match subscript {
+        Some(key) => {
+            for msg in crate::names::qualified_name(key) {
+                errs.push(FieldError::invalid(path, key, msg));
+            }
+        }
+        None => one_of(path, Some(value), FIELD_PATHS, errs),
+    }
+}
+
+/// `spec.tolerations`, as `ValidateTolerations` checks them.
+fn tolerations(spec: &PodSpec, errs: &mut Vec<FieldError>) {
+    for (i, t) in spec.tolerations.iter().flatten().enumerate() {
+        let path = format!("spec.tolerations[{i}]");
+        let key = t.key.as_deref().unwrap_or("");
+        if !key.is_empty() {
+            for msg in crate::names::qualified_name(key) {
+                errs.push(FieldError::invalid(format!("{path}.key"), key, msg));
+            }
+        }
+        let op = t.operator.as_deref().unwrap_or("");
+        if key.is_empty() && op != "Exists" {
+            errs.push(FieldError::invalid(
+                format!("{path}.operator"),
+                op,
+                "operator must be Exists when `key` is empty, which means \"match all values and all keys\"",
+            ));
+        }
+        if t.toleration_seconds.is_some() && t.effect.as_deref() != Some("NoExecute") {
+            errs.push(FieldError::invalid(
+                format!("{path}.effect"),
+                t.effect.as_deref().unwrap_or(""),
+                "effect must be 'NoExecute' when `tolerationSeconds` is set",
+            ));
+        }
+        let value = t.value.as_deref().unwrap_or("");
+        match op {
+            "" | "Equal" => {
+                for msg in crate::names::label_value(value) {
+                    errs.push(FieldError::invalid(format!("{path}.operator"), value, msg));
+                }
+            }
+            "Exists" if !value.is_empty() => errs.push(FieldError::invalid(
+                format!("{path}.operator"),
+                value,
+                "value must be empty when `operator` is 'Exists'",
+            )),
+            "Exists" | "Lt" | "Gt" => {}
+            other => errs.push(FieldError::not_supported(
+                format!("{path}.operator"),
+                other,
+                &["Equal", "Exists", "Lt", "Gt"],
+            )),
+        }
+        one_of(
+            &format!("{path}.effect"),
+            t.effect.as_deref().filter(|e| !e.is_empty()),
+            &["NoSchedule", "PreferNoSchedule", "NoExecute"],
+            errs,
+        );
+    }
+}
+
+/// A container's `resources`, as `ValidateContainerResourceRequirements` checks them.
+fn resources(path: &str, r: &crate::api::ResourceRequirements, errs: &mut Vec<FieldError>) {
+    use crate::quantity::parse_quantity;
+    let empty = BTreeMap::new();
+    let limits = r.limits.as_ref().unwrap_or(&empty);
+    let requests = r.requests.as_ref().unwrap_or(&empty);
+    let mut parsed_limits = BTreeMap::new();
+    for (field, map) in [("limits", limits), ("requests", requests)] {
+        for (name, q) in map {
+            let qp = format!("{path}.{field}[{name}]");
+            resource_name(&qp, name, errs);
+            match parse_quantity(&q.0) {
+                Err(msg) => errs.push(FieldError::invalid(&qp, q.0.as_str(), msg)),
+                Ok(v) if v.nanos < 0 => errs.push(FieldError::invalid(
+                    &qp,
+                    q.0.as_str(),
+                    "must be greater than or equal to 0",
+                )),
+                Ok(v) if extended(name) && v.nanos % 1_000_000_000 != 0 => {
+                    errs.push(FieldError::invalid(&qp, q.0.as_str(), "must be an integer"))
+                }
+                Ok(v) if field == "limits" => {
+                    parsed_limits.insert(name.as_str(), v);
+                }
+                Ok(v) => {
+                    let overcommit = !name.starts_with("hugepages-") && !extended(name);
+                    match parsed_limits.get(name.as_str()) {
+                        Some(l) if !overcommit && v.nanos != l.nanos => {
+                            errs.push(FieldError::invalid(
+                                format!("{path}.requests"),
+                                v.canonical(),
+                                format!("must be equal to {name} limit of {}", l.canonical()),
+                            ))
+                        }
+                        Some(l) if v.nanos > l.nanos => errs.push(FieldError::invalid(
+                            format!("{path}.requests"),
+                            v.canonical(),
+                            format!(
+                                "must be less than or equal to {name} limit of {}",
+                                l.canonical()
+                            ),
+                        )),
+                        None if !overcommit => errs.push(FieldError::required(
+                            format!("{path}.limits"),
+                            "Limit must be set for non overcommitable resources",
+                        )),
+                        _ => {}
+                    }
+                }
+            }
+        }
+    }
+    let any = |n: &str| limits.contains_key(n) || requests.contains_key(n);
+    if limits.keys().any(|k| k.starts_with("hugepages-")) && !any("cpu") && !any("memory") {
+        errs.push(FieldError::forbidden(
+            format!("{path}.limits"),
+            "HugePages require cpu or memory",
+        ));
+    }
+}
+
+/// Whether `name` is an extended resource (`example.com/gpu`): integer and not overcommitted.
+fn extended(name: &str) -> bool {
+    name.contains('/') && !name.contains("kubernetes.io/") && !name.starts_with("requests.")
+}
+
+/// `validateContainerResourceName`.
+fn resource_name(path: &str, name: &str, errs: &mut Vec<FieldError>) {
+    let problems = crate::names::qualified_name(name);
+    for msg in &problems {
+        errs.push(FieldError::invalid(path, name, msg.as_str()));
+    }
+    if !problems.is_empty() {
+        return;
+    }
+    if !name.contains('/') {
+        let standard = matches!(name, "cpu" | "memory" | "ephemeral-storage")
+            || name
+                .strip_prefix("hugepages-")
+                .is_some_and(|size| crate::quantity::parse_quantity(size).is_ok());
+        if !standard {
+            errs.push(FieldError::invalid(
+                path,
+                name,
+                "must be a standard resource for containers",
+            ));
+        }
+    } else if extended(name)
+        && !crate::names::qualified_name(&format!("requests.{name}")).is_empty()
+    {
+        errs.push(FieldError::invalid(
+            path,
+            name,
+            "doesn't follow extended resource name standard",
+        ));
+    }
 }
 
 #[cfg(test)]
