@@ -23,12 +23,28 @@ fn broken_manifests_are_refused_and_create_nothing() {
             "spec.containers[0].image: Required value",
         ),
         (
-            "relative mountPath",
+            "a quantity that does not parse",
             format!(
-                "{}  containers:\n  - {{name: app, image: {IMAGE}, volumeMounts: [{{name: v, mountPath: data}}]}}\n  volumes:\n  - {{name: v, emptyDir: {{}}}}\n",
-                head("relmount")
+                "{}  containers:\n  - {{name: app, image: {IMAGE}, resources: {{limits: {{memory: 1GB}}}}}}\n",
+                head("badquantity")
             ),
-            "spec.containers[0].volumeMounts[0].mountPath: Invalid value: \"data\": must be an absolute path",
+            "spec.containers[0].resources.limits[memory]: Invalid value: \"1GB\": quantities must match the regular expression",
+        ),
+        (
+            "a request above its limit",
+            format!(
+                "{}  containers:\n  - {{name: app, image: {IMAGE}, resources: {{limits: {{cpu: 1}}, requests: {{cpu: 1500m}}}}}}\n",
+                head("overrequest")
+            ),
+            "spec.containers[0].resources.requests: Invalid value: \"1500m\": must be less than or equal to cpu limit of 1",
+        ),
+        (
+            "an unquoted yes where a string belongs, as kubectl reads it",
+            format!(
+                "{}  containers:\n  - {{name: app, image: {IMAGE}, env: [{{name: DEBUG, value: yes}}]}}\n",
+                head("yamlbool")
+            ),
+            "spec.containers[0].env[0].value: Invalid value: invalid type: boolean `true`, expected a string (as in kubectl, an unquoted yes, no, on, off, y or n is a boolean: quote it)",
         ),
         (
             "undeclared volume",
@@ -95,4 +111,43 @@ fn broken_manifests_are_refused_and_create_nothing() {
     let out = env.apply("apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\nspec:\n  containers:\n  - name: app\n     image: x\n");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("line 8 column"), "no position in {err}");
+}
+
+#[test]
+fn what_the_api_server_accepts_runs_or_fails_where_a_kubelet_would() {
+    let env = Env::new();
+    // A negative grace period: a warning, then 1 second; YAML 1.1 numbers as kubectl
+    // reads them (0x10 is 16); a relative mount path passes validation and is refused
+    // when the container is created.
+    let name = format!("accepted-{}", unique());
+    let out = env.apply(&pod_yaml(
+        &name,
+        &format!(
+            "  terminationGracePeriodSeconds: -5\n  volumes: [{{name: v, emptyDir: {{}}}}]\n  containers:\n  - name: app\n    image: {IMAGE}\n    command: [sh, -c, 'echo $NUM; sleep 3600']\n    env: [{{name: NUM, value: \"0x10\"}}]\n    ports: [{{containerPort: 0x10}}]\n  - name: rel\n    image: {IMAGE}\n    command: [sleep, '3600']\n    volumeMounts: [{{name: v, mountPath: data}}]\n"
+        ),
+    ));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(
+            "Warning: pod \"NAME\": spec.terminationGracePeriodSeconds: must be >= 0; negative values are invalid and will be treated as 1"
+                .replace("NAME", &name)
+                .as_str()
+        ),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let pod = env.wait_for(&name, std::time::Duration::from_secs(30), |p| {
+        cstatus(p, "rel")["state"]["waiting"]["reason"] == "CreateContainerError"
+            && cstatus(p, "app")["state"]["running"].is_object()
+    });
+    assert_eq!(pod["spec"]["terminationGracePeriodSeconds"], 1);
+    assert_eq!(pod["spec"]["containers"][0]["ports"][0]["containerPort"], 16);
+    let msg = cstatus(&pod, "rel")["state"]["waiting"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(msg.contains("\"data\" is not an absolute path"), "{msg}");
+    assert_eq!(env.ok(&["logs", &name, "-c", "app"]), "0x10\n");
+    env.ok(&["delete", "pod", &name, "--force"]);
+    assert!(env.leftovers().is_empty(), "{:?}", env.leftovers());
 }
