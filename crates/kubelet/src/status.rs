@@ -34,6 +34,8 @@ pub struct Terminal {
     pub phase: &'static str,
     /// The status's reason and message, e.g. `DeadlineExceeded`.
     pub reason: Option<(String, String)>,
+    /// The node refused the pod: nothing of it ever ran, and its status says only that.
+    pub rejected: bool,
 }
 
 /// What the status is computed from.
@@ -234,6 +236,18 @@ pub fn pod_status(
     times: &mut ConditionTimes,
     now: Timestamp,
 ) -> PodStatus {
+    // The kubelet's rejectPod: the phase, the reason and the QoS class, nothing else.
+    if let Some(t) = input.terminal.filter(|t| t.rejected) {
+        let (reason, message) = t.reason.clone().unzip();
+        return PodStatus {
+            phase: Some(t.phase.to_string()),
+            reason,
+            message,
+            start_time: Some(Time(input.start_time)),
+            qos_class: Some(qos_class(input.pod.spec()).to_string()),
+            ..Default::default()
+        };
+    }
     let (inits, apps) = container_statuses(input);
     let pod = input.pod;
     let spec = pod.spec();

@@ -274,6 +274,7 @@ fn a_terminal_phase_sticks_with_its_reason() {
     c.terminal = Some(Terminal {
         phase: "Failed",
         reason: Some(("DeadlineExceeded".into(), DEADLINE_MESSAGE.into())),
+        rejected: false,
     });
     let s = c.status();
     assert_eq!(s["phase"], "Failed");

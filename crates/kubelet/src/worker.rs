@@ -57,6 +57,8 @@ pub struct KubeletConfig {
     pub host_hosts: String,
     /// Where `Localhost` seccomp profiles are (`<root>/seccomp`).
     pub seccomp_root: PathBuf,
+    /// The node's labels, for admission (`nodeSelector`, node affinity).
+    pub node_labels: std::collections::BTreeMap<String, String>,
 }
 
 /// What a worker can be told.
@@ -133,7 +135,9 @@ impl<R: RuntimeService + peapod_runtime::ImageService> PodWorker<R> {
     pub fn new(rt: Arc<R>, pod: DefaultedPod, cfg: KubeletConfig, clock: Arc<dyn Clock>) -> Self {
         let (probe_tx, probe_rx) = mpsc::channel(64);
         let now = clock.now();
-        PodWorker {
+        let admission =
+            peapod_types::admission::admit(pod.spec(), &cfg.node_name, &cfg.node_labels);
+        let mut worker = PodWorker {
             rt,
             pod,
             mem: Memory {
@@ -159,7 +163,19 @@ impl<R: RuntimeService + peapod_runtime::ImageService> PodWorker<R> {
             deleting: watch::channel(false).1,
             probe_tx,
             probe_rx: Some(probe_rx),
+        };
+        // A pod the node does not admit fails at once: nothing of it is created.
+        if let Err(r) = admission {
+            worker.recorder.warning(&r.reason, "", r.message.clone());
+            let reason = Some((r.reason, format!("Pod was rejected: {}", r.message)));
+            let failed = Terminal {
+                phase: "Failed",
+                reason,
+                rejected: true,
+            };
+            worker.mem.terminal = Some((failed, true));
         }
+        worker
     }
 
     /// Runs the pod until it is deleted, publishing its state after every change.
@@ -192,7 +208,10 @@ impl<R: RuntimeService + peapod_runtime::ImageService> PodWorker<R> {
             self.pod.name(),
             self.cfg.node_name
         );
-        self.recorder.normal("Scheduled", "", msg);
+        // A pod the node rejects was never placed on it.
+        if self.mem.terminal.is_none() {
+            self.recorder.normal("Scheduled", "", msg);
+        }
         // The pod is Pending from the start, before anything is made for it.
         self.publish_fresh();
         let mut wake = self.sync().await;
@@ -298,6 +317,7 @@ impl<R: RuntimeService + peapod_runtime::ImageService> PodWorker<R> {
                     Terminal {
                         phase: "Failed",
                         reason,
+                        rejected: false,
                     },
                     false,
                 ));
@@ -346,6 +366,7 @@ impl<R: RuntimeService + peapod_runtime::ImageService> PodWorker<R> {
                     Terminal {
                         phase,
                         reason: None,
+                        rejected: false,
                     },
                     false,
                 ));

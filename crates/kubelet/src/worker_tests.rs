@@ -44,6 +44,7 @@ fn config(dir: &std::path::Path) -> KubeletConfig {
         host_resolv_conf: "nameserver 192.0.2.53\n".into(),
         host_hosts: String::new(),
         seccomp_root: dir.join("seccomp"),
+        node_labels: peapod_types::admission::node_labels("node-1", &Default::default()),
     }
 }
 
@@ -581,4 +582,33 @@ async fn a_sidecar_startup_probe_holds_the_next_init_container() {
     .await;
     let names: Vec<String> = h.rt.calls().starts.iter().map(|s| s.0.clone()).collect();
     assert_eq!(names, ["side", "i2", "a"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_pod_the_node_does_not_match_is_rejected_and_nothing_runs() {
+    let h = Harness::start(
+        pod_yaml(
+            "  nodeSelector: {kubernetes.io/os: windows}\n  containers: [{name: a, image: 'busybox:1'}]\n",
+        ),
+        run_forever,
+    );
+    let pod = h
+        .wait("failed", Duration::from_secs(10), |p| phase(p) == "Failed")
+        .await;
+    assert_eq!(pod["status"]["reason"], "NodeAffinity");
+    assert_eq!(
+        pod["status"]["message"],
+        "Pod was rejected: Predicate NodeAffinity failed: node(s) didn't match Pod's node affinity/selector"
+    );
+    assert_eq!(
+        h.events(),
+        [
+            "NodeAffinity Predicate NodeAffinity failed: node(s) didn't match Pod's node affinity/selector"
+        ]
+    );
+    assert!(pod["status"]["containerStatuses"].is_null());
+    assert!(pod["status"]["conditions"].is_null());
+    assert_eq!(pod["status"]["qosClass"], "BestEffort");
+    assert!(h.rt.sandboxes().is_empty());
+    assert!(h.rt.calls().starts.is_empty());
 }

@@ -113,6 +113,7 @@ async fn serve(cfg: Config, pod: DefaultedPod, paths: Paths, uid: String) -> Res
         host_resolv_conf: std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
         host_hosts: std::fs::read_to_string("/etc/hosts").unwrap_or_default(),
         seccomp_root: cfg.root.join("seccomp"),
+        node_labels: peapod_types::admission::node_labels(&node_name(&cfg), &cfg.node_labels),
     };
     let (cmd_tx, cmd_rx) = mpsc::channel(8);
     let (waiter_tx, mut waiter_rx) = mpsc::unbounded_channel::<UnixStream>();

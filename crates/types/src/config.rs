@@ -24,6 +24,10 @@ pub struct Config {
     pub infra_image: Option<String>,
     /// The node name pods see in `spec.nodeName`; the host name by default.
     pub node_name: Option<String>,
+    /// Labels of the node, besides `kubernetes.io/hostname`, `kubernetes.io/os` and
+    /// `kubernetes.io/arch`; pods' `nodeSelector` and node affinity are checked against
+    /// them.
+    pub node_labels: BTreeMap<String, String>,
     /// Crash-loop and image-pull back-off.
     pub backoff: Backoff,
     /// DNS settings given to pods.
@@ -134,6 +138,7 @@ impl Default for Config {
             pause_path: None,
             infra_image: None,
             node_name: None,
+            node_labels: BTreeMap::new(),
             backoff: Backoff::default(),
             dns: Dns {
                 cluster_dns: Vec::new(),

@@ -14,6 +14,7 @@
 //!
 //! Invariant: this crate does no IO, spawns nothing and needs no async runtime.
 
+pub mod admission;
 pub mod backoff;
 pub mod config;
 pub mod credentials;

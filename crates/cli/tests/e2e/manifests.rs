@@ -126,7 +126,11 @@ fn what_the_api_server_accepts_runs_or_fails_where_a_kubelet_would() {
             "  terminationGracePeriodSeconds: -5\n  volumes: [{{name: v, emptyDir: {{}}}}]\n  containers:\n  - name: app\n    image: {IMAGE}\n    command: [sh, -c, 'echo $NUM; sleep 3600']\n    env: [{{name: NUM, value: \"0x10\"}}]\n    ports: [{{containerPort: 0x10}}]\n  - name: rel\n    image: {IMAGE}\n    command: [sleep, '3600']\n    volumeMounts: [{{name: v, mountPath: data}}]\n"
         ),
     ));
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(
         String::from_utf8_lossy(&out.stderr).contains(
             "Warning: pod \"NAME\": spec.terminationGracePeriodSeconds: must be >= 0; negative values are invalid and will be treated as 1"
@@ -141,7 +145,10 @@ fn what_the_api_server_accepts_runs_or_fails_where_a_kubelet_would() {
             && cstatus(p, "app")["state"]["running"].is_object()
     });
     assert_eq!(pod["spec"]["terminationGracePeriodSeconds"], 1);
-    assert_eq!(pod["spec"]["containers"][0]["ports"][0]["containerPort"], 16);
+    assert_eq!(
+        pod["spec"]["containers"][0]["ports"][0]["containerPort"],
+        16
+    );
     let msg = cstatus(&pod, "rel")["state"]["waiting"]["message"]
         .as_str()
         .unwrap_or_default()
@@ -149,5 +156,49 @@ fn what_the_api_server_accepts_runs_or_fails_where_a_kubelet_would() {
     assert!(msg.contains("\"data\" is not an absolute path"), "{msg}");
     assert_eq!(env.ok(&["logs", &name, "-c", "app"]), "0x10\n");
     env.ok(&["delete", "pod", &name, "--force"]);
+    assert!(env.leftovers().is_empty(), "{:?}", env.leftovers());
+}
+
+#[test]
+fn the_node_admits_only_pods_its_labels_match() {
+    let env = Env::with_config(0.2, 1.0, "node_labels = { disktype = \"ssd\" }");
+    let tag = unique();
+    let pod = |name: &str, extra: &str| {
+        pod_yaml(
+            name,
+            &format!(
+                "{extra}  containers:\n  - name: app\n    image: {IMAGE}\n    command: [sleep, '3600']\n"
+            ),
+        )
+    };
+    let windows = format!("windows-{tag}");
+    env.apply_ok(&pod(
+        &windows,
+        "  nodeSelector:\n    kubernetes.io/os: windows\n",
+    ));
+    let ssd = format!("ssd-{tag}");
+    env.apply_ok(&pod(
+        &ssd,
+        "  nodeSelector: {disktype: ssd, kubernetes.io/os: linux}\n  affinity:\n    nodeAffinity:\n      requiredDuringSchedulingIgnoredDuringExecution:\n        nodeSelectorTerms:\n        - matchExpressions: [{key: kubernetes.io/arch, operator: Exists}]\n",
+    ));
+    let rejected = env.wait_for(&windows, std::time::Duration::from_secs(20), |p| {
+        p["status"]["phase"] == "Failed"
+    });
+    assert_eq!(rejected["status"]["reason"], "NodeAffinity");
+    assert_eq!(
+        rejected["status"]["message"],
+        "Pod was rejected: Predicate NodeAffinity failed: node(s) didn't match Pod's node affinity/selector"
+    );
+    assert!(rejected["status"]["containerStatuses"].is_null());
+    let get = env.ok(&["get", "pods", &windows]);
+    assert!(get.contains("NodeAffinity"), "{get}");
+    let events = env.ok(&["get", "events"]);
+    assert!(events.contains("NodeAffinity"), "{events}");
+    env.wait_for(&ssd, std::time::Duration::from_secs(30), |p| {
+        p["status"]["phase"] == "Running"
+    });
+    for name in [&windows, &ssd] {
+        env.ok(&["delete", "pod", name, "--force"]);
+    }
     assert!(env.leftovers().is_empty(), "{:?}", env.leftovers());
 }
