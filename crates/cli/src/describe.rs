@@ -5,7 +5,6 @@ use peapod_shim::PodHandle;
 use peapod_types::api::{ContainerState, ContainerStatus};
 use peapod_types::config::Config;
 
-use crate::get::summary;
 use crate::util::{age, print_table};
 
 /// The namespaces shown, as `/proc/PID/ns/` names them.
@@ -114,8 +113,14 @@ pub fn describe(cfg: &Config, args: &DescribeArgs) -> Result<i32> {
     );
     println!("Labels:       {}", kv(&m.labels));
     println!("Annotations:  {}", kv(&m.annotations));
-    let (_, status, _) = summary(&pod, h.state.as_ref().is_some_and(|s| s.terminating));
-    println!("Status:       {status}");
+    // The phase, as kubectl describe prints it (the reason has a line of its own).
+    let phase = st.phase.clone().unwrap_or_else(|| "Pending".into());
+    let terminating = h.state.as_ref().is_some_and(|s| s.terminating);
+    if terminating && phase != "Succeeded" && phase != "Failed" {
+        println!("Status:       Terminating");
+    } else {
+        println!("Status:       {phase}");
+    }
     if let Some(r) = &st.reason {
         println!("Reason:       {r}");
     }

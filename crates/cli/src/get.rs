@@ -206,52 +206,66 @@ fn watch_pods(cfg: &Config, args: &GetArgs, widths: Vec<usize>, initial: &[PodHa
     }
 }
 
-/// READY, STATUS and RESTARTS as kubectl's pod printer computes them.
+/// READY, STATUS and RESTARTS as kubectl's pod printer (`printPod`) computes them.
 pub fn summary(pod: &Pod, terminating: bool) -> (String, String, String) {
     let st = pod.status.clone().unwrap_or_default();
     let spec = pod.spec.clone().unwrap_or_default();
-    let mut reason = st
-        .reason
-        .clone()
-        .or(st.phase.clone())
-        .unwrap_or_else(|| "Pending".into());
-    let mut restarts = 0;
-    let mut last_restart: Option<jiff::Timestamp> = None;
-    let mut note_restart = |c: &ContainerStatus| {
-        restarts += c.restart_count;
-        if let Some(t) = c
-            .last_state
-            .as_ref()
-            .and_then(|l| l.terminated.as_ref())
-            .and_then(|t| t.finished_at.as_ref())
-        {
-            last_restart = Some(last_restart.map_or(t.0, |l: jiff::Timestamp| l.max(t.0)));
-        }
+    let phase = st.phase.clone().unwrap_or_else(|| "Pending".into());
+    let mut reason = st.reason.clone().unwrap_or_else(|| phase.clone());
+    let sidecar = |name: &str| {
+        spec.init_containers
+            .iter()
+            .flatten()
+            .any(|s| s.name == name && s.restart_policy.as_deref() == Some("Always"))
     };
-    let inits = st.init_container_statuses.clone().unwrap_or_default();
     let n_init = spec.init_containers.as_ref().map_or(0, Vec::len);
-    let mut initializing = false;
-    for (i, c) in inits.iter().enumerate() {
-        note_restart(c);
-        let state = c.state.clone().unwrap_or_default();
-        let sidecar = spec
+    let total = spec.containers.len()
+        + spec
             .init_containers
             .iter()
             .flatten()
-            .any(|s| s.name == c.name && s.restart_policy.as_deref() == Some("Always"));
-        if let Some(t) = &state.terminated
-            && t.exit_code == 0
-        {
+            .filter(|c| sidecar(&c.name))
+            .count();
+    let (mut ready, mut restarts, mut sidecar_restarts) = (0, 0, 0);
+    let (mut last, mut sidecar_last): (Option<jiff::Timestamp>, Option<jiff::Timestamp>) =
+        (None, None);
+    let finished = |c: &ContainerStatus| {
+        c.last_state
+            .as_ref()
+            .and_then(|l| l.terminated.as_ref())
+            .and_then(|t| t.finished_at.as_ref())
+            .map(|t| t.0)
+    };
+    let later = |a: Option<jiff::Timestamp>, b: Option<jiff::Timestamp>| match (a, b) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
+    };
+    let inits = st.init_container_statuses.clone().unwrap_or_default();
+    let mut initializing = false;
+    for (i, c) in inits.iter().enumerate() {
+        restarts += c.restart_count;
+        last = later(last, finished(c));
+        let is_sidecar = sidecar(&c.name);
+        if is_sidecar {
+            sidecar_restarts += c.restart_count;
+            sidecar_last = later(sidecar_last, finished(c));
+        }
+        let state = c.state.clone().unwrap_or_default();
+        if state.terminated.as_ref().is_some_and(|t| t.exit_code == 0) {
             continue;
         }
-        if sidecar && state.running.is_some() && c.started == Some(true) {
+        if is_sidecar && c.started == Some(true) {
+            if c.ready {
+                ready += 1;
+            }
             continue;
         }
-        initializing = true;
         reason = match (&state.terminated, &state.waiting) {
-            (Some(t), _) => match &t.reason {
+            (Some(t), _) => match t.reason.as_deref() {
                 Some(r) if !r.is_empty() => format!("Init:{r}"),
-                _ if t.signal.unwrap_or(0) != 0 => format!("Init:Signal:{}", t.signal.unwrap_or(0)),
+                _ if t.signal.unwrap_or(0) != 0 => {
+                    format!("Init:Signal:{}", t.signal.unwrap_or(0))
+                }
                 _ => format!("Init:ExitCode:{}", t.exit_code),
             },
             (_, Some(w))
@@ -263,14 +277,22 @@ pub fn summary(pod: &Pod, terminating: bool) -> (String, String, String) {
             }
             _ => format!("Init:{i}/{n_init}"),
         };
+        initializing = true;
         break;
     }
-    let statuses = st.container_statuses.clone().unwrap_or_default();
-    let mut ready = 0;
-    if !initializing {
+    let condition = |t: &str| {
+        st.conditions
+            .iter()
+            .flatten()
+            .any(|c| c.type_ == t && c.status == "True")
+    };
+    if !initializing || condition("Initialized") {
+        restarts = sidecar_restarts;
+        last = sidecar_last;
         let mut has_running = false;
-        for c in statuses.iter().rev() {
-            note_restart(c);
+        for c in st.container_statuses.iter().flatten().rev() {
+            restarts += c.restart_count;
+            last = later(last, finished(c));
             let state: ContainerState = c.state.clone().unwrap_or_default();
             if let Some(w) = state
                 .waiting
@@ -291,15 +313,21 @@ pub fn summary(pod: &Pod, terminating: bool) -> (String, String, String) {
             }
         }
         if reason == "Completed" && has_running {
-            reason = "Running".into();
+            reason = if condition("Ready") {
+                "Running"
+            } else {
+                "NotReady"
+            }
+            .into();
         }
     }
-    if st.phase.as_deref() == Some("Unknown") {
+    let terminal = phase == "Succeeded" || phase == "Failed";
+    if phase == "Unknown" {
         reason = "Unknown".into();
-    } else if terminating {
+    } else if terminating && !terminal {
         reason = "Terminating".into();
     }
-    let restarts = match last_restart {
+    let restarts = match last {
         Some(t) if restarts > 0 => {
             let d = std::time::Duration::try_from(jiff::Timestamp::now().duration_since(t))
                 .unwrap_or_default();
@@ -307,9 +335,87 @@ pub fn summary(pod: &Pod, terminating: bool) -> (String, String, String) {
         }
         _ => restarts.to_string(),
     };
-    (
-        format!("{ready}/{}", spec.containers.len()),
-        reason,
-        restarts,
-    )
+    (format!("{ready}/{total}"), reason, restarts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::summary;
+    use peapod_types::api::Pod;
+
+    fn pod(spec: &str, status: &str) -> Pod {
+        let text = format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: p}}\nspec: {spec}\nstatus: {status}\n"
+        );
+        let v = peapod_types::yaml::documents(&text).unwrap().remove(0);
+        serde_json::from_value(v).unwrap()
+    }
+
+    const SIDECAR: &str = "{initContainers: [{name: side, image: i, restartPolicy: Always}], containers: [{name: app, image: i}]}";
+
+    #[test]
+    fn started_sidecars_count_as_ready() {
+        let p = pod(
+            SIDECAR,
+            "{phase: Running, conditions: [{type: Initialized, status: 'True'}, {type: Ready, status: 'True'}], \
+             initContainerStatuses: [{name: side, image: i, imageID: '', ready: true, started: true, restartCount: 0, state: {running: {}}}], \
+             containerStatuses: [{name: app, image: i, imageID: '', ready: true, restartCount: 0, state: {running: {}}}]}",
+        );
+        assert_eq!(
+            summary(&p, false),
+            ("2/2".into(), "Running".into(), "0".into())
+        );
+    }
+
+    #[test]
+    fn a_succeeded_pod_whose_sidecar_was_stopped_is_completed() {
+        let p = pod(
+            SIDECAR,
+            "{phase: Succeeded, conditions: [{type: Initialized, status: 'True'}, {type: Ready, status: 'False'}], \
+             initContainerStatuses: [{name: side, image: i, imageID: '', ready: false, started: false, restartCount: 0, state: {terminated: {exitCode: 143, reason: Error}}}], \
+             containerStatuses: [{name: app, image: i, imageID: '', ready: false, restartCount: 0, state: {terminated: {exitCode: 0, reason: Completed}}}]}",
+        );
+        assert_eq!(
+            summary(&p, false),
+            ("0/2".into(), "Completed".into(), "0".into())
+        );
+        // Deleting a pod that has finished does not make it Terminating.
+        assert_eq!(summary(&p, true).1, "Completed");
+    }
+
+    #[test]
+    fn a_running_pod_with_a_finished_container_is_not_ready() {
+        let p = pod(
+            "{containers: [{name: a, image: i}, {name: b, image: i}]}",
+            "{phase: Running, conditions: [{type: Ready, status: 'False'}], \
+             containerStatuses: [{name: a, image: i, imageID: '', ready: true, restartCount: 0, state: {running: {}}}, \
+             {name: b, image: i, imageID: '', ready: false, restartCount: 0, state: {terminated: {exitCode: 0, reason: Completed}}}]}",
+        );
+        assert_eq!(
+            summary(&p, false),
+            ("1/2".into(), "NotReady".into(), "0".into())
+        );
+        assert_eq!(summary(&p, true).1, "Terminating");
+    }
+
+    #[test]
+    fn init_failures_and_rejections() {
+        let p = pod(
+            "{initContainers: [{name: i, image: i}], containers: [{name: a, image: i}]}",
+            "{phase: Pending, initContainerStatuses: [{name: i, image: i, imageID: '', ready: false, restartCount: 2, state: {waiting: {reason: CrashLoopBackOff}}}], \
+             containerStatuses: [{name: a, image: i, imageID: '', ready: false, restartCount: 0, state: {waiting: {reason: PodInitializing}}}]}",
+        );
+        assert_eq!(
+            summary(&p, false),
+            ("0/1".into(), "Init:CrashLoopBackOff".into(), "2".into())
+        );
+        let p = pod(
+            "{containers: [{name: a, image: i}]}",
+            "{phase: Failed, reason: NodeAffinity, message: 'Pod was rejected: x'}",
+        );
+        assert_eq!(
+            summary(&p, false),
+            ("0/1".into(), "NodeAffinity".into(), "0".into())
+        );
+    }
 }
