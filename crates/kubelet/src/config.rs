@@ -254,6 +254,39 @@ pub fn termination_log_path(pod_dir: &Path, name: &str, attempt: u32) -> PathBuf
         .join(format!("termination-log-{attempt}"))
 }
 
+/// A `subPathExpr` with the container's variables in place, as the kubelet's
+/// `ExpandContainerVolumeMounts`: every variable must have a value, and the result must be
+/// a relative path within the volume.
+pub fn sub_path_expr(expr: &str, env: &HashMap<String, String>) -> Result<String, ConfigError> {
+    let missing = std::cell::RefCell::new(std::collections::BTreeSet::new());
+    let out = expand(expr, |k| match env.get(k).filter(|v| !v.is_empty()) {
+        Some(v) => Some(v.clone()),
+        None => {
+            missing.borrow_mut().insert(k.to_string());
+            Some(String::new())
+        }
+    });
+    let missing = missing.into_inner();
+    if !missing.is_empty() {
+        let keys: Vec<String> = missing.into_iter().collect();
+        return Err(config_error(format!(
+            "failed to prepare subPath for volumeMount: missing value for {}",
+            keys.join(", ")
+        )));
+    }
+    if out.starts_with('/') {
+        return Err(config_error(format!(
+            "error SubPath `{out}` must not be an absolute path"
+        )));
+    }
+    if out.split('/').any(|c| c == "..") {
+        return Err(config_error(format!(
+            "unable to provision SubPath `{out}`: must not contain '..'"
+        )));
+    }
+    Ok(out)
+}
+
 /// Builds the runtime config of container `c` for its `attempt`-th run; its termination
 /// message file (made by the caller) is [`termination_log_path`].
 pub fn container_config(
@@ -279,8 +312,11 @@ pub fn container_config(
             .volumes
             .get(&m.name)
             .ok_or_else(|| config_error(format!("volume {:?} is not set up", m.name)))?;
-        let host = crate::volumes::sub_path(vol, m.sub_path.as_deref().unwrap_or(""))
-            .map_err(config_error)?;
+        let sub = match m.sub_path_expr.as_deref().filter(|e| !e.is_empty()) {
+            Some(e) => sub_path_expr(e, &env_map)?,
+            None => m.sub_path.clone().unwrap_or_default(),
+        };
+        let host = crate::volumes::sub_path(vol, &sub).map_err(config_error)?;
         mounts.push(Mount {
             container_path: m.mount_path.clone(),
             host_path: host,

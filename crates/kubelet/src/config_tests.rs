@@ -272,3 +272,36 @@ fn fs_group_joins_the_supplemental_groups() {
     let c = config_of(&pod, &HashMap::new()).unwrap();
     assert_eq!(c.security.supplemental_groups, vec![4000, 2000]);
 }
+
+#[test]
+fn sub_path_expr_takes_the_containers_variables() {
+    let dir = tempfile::tempdir().unwrap();
+    let vol = dir.path().join("v");
+    std::fs::create_dir(&vol).unwrap();
+    let volumes = HashMap::from([("v".to_string(), vol.clone())]);
+    let pod = pod_yaml(
+        "  volumes: [{name: v, emptyDir: {}}]\n  containers:\n  - name: a\n    image: b\n    env:\n    - {name: POD, valueFrom: {fieldRef: {fieldPath: metadata.name}}}\n    volumeMounts: [{name: v, mountPath: /logs, subPathExpr: 'pods/$(POD)'}]\n",
+    );
+    let c = config_of(&pod, &volumes).unwrap();
+    let m = c
+        .mounts
+        .iter()
+        .find(|m| m.container_path == "/logs")
+        .unwrap();
+    assert_eq!(m.host_path, vol.join("pods/web"));
+    assert!(m.host_path.is_dir());
+
+    let env = HashMap::from([("A".to_string(), "x".to_string())]);
+    assert_eq!(sub_path_expr("$(A)/y", &env).unwrap(), "x/y");
+    assert_eq!(
+        sub_path_expr("$(A)/$(NOPE)", &env).unwrap_err().message,
+        "failed to prepare subPath for volumeMount: missing value for NOPE"
+    );
+    let env = HashMap::from([("A".to_string(), "..".to_string())]);
+    assert!(
+        sub_path_expr("$(A)/y", &env)
+            .unwrap_err()
+            .message
+            .contains("must not contain '..'")
+    );
+}

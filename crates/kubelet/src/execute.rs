@@ -114,7 +114,10 @@ impl<R: RuntimeService + ImageService> PodWorker<R> {
                     if let Some(sb) = owner {
                         let target = self.target(sb, &id);
                         let label = self.pod.label();
-                        if let Some(m) = hooks::kill(&c, &target, &label, grace).await {
+                        let failed = self
+                            .while_publishing(hooks::kill(&c, &target, &label, grace))
+                            .await;
+                        if let Some(m) = failed {
                             self.recorder.warning("FailedPreStopHook", &path, m);
                         }
                     }
@@ -207,7 +210,7 @@ impl<R: RuntimeService + ImageService> PodWorker<R> {
                 });
             }
         }
-        for (name, failed) in futures_join(kills).await {
+        for (name, failed) in self.while_publishing(futures_join(kills)).await {
             if let Some(m) = failed {
                 let path = self.pod.field_path(&name);
                 self.recorder.warning("FailedPreStopHook", &path, m);
@@ -220,7 +223,10 @@ impl<R: RuntimeService + ImageService> PodWorker<R> {
             if let Some(sb) = snap.sandboxes.iter().find(|b| b.id == s.sandbox_id) {
                 let target = self.target(sb, &s.id);
                 let left = remaining(deadline, grace);
-                if let Some(m) = hooks::kill(c, &target, &label, left).await {
+                let failed = self
+                    .while_publishing(hooks::kill(c, &target, &label, left))
+                    .await;
+                if let Some(m) = failed {
                     self.recorder.warning("FailedPreStopHook", &path, m);
                 }
             }

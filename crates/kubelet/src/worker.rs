@@ -110,6 +110,21 @@ pub(crate) struct Memory {
     pub start_time: Timestamp,
 }
 
+/// What woke the worker.
+enum Woken {
+    /// A container event (whether it is this pod's).
+    Event(bool),
+    /// A probe result.
+    Probe(ProbeOutcome),
+    /// Its timer.
+    Timer,
+    /// A command, or the end of commands.
+    Command(Option<Command>),
+}
+
+/// How often the state is published while a kill is awaited.
+const PUBLISH_WHILE_KILLING: Duration = Duration::from_millis(200);
+
 /// What receives the pod's state after every change.
 type Publisher = Box<dyn FnMut(&PodState) + Send>;
 
@@ -201,7 +216,6 @@ impl<R: RuntimeService + peapod_runtime::ImageService> PodWorker<R> {
             }
         });
         let mut events = self.rt.container_events();
-        let mut probe_rx = self.probe_rx.take().expect("run once");
         let msg = format!(
             "Successfully assigned {}/{} to {}",
             self.pod.namespace(),
@@ -222,26 +236,34 @@ impl<R: RuntimeService + peapod_runtime::ImageService> PodWorker<R> {
                     None => std::future::pending().await,
                 }
             };
-            let resync = tokio::select! {
-                ev = events.recv() => match ev {
+            // The probe results are the worker's own again while a pass runs, so that a
+            // long kill inside it can take them (`while_publishing`).
+            let mut probe_rx = self.probe_rx.take().expect("the worker's probe results");
+            let woken = tokio::select! {
+                ev = events.recv() => Woken::Event(match ev {
                     Ok(ev) => self.is_ours(&ev.sandbox_id),
                     // Missed events: look again.
                     Err(_) => true,
-                },
-                Some(r) = probe_rx.recv() => self.probe_outcome(r),
-                _ = sleep => true,
-                cmd = commands.recv() => match cmd {
-                    Some(Command::Delete { grace }) => {
-                        self.terminating = true;
-                        self.publish_fresh();
-                        self.terminate(grace).await;
-                        return;
-                    }
-                    None => {
-                        std::future::pending::<()>().await;
-                        false
-                    }
-                },
+                }),
+                Some(r) = probe_rx.recv() => Woken::Probe(r),
+                _ = sleep => Woken::Timer,
+                cmd = commands.recv() => Woken::Command(cmd),
+            };
+            self.probe_rx = Some(probe_rx);
+            let resync = match woken {
+                Woken::Event(ours) => ours,
+                Woken::Probe(r) => self.probe_outcome(r),
+                Woken::Timer => true,
+                Woken::Command(Some(Command::Delete { grace })) => {
+                    self.terminating = true;
+                    self.publish_fresh();
+                    self.terminate(grace).await;
+                    return;
+                }
+                Woken::Command(None) => {
+                    std::future::pending::<()>().await;
+                    false
+                }
             };
             if resync {
                 wake = self.sync().await;
@@ -504,6 +526,38 @@ impl<R: RuntimeService + peapod_runtime::ImageService> PodWorker<R> {
             self.last_published = data;
         }
         phase
+    }
+
+    /// Awaits `fut` (a kill, which may take the whole grace period) while the pod's status
+    /// and events stay current: probes run and their results are taken, and the state is
+    /// published as containers exit, as the kubelet's status manager and recorder work beside its pod
+    /// worker.
+    pub(crate) async fn while_publishing<T>(
+        &mut self,
+        fut: impl std::future::Future<Output = T>,
+    ) -> T {
+        let mut fut = std::pin::pin!(fut);
+        self.publish_fresh();
+        loop {
+            tokio::select! {
+                out = &mut fut => return out,
+                _ = tokio::time::sleep(PUBLISH_WHILE_KILLING) => {
+                    let mut outcomes = Vec::new();
+                    if let Some(rx) = self.probe_rx.as_mut() {
+                        while let Ok(o) = rx.try_recv() {
+                            outcomes.push(o);
+                        }
+                    }
+                    for o in outcomes {
+                        self.probe_outcome(o);
+                    }
+                    let snap = self.snapshot();
+                    let now = self.clock.now();
+                    self.start_probes(&snap, now);
+                    self.publish(&snap, now);
+                }
+            }
+        }
     }
 
     /// Publishes from a fresh snapshot (before a long step: a pull, a hook, a kill).

@@ -612,3 +612,110 @@ async fn a_pod_the_node_does_not_match_is_rejected_and_nothing_runs() {
     assert!(h.rt.sandboxes().is_empty());
     assert!(h.rt.calls().starts.is_empty());
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_status_is_published_while_a_sidecar_takes_its_grace_period_to_stop() {
+    let h = Harness::start(
+        pod_yaml(
+            "  restartPolicy: Never\n  terminationGracePeriodSeconds: 30\n  initContainers: [{name: side, image: 'busybox:1', restartPolicy: Always}]\n  containers: [{name: app, image: 'busybox:1'}]\n",
+        ),
+        |name, _| match name {
+            "app" => Script::Exit(Duration::from_secs(1), 0),
+            _ => Script::IgnoreTerm,
+        },
+    );
+    // Long before the sidecar's 30 s are over, the app is shown terminated and the
+    // sidecar's Killing event is out; the pod is Running while its sidecar runs, as the
+    // kubelet's getPhase has it.
+    let pod = h
+        .wait("the app's exit", Duration::from_secs(5), |p| {
+            cs(p, "app")["state"]["terminated"]["exitCode"] == 0
+        })
+        .await;
+    assert!(h.elapsed() < 5.0, "{}", h.elapsed());
+    assert_eq!(phase(&pod), "Running");
+    assert_eq!(cs(&pod, "app")["ready"], false);
+    let stopping = h
+        .wait(
+            "the sidecar's Killing event",
+            Duration::from_secs(5),
+            |_| {
+                h.events()
+                    .iter()
+                    .any(|e| e == "Killing Stopping container side")
+            },
+        )
+        .await;
+    assert!(cs(&stopping, "side")["state"]["running"].is_object());
+    assert!(h.elapsed() < 5.0, "{}", h.elapsed());
+    // Then the sidecar is killed at the end of the grace period.
+    let done = h
+        .wait("the sidecar killed", Duration::from_secs(40), |p| {
+            cs(p, "side")["state"]["terminated"]["exitCode"] == 137
+        })
+        .await;
+    assert_eq!(phase(&done), "Succeeded");
+    assert!(h.elapsed() >= 30.0, "{}", h.elapsed());
+}
+
+#[tokio::test(start_paused = true)]
+async fn probes_and_events_go_on_while_a_container_is_killed() {
+    // Container a fails its liveness probe and ignores SIGTERM, so its kill takes the
+    // whole 30 s; meanwhile b's readiness probe fails, and that is seen at once.
+    let h = Harness::start_with(
+        pod_yaml(
+            "  terminationGracePeriodSeconds: 30\n  containers:\n  - name: a\n    image: 'busybox:1'\n    livenessProbe: {exec: {command: [alive]}, periodSeconds: 1, failureThreshold: 1}\n  - name: b\n    image: 'busybox:1'\n    readinessProbe: {exec: {command: [ready]}, periodSeconds: 1, failureThreshold: 1}\n",
+        ),
+        &[IMG],
+        |name, _| match name {
+            "a" => Script::IgnoreTerm,
+            _ => Script::Run,
+        },
+        |rt| {
+            // a fails from 2 s on; b is ready until 6 s, when a's kill is under way.
+            let t0 = tokio::time::Instant::now();
+            rt.on_exec(move |_, cmd| {
+                let at = t0.elapsed().as_secs_f64();
+                match cmd.first().map(String::as_str) {
+                    Some("alive") if at >= 2.0 => (1, "not alive".into()),
+                    Some("ready") if at >= 6.0 => (1, "not ready".into()),
+                    _ => (0, String::new()),
+                }
+            })
+        },
+    );
+    h.wait("b ready", Duration::from_secs(5), |p| {
+        cs(p, "b")["ready"] == true
+    })
+    .await;
+    h.wait("a's kill began", Duration::from_secs(10), |_| {
+        h.events()
+            .iter()
+            .any(|e| e == "Killing Container a failed liveness probe, will be restarted")
+    })
+    .await;
+    let began = h.elapsed();
+    assert!(
+        !h.events()
+            .iter()
+            .any(|e| e.starts_with("Unhealthy Readiness")),
+        "b failed too early for this test"
+    );
+    let pod = h
+        .wait("b's readiness failure", Duration::from_secs(10), |p| {
+            cs(p, "b")["ready"] == false
+                && h.events()
+                    .iter()
+                    .any(|e| e == "Unhealthy Readiness probe failed: not ready")
+        })
+        .await;
+    assert!(
+        h.elapsed() < began + 10.0,
+        "seen only after the kill: {} vs {began}",
+        h.elapsed()
+    );
+    assert!(
+        cs(&pod, "a")["state"]["running"].is_object(),
+        "a is still being killed"
+    );
+}

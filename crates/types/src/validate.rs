@@ -430,14 +430,6 @@ fn unsupported(spec: &PodSpec, errs: &mut Vec<FieldError>) {
                 "`hostUsers` must be false to use `Unmasked`",
             ));
         }
-        for (i, m) in c.volume_mounts.iter().flatten().enumerate() {
-            if m.sub_path_expr.as_deref().is_some_and(|e| !e.is_empty()) {
-                refuse(
-                    format!("{path}.volumeMounts[{i}].subPathExpr"),
-                    "subPathExpr is",
-                );
-            }
-        }
     }
     errs.extend(out);
 }
@@ -722,16 +714,26 @@ fn container(
                 "must be unique",
             ));
         }
-        if let Some(sp) = m.sub_path.as_deref().filter(|s| !s.is_empty()) {
+        let sub_path = m.sub_path.as_deref().filter(|s| !s.is_empty());
+        let sub_path_expr = m.sub_path_expr.as_deref().filter(|s| !s.is_empty());
+        if let (Some(_), Some(e)) = (sub_path, sub_path_expr) {
+            errs.push(FieldError::invalid(
+                format!("{mp}.subPathExpr"),
+                e,
+                "subPathExpr and subPath are mutually exclusive",
+            ));
+        }
+        for (field, value) in [("subPath", sub_path), ("subPathExpr", sub_path_expr)] {
+            let Some(sp) = value else { continue };
             if sp.starts_with('/') {
                 errs.push(FieldError::invalid(
-                    format!("{mp}.subPath"),
+                    format!("{mp}.{field}"),
                     sp,
                     "must be a relative path",
                 ));
             } else if sp.split('/').any(|c| c == "..") {
                 errs.push(FieldError::invalid(
-                    format!("{mp}.subPath"),
+                    format!("{mp}.{field}"),
                     sp,
                     "must not contain '..'",
                 ));

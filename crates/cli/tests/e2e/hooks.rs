@@ -246,8 +246,15 @@ fn active_deadline_fails_the_pod() {
     ));
     env.wait_phase(&name, "Running");
     let t0 = Instant::now();
-    let pod = env.wait_phase(&name, "Failed");
+    // Failed is published at once, while the container is still being stopped (as the
+    // kubelet publishes before it kills); then the container is shown killed.
+    let failed = env.wait_phase(&name, "Failed");
     assert!(t0.elapsed() < Duration::from_secs(6), "{:?}", t0.elapsed());
+    assert_eq!(failed["status"]["reason"], "DeadlineExceeded");
+    let pod = env.wait_for(&name, Duration::from_secs(10), |p| {
+        cstatus(p, "app")["state"]["terminated"].is_object()
+    });
+    assert_eq!(pod["status"]["phase"], "Failed");
     assert_eq!(pod["status"]["reason"], "DeadlineExceeded");
     assert_eq!(
         pod["status"]["message"],

@@ -200,3 +200,41 @@ fn host_path_type_check_failure() {
         "{out}"
     );
 }
+
+#[test]
+fn sub_path_expr_mounts_the_directory_named_by_the_containers_variables() {
+    let env = Env::new();
+    let name = format!("subexpr-{}", unique());
+    env.apply_ok(&pod_yaml(
+        &name,
+        &format!(
+            "  volumes: [{{name: logs, emptyDir: {{}}}}]
+  containers:
+  - name: writer
+    image: {IMAGE}
+    command: [sh, -c, 'echo hello > /logs/out; sleep 3600']
+    env:
+    - {{name: POD_NAME, valueFrom: {{fieldRef: {{fieldPath: metadata.name}}}}}}
+    volumeMounts: [{{name: logs, mountPath: /logs, subPathExpr: 'pods/$(POD_NAME)'}}]
+  - name: reader
+    image: {IMAGE}
+    command: [sleep, '3600']
+    volumeMounts: [{{name: logs, mountPath: /all}}]
+"
+        ),
+    ));
+    env.wait_phase(&name, "Running");
+    let path = format!("/all/pods/{name}/out");
+    let mut out = String::new();
+    for _ in 0..50 {
+        let (code, text) = env.exec(&name, "reader", &["cat", &path]);
+        if code == 0 {
+            out = text;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(out, "hello\n");
+    env.ok(&["delete", "pod", &name, "--force"]);
+    assert!(env.leftovers().is_empty(), "{:?}", env.leftovers());
+}
