@@ -83,6 +83,18 @@ pub fn run(cfg: &Config, args: &Args, shim_args: &[OsString]) -> Result<i32> {
         let secrets = pull_secrets(&pod, &manifests.secrets, &ns)?;
         to_create.push((pod, secrets));
     }
+    // ConfigMaps and Secrets first, so that the pods of the same file find them.
+    let store = peapod_shim::objects::ObjectStore::new(cfg);
+    for cm in &manifests.config_maps {
+        let name = cm.metadata.name.clone().unwrap_or_default();
+        let done = store.put_config_map(cm).map_err(anyhow::Error::msg)?;
+        println!("configmap/{name} {done}");
+    }
+    for s in &manifests.secrets {
+        let name = s.metadata.name.clone().unwrap_or_default();
+        let done = store.put_secret(s).map_err(anyhow::Error::msg)?;
+        println!("secret/{name} {done}");
+    }
     let exe = std::env::current_exe().context("locating the peapod executable")?;
     let mut created = Vec::new();
     for (mut pod, secrets) in to_create {

@@ -27,30 +27,67 @@ pub struct Args {
     force: bool,
 }
 
+/// A kind `delete` takes, by any of kubectl's names for it.
+fn kind_of(word: &str) -> Option<&'static str> {
+    match word {
+        "pod" | "pods" | "po" => Some("pod"),
+        "configmap" | "configmaps" | "cm" => Some("configmap"),
+        "secret" | "secrets" => Some("secret"),
+        _ => None,
+    }
+}
+
 pub fn run(cfg: &Config, args: &Args) -> Result<i32> {
-    let mut names: Vec<(String, String)> = Vec::new();
+    // (kind, namespace, name)
+    let mut targets: Vec<(&'static str, String, String)> = Vec::new();
     if let Some(f) = &args.file {
         let text = crate::apply::read_manifest(f)?;
         let m = peapod_types::manifest::load(&text)
             .map_err(|e| anyhow::anyhow!("{}: {e}", f.display()))?;
         for p in m.pods.into_iter().map(peapod_types::pod::DefaultedPod::new) {
-            names.push((p.namespace().to_string(), p.name().to_string()));
+            targets.push(("pod", p.namespace().to_string(), p.name().to_string()));
+        }
+        let meta = |m: &peapod_types::meta::ObjectMeta| {
+            (
+                m.namespace.clone().unwrap_or_else(|| "default".into()),
+                m.name.clone().unwrap_or_default(),
+            )
+        };
+        for cm in &m.config_maps {
+            let (ns, name) = meta(&cm.metadata);
+            targets.push(("configmap", ns, name));
+        }
+        for s in &m.secrets {
+            let (ns, name) = meta(&s.metadata);
+            targets.push(("secret", ns, name));
         }
     } else {
-        let mut it = args.targets.iter();
-        match it.next().map(String::as_str) {
-            Some("pod" | "pods" | "po") => {}
-            Some(other) => bail!("unsupported resource type {other:?}: only pods can be deleted"),
-            None => bail!("give `pod NAME…` or `-f FILE`"),
+        let mut it = args.targets.iter().peekable();
+        // `TYPE NAME...`, or `TYPE/NAME...`.
+        let kind = match it.peek().map(|s| s.as_str()) {
+            Some(w) if !w.contains('/') => {
+                let k = kind_of(w).ok_or_else(|| {
+                    anyhow::anyhow!("unsupported resource type {w:?}: pods, configmaps and secrets can be deleted")
+                })?;
+                it.next();
+                Some(k)
+            }
+            Some(_) => None,
+            None => bail!("give `pod NAME…`, `TYPE/NAME…` or `-f FILE`"),
+        };
+        for t in it {
+            let (k, name) = match (kind, t.split_once('/')) {
+                (_, Some((k, n))) => (
+                    kind_of(k).ok_or_else(|| anyhow::anyhow!("unsupported resource type {k:?}"))?,
+                    n,
+                ),
+                (Some(k), None) => (k, t.as_str()),
+                (None, None) => bail!("give the type of {t:?}"),
+            };
+            targets.push((k, args.namespace.clone(), name.to_string()));
         }
-        names.extend(it.map(|n| {
-            (
-                args.namespace.clone(),
-                n.trim_start_matches("pod/").to_string(),
-            )
-        }));
-        if names.is_empty() {
-            bail!("give the name of the pod to delete");
+        if targets.is_empty() {
+            bail!("give the name of what to delete");
         }
     }
     let grace = if args.force {
@@ -58,8 +95,18 @@ pub fn run(cfg: &Config, args: &Args) -> Result<i32> {
     } else {
         args.grace_period
     };
+    let store = peapod_shim::objects::ObjectStore::new(cfg);
     let mut code = 0;
-    for (ns, name) in names {
+    for (kind, ns, name) in targets {
+        if kind != "pod" {
+            if store.delete(&format!("{kind}s"), &ns, &name) {
+                println!("{kind} \"{name}\" deleted");
+            } else {
+                eprintln!("Error from server (NotFound): {kind}s \"{name}\" not found");
+                code = 1;
+            }
+            continue;
+        }
         let pod = match crate::util::find_pod(cfg, &ns, &name) {
             Ok(p) => p,
             Err(e) => {

@@ -42,6 +42,8 @@ pub struct PodFacts<'a> {
     pub node: NodeCapacity,
     /// Where `Localhost` seccomp profiles are.
     pub seccomp_root: &'a Path,
+    /// The ConfigMaps and Secrets the pod may refer to.
+    pub objects: &'a dyn crate::objects::ObjectSource,
 }
 
 /// A container config that could not be made: the container waits with `reason`.
@@ -101,41 +103,113 @@ fn field_value(f: &PodFacts<'_>, path: &str) -> Result<String, ConfigError> {
     })
 }
 
-/// The container's environment, in order, with `$(VAR)` references to earlier variables
-/// expanded.
+/// The container's environment, in order: `envFrom` sources first, then `env` (which
+/// overrides them), with `$(VAR)` references to earlier variables expanded, as the
+/// kubelet's `makeEnvironmentVariables`. Keys an `envFrom` source holds that are not
+/// variable names are skipped.
 pub fn environment(f: &PodFacts<'_>, c: &Container) -> Result<Vec<(String, String)>, ConfigError> {
+    let ns = f.pod.namespace();
     let mut out: Vec<(String, String)> = Vec::new();
-    let mut map: HashMap<String, String> = HashMap::new();
+    let set = |out: &mut Vec<(String, String)>, k: String, v: String| match out
+        .iter_mut()
+        .find(|(name, _)| *name == k)
+    {
+        Some(slot) => slot.1 = v,
+        None => out.push((k, v)),
+    };
+    for src in c.env_from.iter().flatten() {
+        let prefix = src.prefix.as_deref().unwrap_or("");
+        let data: Vec<(String, String)> = if let Some(r) = &src.config_map_ref {
+            match f.objects.config_map(ns, &r.name) {
+                Some(cm) => cm.data.unwrap_or_default().into_iter().collect(),
+                None if r.optional == Some(true) => continue,
+                None => return Err(config_error(format!("configmap {:?} not found", r.name))),
+            }
+        } else if let Some(r) = &src.secret_ref {
+            match f.objects.secret(ns, &r.name) {
+                Some(s) => s
+                    .data
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(k, v)| (k, String::from_utf8_lossy(&v.0).into_owned()))
+                    .collect(),
+                None if r.optional == Some(true) => continue,
+                None => return Err(config_error(format!("secret {:?} not found", r.name))),
+            }
+        } else {
+            continue;
+        };
+        for (k, v) in data {
+            let k = format!("{prefix}{k}");
+            if env_name_ok(&k) {
+                set(&mut out, k, v);
+            } else {
+                tracing::warn!(key = %k, "skipped: not a valid environment variable name");
+            }
+        }
+    }
     for e in c.env.iter().flatten() {
         let value = match &e.value_from {
-            None => expand(e.value.as_deref().unwrap_or(""), |k| map.get(k).cloned()),
+            None => {
+                let current: HashMap<String, String> = out.iter().cloned().collect();
+                expand(e.value.as_deref().unwrap_or(""), |k| {
+                    current.get(k).cloned()
+                })
+            }
             Some(vf) => {
                 if let Some(fr) = &vf.field_ref {
                     field_value(f, &fr.field_path)?
                 } else if let Some(r) = &vf.resource_field_ref {
                     resource_value(c, &r.resource, f.node)?
                 } else if let Some(k) = &vf.config_map_key_ref {
-                    if k.optional == Some(true) {
-                        continue;
+                    let optional = k.optional == Some(true);
+                    let Some(cm) = f.objects.config_map(ns, &k.name) else {
+                        if optional {
+                            continue;
+                        }
+                        return Err(config_error(format!("configmap {:?} not found", k.name)));
+                    };
+                    match cm.data.as_ref().and_then(|d| d.get(&k.key)) {
+                        Some(v) => v.clone(),
+                        None if optional => continue,
+                        None => {
+                            return Err(config_error(format!(
+                                "couldn't find key {} in ConfigMap {ns}/{}",
+                                k.key, k.name
+                            )));
+                        }
                     }
-                    return Err(config_error(format!("configmap {:?} not found", k.name)));
                 } else if let Some(k) = &vf.secret_key_ref {
-                    if k.optional == Some(true) {
-                        continue;
+                    let optional = k.optional == Some(true);
+                    let Some(s) = f.objects.secret(ns, &k.name) else {
+                        if optional {
+                            continue;
+                        }
+                        return Err(config_error(format!("secret {:?} not found", k.name)));
+                    };
+                    match s.data.as_ref().and_then(|d| d.get(&k.key)) {
+                        Some(v) => String::from_utf8_lossy(&v.0).into_owned(),
+                        None if optional => continue,
+                        None => {
+                            return Err(config_error(format!(
+                                "couldn't find key {} in Secret {ns}/{}",
+                                k.key, k.name
+                            )));
+                        }
                     }
-                    return Err(config_error(format!("secret {:?} not found", k.name)));
                 } else {
                     String::new()
                 }
             }
         };
-        map.insert(e.name.clone(), value.clone());
-        match out.iter_mut().find(|(k, _)| *k == e.name) {
-            Some(slot) => slot.1 = value,
-            None => out.push((e.name.clone(), value)),
-        }
+        set(&mut out, e.name.clone(), value);
     }
     Ok(out)
+}
+
+/// `IsEnvVarName` as relaxed in Kubernetes 1.32: printable ASCII other than `=`.
+fn env_name_ok(k: &str) -> bool {
+    !k.is_empty() && !k.contains('=') && k.bytes().all(|b| (0x20..0x7f).contains(&b))
 }
 
 fn resource_value(

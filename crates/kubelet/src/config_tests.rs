@@ -10,6 +10,9 @@ use peapod_types::pod::{DefaultedPod, Slot};
 use super::*;
 use crate::testutil::pod_yaml;
 
+static NO_OBJECTS: std::sync::LazyLock<crate::objects::MemoryObjects> =
+    std::sync::LazyLock::new(Default::default);
+
 const NODE: NodeCapacity = NodeCapacity {
     cpus: 4,
     memory: 8 << 30,
@@ -28,6 +31,7 @@ fn config_of(
         pod_dir: Path::new("/pods/u1"),
         node: NODE,
         seccomp_root: Path::new("/var/lib/peapod/seccomp"),
+        objects: &*NO_OBJECTS,
     };
     container_config(&facts, pod.container(Slot::App(0)), 3)
 }
@@ -303,5 +307,88 @@ fn sub_path_expr_takes_the_containers_variables() {
             .unwrap_err()
             .message
             .contains("must not contain '..'")
+    );
+}
+
+#[test]
+fn env_from_config_maps_and_secrets_with_the_kubelets_errors() {
+    let objects = crate::objects::MemoryObjects::default();
+    let load = |yaml: &str| peapod_types::yaml::documents(yaml).unwrap().remove(0);
+    objects.put_config_map(
+        serde_json::from_value(load(
+            "metadata: {name: cm, namespace: default}\ndata: {LEVEL: debug, MODE: fast, '1bad': x, 'a=b': w}\n",
+        ))
+        .unwrap(),
+    );
+    objects.put_secret(
+        serde_json::from_value(load(
+            "metadata: {name: sec, namespace: default}\ndata: {password: c2VjcmV0}\n",
+        ))
+        .unwrap(),
+    );
+    let env = |spec: &str| {
+        let pod = pod_yaml(spec);
+        let facts = PodFacts {
+            pod: &pod,
+            pod_ip: "10.0.0.2",
+            host_ip: "192.0.2.1",
+            node_name: "node-1",
+            volumes: &HashMap::new(),
+            pod_dir: Path::new("/pods/u1"),
+            node: NODE,
+            seccomp_root: Path::new("/s"),
+            objects: &objects,
+        };
+        environment(&facts, pod.container(Slot::App(0))).map_err(|e| (e.reason, e.message))
+    };
+    let c = |extra: &str| format!("  containers:\n  - name: a\n    image: b\n{extra}");
+    // envFrom first (with its prefix, invalid names skipped), then env, which overrides
+    // it and may refer to it.
+    assert_eq!(
+        env(&c("    envFrom: [{configMapRef: {name: cm}, prefix: APP_}, {secretRef: {name: sec}}]\n    env:\n    - {name: APP_MODE, value: slow}\n    - {name: PASS, valueFrom: {secretKeyRef: {name: sec, key: password}}}\n    - {name: WHERE, value: '$(APP_LEVEL)-x'}\n    - {name: LVL, valueFrom: {configMapKeyRef: {name: cm, key: LEVEL}}}\n")).unwrap(),
+        [
+            ("APP_1bad", "x"),
+            ("APP_LEVEL", "debug"),
+            ("APP_MODE", "slow"),
+            ("password", "secret"),
+            ("PASS", "secret"),
+            ("WHERE", "debug-x"),
+            ("LVL", "debug"),
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+    );
+    let err = |extra: &str| env(&c(extra)).unwrap_err();
+    assert_eq!(
+        err("    envFrom: [{configMapRef: {name: nope}}]\n"),
+        (
+            "CreateContainerConfigError",
+            "configmap \"nope\" not found".into()
+        )
+    );
+    assert_eq!(
+        err("    env: [{name: X, valueFrom: {configMapKeyRef: {name: cm, key: NOPE}}}]\n"),
+        (
+            "CreateContainerConfigError",
+            "couldn't find key NOPE in ConfigMap default/cm".into()
+        )
+    );
+    assert_eq!(
+        err("    env: [{name: X, valueFrom: {secretKeyRef: {name: gone, key: k}}}]\n"),
+        (
+            "CreateContainerConfigError",
+            "secret \"gone\" not found".into()
+        )
+    );
+    assert_eq!(
+        err("    env: [{name: X, valueFrom: {secretKeyRef: {name: sec, key: k}}}]\n"),
+        (
+            "CreateContainerConfigError",
+            "couldn't find key k in Secret default/sec".into()
+        )
+    );
+    // Optional references to what is missing are left out.
+    assert_eq!(
+        env(&c("    envFrom: [{secretRef: {name: gone, optional: true}}]\n    env: [{name: X, valueFrom: {configMapKeyRef: {name: cm, key: NOPE, optional: true}}}]\n")).unwrap(),
+        Vec::<(String, String)>::new()
     );
 }

@@ -341,6 +341,7 @@ impl<R: RuntimeService + ImageService> PodWorker<R> {
             pod_dir: &self.cfg.pod_dir,
             node: self.cfg.node,
             seccomp_root: &self.cfg.seccomp_root,
+            objects: &*self.objects,
         };
         let image = self.rt.image_status(c.image_name()).ok().flatten();
         let (uid, username) = image.map_or((None, String::new()), |i| (i.uid, i.username));

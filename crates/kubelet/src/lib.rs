@@ -15,6 +15,7 @@ mod execute;
 mod grpc;
 mod hooks;
 pub mod images;
+pub mod objects;
 pub mod plan;
 mod prober;
 pub mod probes;

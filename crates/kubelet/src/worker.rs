@@ -143,6 +143,8 @@ pub struct PodWorker<R> {
     pub(crate) deleting: watch::Receiver<bool>,
     probe_tx: mpsc::Sender<ProbeOutcome>,
     probe_rx: Option<mpsc::Receiver<ProbeOutcome>>,
+    /// The ConfigMaps and Secrets the pod may refer to.
+    pub(crate) objects: Arc<dyn crate::objects::ObjectSource>,
 }
 
 impl<R: RuntimeService + peapod_runtime::ImageService> PodWorker<R> {
@@ -178,6 +180,7 @@ impl<R: RuntimeService + peapod_runtime::ImageService> PodWorker<R> {
             deleting: watch::channel(false).1,
             probe_tx,
             probe_rx: Some(probe_rx),
+            objects: Arc::new(crate::objects::MemoryObjects::default()),
         };
         // A pod the node does not admit fails at once: nothing of it is created.
         if let Err(r) = admission {
@@ -191,6 +194,12 @@ impl<R: RuntimeService + peapod_runtime::ImageService> PodWorker<R> {
             worker.mem.terminal = Some((failed, true));
         }
         worker
+    }
+
+    /// Looks the pod's ConfigMaps and Secrets up in `objects`.
+    pub fn with_objects(mut self, objects: Arc<dyn crate::objects::ObjectSource>) -> Self {
+        self.objects = objects;
+        self
     }
 
     /// Runs the pod until it is deleted, publishing its state after every change.

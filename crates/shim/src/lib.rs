@@ -18,12 +18,15 @@
 //! <root>/pods/<uid>/logs/            container logs, <container>/<restart>.log
 //! ```
 //!
+//! ConfigMaps and Secrets are kept by [`objects::ObjectStore`].
+//!
 //! The CLI reaches the runtime only through this crate: [`exec`], [`containers`] and
 //! [`cleanup_orphan`].
 
 mod client;
 pub mod cri;
 mod frames;
+pub mod objects;
 mod paths;
 pub mod sandbox_shim;
 mod server;

@@ -119,7 +119,8 @@ async fn serve(cfg: Config, pod: DefaultedPod, paths: Paths, uid: String) -> Res
     let (waiter_tx, mut waiter_rx) = mpsc::unbounded_channel::<UnixStream>();
     tokio::spawn(accept(listener, cmd_tx, waiter_tx));
 
-    let worker = PodWorker::new(Arc::clone(&rt), pod, kcfg, Arc::new(SystemClock));
+    let worker = PodWorker::new(Arc::clone(&rt), pod, kcfg, Arc::new(SystemClock))
+        .with_objects(Arc::new(crate::objects::ObjectStore::new(&cfg)));
     let state_file = paths.state_file();
     worker
         .run(cmd_rx, move |state| {

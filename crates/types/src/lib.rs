@@ -25,6 +25,7 @@ pub mod field;
 pub mod image_ref;
 pub mod manifest;
 pub mod names;
+pub mod objects;
 pub mod phase;
 pub mod pod;
 pub mod quantity;

@@ -1,4 +1,5 @@
-//! Manifests: YAML or JSON, one or many documents, `kind: Pod`, `kind: List` and `kind: Secret`.
+//! Manifests: YAML or JSON, one or many documents, `kind: Pod`, `kind: List`, `kind: Secret`
+//! and `kind: ConfigMap`.
 //! YAML is read as `kubectl` reads it ([`crate::yaml`]).
 //!
 //! Decoding is strict, like `kubectl apply --validate=strict`: a field the schema does not
@@ -9,7 +10,7 @@ use std::fmt;
 
 use serde_json::Value;
 
-use crate::api::{Pod, Secret};
+use crate::api::{ConfigMap, Pod, Secret};
 use crate::field::{ErrorKind, FieldError};
 
 /// The objects found in one manifest file.
@@ -19,6 +20,8 @@ pub struct Manifests {
     pub pods: Vec<Pod>,
     /// Secrets, kept for pods that name them (for example in `imagePullSecrets`).
     pub secrets: Vec<Secret>,
+    /// ConfigMaps.
+    pub config_maps: Vec<ConfigMap>,
     /// The API server's warnings about what was accepted, as `Warning: ...` lines say them.
     pub warnings: Vec<String>,
 }
@@ -101,7 +104,7 @@ pub fn parse(text: &str) -> Result<Manifests, ManifestError> {
     if !problems.is_empty() {
         return Err(ManifestError::Invalid(problems));
     }
-    if out.pods.is_empty() && out.secrets.is_empty() {
+    if out.pods.is_empty() && out.secrets.is_empty() && out.config_maps.is_empty() {
         return Err(ManifestError::Empty);
     }
     Ok(out)
@@ -122,6 +125,26 @@ pub fn load(text: &str) -> Result<Manifests, ManifestError> {
             let name = pod.metadata.name.clone().unwrap_or_default();
             problems.push(ObjectErrors {
                 object: format!("pod {name:?}"),
+                errors,
+            });
+        }
+    }
+    for cm in &mut m.config_maps {
+        let errors = crate::objects::config_map(cm);
+        if !errors.is_empty() {
+            let name = cm.metadata.name.clone().unwrap_or_default();
+            problems.push(ObjectErrors {
+                object: format!("configmap {name:?}"),
+                errors,
+            });
+        }
+    }
+    for secret in &mut m.secrets {
+        let errors = crate::objects::secret(secret);
+        if !errors.is_empty() {
+            let name = secret.metadata.name.clone().unwrap_or_default();
+            problems.push(ObjectErrors {
+                object: format!("secret {name:?}"),
                 errors,
             });
         }
@@ -185,6 +208,10 @@ fn object(
             Ok(s) => out.secrets.push(s),
             Err(errors) => fail(problems, errors),
         },
+        "ConfigMap" => match strict::<ConfigMap>(&value, prefix) {
+            Ok(c) => out.config_maps.push(c),
+            Err(errors) => fail(problems, errors),
+        },
         "List" => {
             let Some(items) = value.get("items").and_then(Value::as_array) else {
                 return fail(
@@ -207,7 +234,7 @@ fn object(
             vec![FieldError::not_supported(
                 format!("{prefix}kind"),
                 other,
-                &["Pod", "List", "Secret"],
+                &["Pod", "List", "Secret", "ConfigMap"],
             )],
         ),
     }
@@ -393,7 +420,7 @@ mod tests {
         let err = parse("apiVersion: v1\nkind: Service\nmetadata: {name: a}\n").unwrap_err();
         assert_eq!(
             err.to_string(),
-            "service \"a\" is invalid: kind: Unsupported value: \"Service\": supported values: \"Pod\", \"List\", \"Secret\""
+            "service \"a\" is invalid: kind: Unsupported value: \"Service\": supported values: \"Pod\", \"List\", \"Secret\", \"ConfigMap\""
         );
     }
 }

@@ -403,9 +403,6 @@ fn unsupported(spec: &PodSpec, errs: &mut Vec<FieldError>) {
                 .map(|(i, c)| (format!("spec.containers[{i}]"), c)),
         );
     for (path, c) in all {
-        if c.env_from.as_ref().is_some_and(|e| !e.is_empty()) {
-            refuse(format!("{path}.envFrom"), "envFrom is");
-        }
         if c.volume_devices.as_ref().is_some_and(|d| !d.is_empty()) {
             refuse(format!("{path}.volumeDevices"), "block volumes are");
         }
@@ -687,6 +684,42 @@ fn container(
                     errs,
                 );
             }
+        }
+    }
+
+    for (i, src) in c.env_from.iter().flatten().enumerate() {
+        let ep = format!("{path}.envFrom[{i}]");
+        let refs = [
+            src.config_map_ref
+                .as_ref()
+                .map(|r| ("configMapRef", r.name.as_str())),
+            src.secret_ref
+                .as_ref()
+                .map(|r| ("secretRef", r.name.as_str())),
+        ];
+        let given: Vec<(&str, &str)> = refs.into_iter().flatten().collect();
+        match given.as_slice() {
+            [(field, "")] => errs.push(FieldError::required(format!("{ep}.{field}.name"), "")),
+            [_] => {}
+            [] => errs.push(FieldError::invalid(
+                ep.clone(),
+                "",
+                "must specify one of: `configMapRef` or `secretRef`",
+            )),
+            _ => errs.push(FieldError::invalid(
+                ep.clone(),
+                "",
+                "may not have more than one field specified at a time",
+            )),
+        }
+        if let Some(p) = src.prefix.as_deref().filter(|p| !p.is_empty())
+            && (p.contains('=') || !p.bytes().all(|b| (0x20..0x7f).contains(&b)))
+        {
+            errs.push(FieldError::invalid(
+                format!("{ep}.prefix"),
+                p,
+                "a valid environment variable name must consist only of printable ASCII characters other than '='",
+            ));
         }
     }
 

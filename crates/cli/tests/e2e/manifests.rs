@@ -202,3 +202,62 @@ fn the_node_admits_only_pods_its_labels_match() {
     }
     assert!(env.leftovers().is_empty(), "{:?}", env.leftovers());
 }
+
+#[test]
+fn config_maps_and_secrets_feed_the_environment() {
+    let env = Env::new();
+    let tag = unique();
+    let objects = format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: settings-{tag}}}\ndata: {{LEVEL: debug, MODE: fast}}\n---\n\
+         apiVersion: v1\nkind: Secret\nmetadata: {{name: creds-{tag}}}\nstringData: {{password: s3cret}}\n"
+    );
+    let name = format!("envfrom-{tag}");
+    let pod = pod_yaml(
+        &name,
+        &format!(
+            "  restartPolicy: Never\n  containers:\n  - name: app\n    image: {IMAGE}\n    command: [sh, -c, 'echo $APP_LEVEL $APP_MODE $PASSWORD']\n    envFrom: [{{configMapRef: {{name: settings-{tag}}}, prefix: APP_}}]\n    env: [{{name: PASSWORD, valueFrom: {{secretKeyRef: {{name: creds-{tag}, key: password}}}}}}]\n"
+        ),
+    );
+    // The pod first, alone: it waits for what it refers to.
+    env.apply_ok(&pod);
+    let waiting = env.wait_for(&name, std::time::Duration::from_secs(20), |p| {
+        cstatus(p, "app")["state"]["waiting"]["reason"] == "CreateContainerConfigError"
+    });
+    assert_eq!(
+        cstatus(&waiting, "app")["state"]["waiting"]["message"],
+        format!("configmap \"settings-{tag}\" not found")
+    );
+    // Then the objects: it starts with their values.
+    let out = env.apply(&objects);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains(&format!("configmap/settings-{tag} created")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("secret/creds-{tag} created")),
+        "{text}"
+    );
+    env.wait_phase(&name, "Succeeded");
+    assert_eq!(env.ok(&["logs", &name]), "debug fast s3cret\n");
+    // The same objects again change nothing.
+    let again = env.apply(&objects);
+    assert!(
+        String::from_utf8_lossy(&again.stdout)
+            .contains(&format!("configmap/settings-{tag} unchanged"))
+    );
+    env.ok(&["delete", "pod", &name, "--force"]);
+    // Deleted as kubectl deletes them, by TYPE NAME or TYPE/NAME.
+    let out = env.ok(&["delete", "cm", &format!("settings-{tag}")]);
+    assert_eq!(out, format!("configmap \"settings-{tag}\" deleted\n"));
+    let out = env.ok(&["delete", &format!("secret/creds-{tag}")]);
+    assert_eq!(out, format!("secret \"creds-{tag}\" deleted\n"));
+    let gone = env.run(&["delete", "configmap", &format!("settings-{tag}")]);
+    assert!(!gone.status.success());
+    assert!(String::from_utf8_lossy(&gone.stderr).contains("NotFound"));
+}

@@ -1,0 +1,213 @@
+//! ConfigMaps and Secrets kept between `apply`s, by namespace and name:
+//!
+//! ```text
+//! <root>/objects/<namespace>/configmaps/<name>.json
+//! <run_root>/objects/<namespace>/secrets/<name>.json   (0600, under the volatile root)
+//! ```
+//!
+//! Pods' supervisors read them at every use, so a change reaches the next container start.
+
+use std::path::{Path, PathBuf};
+
+use peapod_kubelet::objects::ObjectSource;
+use peapod_types::api::{ConfigMap, Secret};
+use peapod_types::config::Config;
+
+/// The object store of one configuration.
+#[derive(Debug, Clone)]
+pub struct ObjectStore {
+    config_maps: PathBuf,
+    secrets: PathBuf,
+}
+
+/// What storing an object did, as `kubectl apply` says it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stored {
+    /// It was new.
+    Created,
+    /// It replaced a different one.
+    Configured,
+    /// It was the same as before.
+    Unchanged,
+}
+
+impl std::fmt::Display for Stored {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Stored::Created => "created",
+            Stored::Configured => "configured",
+            Stored::Unchanged => "unchanged",
+        })
+    }
+}
+
+fn name_of(meta: &peapod_types::meta::ObjectMeta) -> (String, String) {
+    (
+        meta.namespace.clone().unwrap_or_else(|| "default".into()),
+        meta.name.clone().unwrap_or_default(),
+    )
+}
+
+impl ObjectStore {
+    /// The store of `cfg`.
+    pub fn new(cfg: &Config) -> Self {
+        ObjectStore {
+            config_maps: cfg.root.join("objects"),
+            secrets: cfg.run_root.join("objects"),
+        }
+    }
+
+    fn file(&self, kind: &str, ns: &str, name: &str) -> PathBuf {
+        let base = if kind == "secrets" {
+            &self.secrets
+        } else {
+            &self.config_maps
+        };
+        base.join(ns).join(kind).join(format!("{name}.json"))
+    }
+
+    fn read<T: serde::de::DeserializeOwned>(&self, kind: &str, ns: &str, name: &str) -> Option<T> {
+        let data = std::fs::read(self.file(kind, ns, name)).ok()?;
+        serde_json::from_slice(&data).ok()
+    }
+
+    fn write(&self, kind: &str, ns: &str, name: &str, data: &[u8]) -> std::io::Result<Stored> {
+        use std::io::Write;
+        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+        let path = self.file(kind, ns, name);
+        let before = std::fs::read(&path).ok();
+        if before.as_deref() == Some(data) {
+            return Ok(Stored::Unchanged);
+        }
+        let dir = path.parent().expect("a file has a directory");
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
+        let tmp = dir.join(format!(".{name}.json.tmp"));
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?
+            .write_all(data)?;
+        std::fs::rename(&tmp, &path)?;
+        Ok(if before.is_some() {
+            Stored::Configured
+        } else {
+            Stored::Created
+        })
+    }
+
+    /// Stores a (validated) ConfigMap; an immutable one may not change.
+    pub fn put_config_map(&self, cm: &ConfigMap) -> Result<Stored, String> {
+        let (ns, name) = name_of(&cm.metadata);
+        if let Some(old) = self.read::<ConfigMap>("configmaps", &ns, &name)
+            && old.immutable == Some(true)
+            && (old.data != cm.data || old.binary_data != cm.binary_data)
+        {
+            return Err(format!(
+                "configmap {name:?} is invalid: data: Forbidden: field is immutable when `immutable` is set"
+            ));
+        }
+        let data = serde_json::to_vec(cm).expect("a ConfigMap serializes");
+        self.write("configmaps", &ns, &name, &data)
+            .map_err(|e| format!("storing configmap {name:?}: {e}"))
+    }
+
+    /// Stores a (validated) Secret; an immutable one may not change.
+    pub fn put_secret(&self, s: &Secret) -> Result<Stored, String> {
+        let (ns, name) = name_of(&s.metadata);
+        if let Some(old) = self.read::<Secret>("secrets", &ns, &name)
+            && old.immutable == Some(true)
+            && old.data != s.data
+        {
+            return Err(format!(
+                "secret {name:?} is invalid: data: Forbidden: field is immutable when `immutable` is set"
+            ));
+        }
+        let data = serde_json::to_vec(s).expect("a Secret serializes");
+        self.write("secrets", &ns, &name, &data)
+            .map_err(|e| format!("storing secret {name:?}: {e}"))
+    }
+
+    /// Removes an object (`configmaps` or `secrets`); false when there was none.
+    pub fn delete(&self, kind: &str, ns: &str, name: &str) -> bool {
+        std::fs::remove_file(self.file(kind, ns, name)).is_ok()
+    }
+
+    /// The names of the objects of `kind` in `ns`, sorted.
+    pub fn names(&self, kind: &str, ns: &str) -> Vec<String> {
+        let dir = self.file(kind, ns, "x");
+        let dir = dir.parent().unwrap_or(Path::new("/nonexistent"));
+        let mut out: Vec<String> = std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| {
+                let n = e.file_name().to_string_lossy().into_owned();
+                n.strip_suffix(".json")
+                    .filter(|_| !n.starts_with('.'))
+                    .map(str::to_string)
+            })
+            .collect();
+        out.sort();
+        out
+    }
+}
+
+impl ObjectSource for ObjectStore {
+    fn config_map(&self, namespace: &str, name: &str) -> Option<ConfigMap> {
+        self.read("configmaps", namespace, name)
+    }
+
+    fn secret(&self, namespace: &str, name: &str) -> Option<Secret> {
+        self.read("secrets", namespace, name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stored_read_back_and_immutable() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = Config {
+            root: dir.path().join("lib"),
+            run_root: dir.path().join("run"),
+            ..Default::default()
+        };
+        let store = ObjectStore::new(&cfg);
+        let mut cm: ConfigMap = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "game", "namespace": "default"},
+            "data": {"lives": "3"},
+            "immutable": true
+        }))
+        .unwrap();
+        assert_eq!(store.put_config_map(&cm).unwrap(), Stored::Created);
+        assert_eq!(store.put_config_map(&cm).unwrap(), Stored::Unchanged);
+        assert_eq!(
+            store.config_map("default", "game").unwrap().data.unwrap()["lives"],
+            "3"
+        );
+        cm.data = Some([("lives".to_string(), "4".to_string())].into());
+        assert!(store.put_config_map(&cm).unwrap_err().contains("immutable"));
+        let s: Secret = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "db", "namespace": "default"},
+            "data": {"password": "c2VjcmV0"}
+        }))
+        .unwrap();
+        assert_eq!(store.put_secret(&s).unwrap(), Stored::Created);
+        let file = cfg.run_root.join("objects/default/secrets/db.json");
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert_eq!(store.names("secrets", "default"), ["db"]);
+        assert!(store.delete("secrets", "default", "db"));
+        assert!(store.secret("default", "db").is_none());
+    }
+}
