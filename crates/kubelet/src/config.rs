@@ -250,6 +250,15 @@ fn resource_value(
     })
 }
 
+/// A `resourceFieldRef`'s value for container `c` (the downward API volume's form).
+pub(crate) fn resource_value_of(
+    c: &Container,
+    r: &peapod_types::api::ResourceFieldSelector,
+    node: NodeCapacity,
+) -> Result<String, String> {
+    resource_value(c, &r.resource, node).map_err(|e| e.message)
+}
+
 fn millicores(q: &str) -> Option<u64> {
     match q.strip_suffix('m') {
         Some(m) => m.parse().ok(),
@@ -394,7 +403,13 @@ pub fn container_config(
         mounts.push(Mount {
             container_path: m.mount_path.clone(),
             host_path: host,
-            readonly: m.read_only.unwrap_or(false),
+            // Volumes made from objects are always read-only, as the kubelet mounts them.
+            readonly: m.read_only.unwrap_or(false)
+                || spec
+                    .volumes
+                    .iter()
+                    .flatten()
+                    .any(|v| v.name == m.name && crate::projection::is_projected(v)),
             propagation: match m.mount_propagation.as_deref() {
                 Some("HostToContainer") => Propagation::HostToContainer,
                 Some("Bidirectional") => Propagation::Bidirectional,

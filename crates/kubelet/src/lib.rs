@@ -19,6 +19,7 @@ pub mod objects;
 pub mod plan;
 mod prober;
 pub mod probes;
+pub mod projection;
 pub mod sandbox_config;
 pub mod snapshot;
 pub mod status;

@@ -1,5 +1,6 @@
 //! Pod volumes, as the kubelet's volume manager sets them up: `emptyDir` (on disk, or tmpfs
-//! with `medium: Memory` honouring `sizeLimit`) and `hostPath` with its type checks. They
+//! with `medium: Memory` honouring `sizeLimit`) and `hostPath` with its type checks (those
+//! made from objects are in `projection.rs`). They
 //! live as long as the pod, across sandboxes.
 
 use std::collections::HashMap;
@@ -33,7 +34,13 @@ fn empty_dir_path(pod_dir: &Path, name: &str) -> PathBuf {
 pub fn setup(pod_dir: &Path, spec: &PodSpec) -> Result<HashMap<String, PathBuf>, VolumeError> {
     let mut out = HashMap::new();
     let fs_group = spec.security_context.as_ref().and_then(|s| s.fs_group);
-    for v in spec.volumes.iter().flatten() {
+    // Volumes made from objects are written by the pod controller (projection.rs).
+    for v in spec
+        .volumes
+        .iter()
+        .flatten()
+        .filter(|v| !crate::projection::is_projected(v))
+    {
         let path = setup_one(pod_dir, v)
             .and_then(|p| {
                 // The kubelet gives emptyDir volumes to the pod's fsGroup (not hostPath).

@@ -122,6 +122,10 @@ enum Woken {
     Command(Option<Command>),
 }
 
+/// How often volumes made from ConfigMaps, Secrets and the downward API are brought up to
+/// date (the kubelet's sync period is a minute; its object cache adds to that).
+const VOLUME_REFRESH: Duration = Duration::from_secs(10);
+
 /// How often the state is published while a kill is awaited.
 const PUBLISH_WHILE_KILLING: Duration = Duration::from_millis(200);
 
@@ -364,7 +368,9 @@ impl<R: RuntimeService + peapod_runtime::ImageService> PodWorker<R> {
                 .collect();
             self.mem.probes.sync(running);
             if self.mem.volumes.is_none() {
-                match crate::volumes::setup(&self.cfg.pod_dir, self.pod.spec()) {
+                match crate::volumes::setup(&self.cfg.pod_dir, self.pod.spec())
+                    .and_then(|mut v| self.project_volumes(&mut v).map(|()| v))
+                {
                     Ok(v) => self.mem.volumes = Some(v),
                     Err(e) => {
                         self.recorder.warning("FailedMount", "", e.to_string());
@@ -372,6 +378,12 @@ impl<R: RuntimeService + peapod_runtime::ImageService> PodWorker<R> {
                         return Some(after(now, Duration::from_secs(2)));
                     }
                 }
+            } else if let Some(mut v) = self.mem.volumes.take() {
+                // ConfigMap, Secret and downward API files follow their sources.
+                if let Err(e) = self.project_volumes(&mut v) {
+                    tracing::warn!("refreshing volumes: {e}");
+                }
+                self.mem.volumes = Some(v);
             }
             self.start_probes(&snap, now);
             let probes = &self.mem.probes;
@@ -408,7 +420,15 @@ impl<R: RuntimeService + peapod_runtime::ImageService> PodWorker<R> {
                 .active_deadline()
                 .map(|d| after(self.mem.start_time, d));
             let wake = earliest(outcome.wake, self.mem.probes.next_due());
-            return earliest(wake, deadline_at);
+            let refresh = self
+                .pod
+                .spec()
+                .volumes
+                .iter()
+                .flatten()
+                .any(crate::projection::is_projected)
+                .then(|| after(now, VOLUME_REFRESH));
+            return earliest(earliest(wake, deadline_at), refresh);
         }
     }
 
@@ -567,6 +587,37 @@ impl<R: RuntimeService + peapod_runtime::ImageService> PodWorker<R> {
                 }
             }
         }
+    }
+
+    /// Writes the volumes made from objects (ConfigMaps, Secrets, the downward API) into
+    /// `volumes`, Secrets and projections on tmpfs; a file set that did not change is not
+    /// written again.
+    fn project_volumes(
+        &self,
+        volumes: &mut HashMap<String, PathBuf>,
+    ) -> Result<(), crate::volumes::VolumeError> {
+        for v in self.pod.spec().volumes.iter().flatten() {
+            let fail = |message: String| crate::volumes::VolumeError {
+                volume: v.name.clone(),
+                message,
+            };
+            let Some(files) =
+                crate::projection::payload(&self.pod, v, &*self.objects, self.cfg.node)
+                    .map_err(fail)?
+            else {
+                continue;
+            };
+            let dir = crate::projection::dir_of(&self.cfg.pod_dir, v);
+            if v.config_map.is_none() {
+                std::fs::create_dir_all(&dir)
+                    .map_err(|e| fail(format!("creating {}: {e}", dir.display())))?;
+                peapod_runtime::host::mount_tmpfs(&dir, None, 0o755)
+                    .map_err(|e| fail(e.to_string()))?;
+            }
+            crate::projection::write_atomic(&dir, &files).map_err(fail)?;
+            volumes.insert(v.name.clone(), dir);
+        }
+        Ok(())
     }
 
     /// Publishes from a fresh snapshot (before a long step: a pull, a hook, a kill).

@@ -431,6 +431,136 @@ fn unsupported(spec: &PodSpec, errs: &mut Vec<FieldError>) {
     errs.extend(out);
 }
 
+/// The volume types peapod sets up.
+const SUPPORTED_VOLUMES: &[&str] = &[
+    "emptyDir",
+    "hostPath",
+    "configMap",
+    "secret",
+    "downwardAPI",
+    "projected",
+];
+
+/// `items`, modes and sources of the volumes made from objects.
+fn projections(path: &str, v: &Volume, errs: &mut Vec<FieldError>) {
+    let mode = |p: String, m: Option<i32>, errs: &mut Vec<FieldError>| {
+        if let Some(m) = m
+            && !(0..=0o777).contains(&m)
+        {
+            errs.push(FieldError::invalid(
+                p,
+                m,
+                "must be a number between 0 and 0777 (octal), both inclusive",
+            ));
+        }
+    };
+    let item_path = |p: String, rel: &str, errs: &mut Vec<FieldError>| {
+        if rel.is_empty() {
+            errs.push(FieldError::required(p, ""));
+        } else if rel.starts_with('/') {
+            errs.push(FieldError::invalid(p, rel, "must be a relative path"));
+        } else if rel.split('/').any(|c| c == "..") {
+            errs.push(FieldError::invalid(p, rel, "must not contain '..'"));
+        } else if rel.starts_with("..") {
+            errs.push(FieldError::invalid(p, rel, "must not start with '..'"));
+        }
+    };
+    let items = |p: &str, list: Option<&Vec<crate::api::KeyToPath>>, errs: &mut Vec<FieldError>| {
+        for (i, it) in list.into_iter().flatten().enumerate() {
+            if it.key.is_empty() {
+                errs.push(FieldError::required(format!("{p}.items[{i}].key"), ""));
+            }
+            item_path(format!("{p}.items[{i}].path"), &it.path, errs);
+            mode(format!("{p}.items[{i}].mode"), it.mode, errs);
+        }
+    };
+    let downward = |p: &str,
+                    list: Option<&Vec<crate::api::DownwardAPIVolumeFile>>,
+                    errs: &mut Vec<FieldError>| {
+        for (i, it) in list.into_iter().flatten().enumerate() {
+            item_path(format!("{p}.items[{i}].path"), &it.path, errs);
+            mode(format!("{p}.items[{i}].mode"), it.mode, errs);
+            if let Some(f) = &it.field_ref {
+                let ok = [
+                    "metadata.name",
+                    "metadata.namespace",
+                    "metadata.uid",
+                    "metadata.labels",
+                    "metadata.annotations",
+                ]
+                .contains(&f.field_path.as_str())
+                    || ["metadata.labels['", "metadata.annotations['"]
+                        .iter()
+                        .any(|pre| f.field_path.starts_with(pre) && f.field_path.ends_with("']"));
+                if !ok {
+                    errs.push(FieldError::not_supported(
+                        format!("{p}.items[{i}].fieldRef.fieldPath"),
+                        f.field_path.as_str(),
+                        &[
+                            "metadata.annotations",
+                            "metadata.labels",
+                            "metadata.name",
+                            "metadata.namespace",
+                            "metadata.uid",
+                        ],
+                    ));
+                }
+            }
+        }
+    };
+    if let Some(c) = &v.config_map {
+        items(&format!("{path}.configMap"), c.items.as_ref(), errs);
+        mode(
+            format!("{path}.configMap.defaultMode"),
+            c.default_mode,
+            errs,
+        );
+    }
+    if let Some(s) = &v.secret {
+        items(&format!("{path}.secret"), s.items.as_ref(), errs);
+        mode(format!("{path}.secret.defaultMode"), s.default_mode, errs);
+    }
+    if let Some(d) = &v.downward_api {
+        downward(&format!("{path}.downwardAPI"), d.items.as_ref(), errs);
+        mode(
+            format!("{path}.downwardAPI.defaultMode"),
+            d.default_mode,
+            errs,
+        );
+    }
+    if let Some(pr) = &v.projected {
+        mode(
+            format!("{path}.projected.defaultMode"),
+            pr.default_mode,
+            errs,
+        );
+        for (i, src) in pr.sources.iter().flatten().enumerate() {
+            let sp = format!("{path}.projected.sources[{i}]");
+            if let Some(c) = &src.config_map {
+                items(&format!("{sp}.configMap"), c.items.as_ref(), errs);
+            }
+            if let Some(s) = &src.secret {
+                items(&format!("{sp}.secret"), s.items.as_ref(), errs);
+            }
+            if let Some(d) = &src.downward_api {
+                downward(&format!("{sp}.downwardAPI"), d.items.as_ref(), errs);
+            }
+            if src.service_account_token.is_some() {
+                errs.push(FieldError::forbidden(
+                    format!("{sp}.serviceAccountToken"),
+                    format!("service account tokens are {NOT_SUPPORTED} (there is no API server to issue them)"),
+                ));
+            }
+            if src.cluster_trust_bundle.is_some() {
+                errs.push(FieldError::forbidden(
+                    format!("{sp}.clusterTrustBundle"),
+                    format!("cluster trust bundles are {NOT_SUPPORTED} (there is no API server to hold them)"),
+                ));
+            }
+        }
+    }
+}
+
 /// Validates the volumes; returns the declared names.
 fn volumes(vols: &[Volume], errs: &mut Vec<FieldError>) -> HashSet<String> {
     let mut names = HashSet::new();
@@ -458,10 +588,13 @@ fn volumes(vols: &[Volume], errs: &mut Vec<FieldError>) -> HashSet<String> {
                 path.clone(),
                 "must specify a volume type",
             )),
-            [one] if one == "emptyDir" || one == "hostPath" => {}
+            [one] if SUPPORTED_VOLUMES.contains(&one.as_str()) => {}
             [one] => errs.push(FieldError::forbidden(
                 format!("{path}.{one}"),
-                "this volume type is not supported by peapod (supported: emptyDir, hostPath)",
+                format!(
+                    "this volume type is not supported by peapod (supported: {})",
+                    SUPPORTED_VOLUMES.join(", ")
+                ),
             )),
             [_, second, ..] => errs.push(FieldError::forbidden(
                 format!("{path}.{second}"),
@@ -485,6 +618,7 @@ fn volumes(vols: &[Volume], errs: &mut Vec<FieldError>) -> HashSet<String> {
                 ));
             }
         }
+        projections(&path, v, errs);
         if let Some(hp) = &v.host_path {
             if hp.path.is_empty() {
                 errs.push(FieldError::required(format!("{path}.hostPath.path"), ""));

@@ -238,3 +238,79 @@ fn sub_path_expr_mounts_the_directory_named_by_the_containers_variables() {
     env.ok(&["delete", "pod", &name, "--force"]);
     assert!(env.leftovers().is_empty(), "{:?}", env.leftovers());
 }
+
+#[test]
+fn config_map_secret_and_downward_api_volumes() {
+    let env = Env::new();
+    let tag = unique();
+    let objects = |lives: &str| {
+        format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: game-{tag}}}\ndata: {{lives: '{lives}', ui.properties: 'color=dark'}}\n---\n\
+             apiVersion: v1\nkind: Secret\nmetadata: {{name: db-{tag}}}\nstringData: {{password: s3cret}}\n"
+        )
+    };
+    let name = format!("projvol-{tag}");
+    env.apply_ok(&pod_yaml(
+        &name,
+        &format!(
+            "  volumes:
+  - {{name: cfg, configMap: {{name: game-{tag}}}}}
+  - {{name: sec, secret: {{secretName: db-{tag}, defaultMode: 0400}}}}
+  - name: info
+    downwardAPI:
+      items:
+      - {{path: name, fieldRef: {{fieldPath: metadata.name}}}}
+      - {{path: labels, fieldRef: {{fieldPath: metadata.labels}}}}
+  containers:
+  - name: app
+    image: {IMAGE}
+    command: [sleep, '3600']
+    volumeMounts:
+    - {{name: cfg, mountPath: /etc/game}}
+    - {{name: sec, mountPath: /etc/db}}
+    - {{name: info, mountPath: /etc/info}}
+"
+        ),
+    ));
+    // The objects are not there yet: the volume cannot be set up, and the pod waits.
+    let pending = env.wait_for(&name, std::time::Duration::from_secs(20), |_| {
+        env.ok(&["get", "events"]).contains("FailedMount")
+    });
+    assert_eq!(pending["status"]["phase"], "Pending");
+    let events = env.ok(&["get", "events"]);
+    assert!(
+        events.contains(&format!("configmap \"game-{tag}\" not found")),
+        "{events}"
+    );
+    env.apply_ok(&objects("3"));
+    env.wait_phase(&name, "Running");
+    let sh = |cmd: &str| {
+        let (code, out) = env.exec(&name, "app", &["sh", "-c", cmd]);
+        assert_eq!(code, 0, "{cmd}: {out}");
+        out
+    };
+    assert_eq!(
+        sh("cat /etc/game/lives /etc/game/ui.properties"),
+        "3color=dark"
+    );
+    assert_eq!(sh("cat /etc/db/password"), "s3cret");
+    assert_eq!(sh("stat -L -c %a /etc/db/password"), "400\n");
+    assert_eq!(sh("cat /etc/info/name"), name);
+    // The atomic writer's layout, read-only mounts, and the Secret on tmpfs.
+    assert_eq!(sh("readlink /etc/game/lives"), "..data/lives\n");
+    assert!(sh("touch /etc/game/x 2>&1 || echo refused").contains("refused"));
+    assert!(sh("grep ' /etc/db ' /proc/mounts").starts_with("tmpfs "));
+    // An update of the ConfigMap reaches the mounted files.
+    env.apply_ok(&objects("4"));
+    let mut seen = String::new();
+    for _ in 0..40 {
+        seen = sh("cat /etc/game/lives");
+        if seen == "4" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    assert_eq!(seen, "4", "the update did not arrive");
+    env.ok(&["delete", "pod", &name, "--force"]);
+    assert!(env.leftovers().is_empty(), "{:?}", env.leftovers());
+}
