@@ -10,7 +10,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use peapod_shim::Paths;
 use peapod_types::config::Config;
 
-use crate::util::new_uid;
+use peapod_shim::new_uid;
 
 /// Arguments of `apply`.
 #[derive(clap::Args)]

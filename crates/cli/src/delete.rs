@@ -31,9 +31,7 @@ pub struct Args {
 fn kind_of(word: &str) -> Option<&'static str> {
     match word {
         "pod" | "pods" | "po" => Some("pod"),
-        "configmap" | "configmaps" | "cm" => Some("configmap"),
-        "secret" | "secrets" => Some("secret"),
-        _ => None,
+        other => crate::objects::kind_of(other).map(|k| k.trim_end_matches('s')),
     }
 }
 

@@ -9,9 +9,10 @@ use peapod_types::config::Config;
 use crate::util::{age, column_widths, format_row, print_table};
 
 /// Arguments of `get`.
-#[derive(clap::Args)]
+#[derive(clap::Args, Clone)]
 pub struct GetArgs {
-    /// `pods` (or `pod`, `po`) or `events`.
+    /// `pods` (`pod`, `po`), `events` (`ev`), `configmaps` (`cm`) or `secrets`; or
+    /// `TYPE/NAME`.
     pub(crate) resource: String,
     /// Only this pod.
     pub(crate) name: Option<String>,
@@ -50,10 +51,25 @@ pub(crate) fn selected(cfg: &Config, args: &GetArgs) -> Result<Vec<PodHandle>> {
 }
 
 pub fn get(cfg: &Config, args: &GetArgs) -> Result<i32> {
+    // TYPE/NAME is TYPE NAME.
+    let mut args = args.clone();
+    if let Some((t, n)) = args.resource.clone().split_once('/') {
+        if args.name.is_some() {
+            bail!("there is already a name in {:?}", args.resource);
+        }
+        args.resource = t.to_string();
+        args.name = Some(n.to_string());
+    }
+    let args = &args;
     match args.resource.as_str() {
         "pods" | "pod" | "po" => {}
         "events" | "event" | "ev" => return crate::events::get_events(cfg, args),
-        other => bail!("unsupported resource type {other:?}: peapod knows pods and events"),
+        other => match crate::objects::kind_of(other) {
+            Some(kind) => return crate::objects::get(cfg, args, kind),
+            None => bail!(
+                "unsupported resource type {other:?}: peapod knows pods, events, configmaps and secrets"
+            ),
+        },
     }
     let pods = selected(cfg, args)?;
     let objects: Vec<Pod> = pods.iter().map(PodHandle::current).collect();

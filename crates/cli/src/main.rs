@@ -8,6 +8,7 @@ mod exec;
 mod get;
 mod image;
 mod logs;
+mod objects;
 mod progress;
 mod serve;
 mod util;

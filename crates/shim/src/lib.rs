@@ -34,6 +34,7 @@ mod server;
 pub use client::{
     PodHandle, ShimError, cleanup_orphan, containers, exec, list_pods, request, spawn,
 };
+pub use objects::new_uid;
 pub use paths::{CGROUP_ROOT, Paths, host_ip, node_name};
 pub use peapod_kubelet::{ContainerRef, Event, PodState};
 pub use peapod_runtime::{ContainerStatus, ExecProcess, ExecRequest, Stdio};

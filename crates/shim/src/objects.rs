@@ -48,6 +48,40 @@ fn name_of(meta: &peapod_types::meta::ObjectMeta) -> (String, String) {
     )
 }
 
+/// A new random UUID (version 4), as the API server assigns to objects.
+pub fn new_uid() -> String {
+    let mut b = [0u8; 16];
+    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
+        let _ = std::io::Read::read_exact(&mut f, &mut b);
+    }
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
+/// The UID and creation time an object is given when it is first stored, and keeps.
+fn stamp(meta: &mut peapod_types::meta::ObjectMeta, old: Option<&peapod_types::meta::ObjectMeta>) {
+    match old {
+        Some(o) => {
+            meta.uid = o.uid.clone();
+            meta.creation_timestamp = o.creation_timestamp.clone();
+        }
+        None => {
+            let now = jiff::Timestamp::now();
+            meta.uid = Some(new_uid());
+            meta.creation_timestamp = Some(peapod_types::meta::Time(now));
+        }
+    }
+}
+
 impl ObjectStore {
     /// The store of `cfg`.
     pub fn new(cfg: &Config) -> Self {
@@ -103,7 +137,8 @@ impl ObjectStore {
     /// Stores a (validated) ConfigMap; an immutable one may not change.
     pub fn put_config_map(&self, cm: &ConfigMap) -> Result<Stored, String> {
         let (ns, name) = name_of(&cm.metadata);
-        if let Some(old) = self.read::<ConfigMap>("configmaps", &ns, &name)
+        let old = self.read::<ConfigMap>("configmaps", &ns, &name);
+        if let Some(old) = &old
             && old.immutable == Some(true)
             && (old.data != cm.data || old.binary_data != cm.binary_data)
         {
@@ -111,7 +146,9 @@ impl ObjectStore {
                 "configmap {name:?} is invalid: data: Forbidden: field is immutable when `immutable` is set"
             ));
         }
-        let data = serde_json::to_vec(cm).expect("a ConfigMap serializes");
+        let mut cm = cm.clone();
+        stamp(&mut cm.metadata, old.as_ref().map(|o| &o.metadata));
+        let data = serde_json::to_vec(&cm).expect("a ConfigMap serializes");
         self.write("configmaps", &ns, &name, &data)
             .map_err(|e| format!("storing configmap {name:?}: {e}"))
     }
@@ -119,7 +156,8 @@ impl ObjectStore {
     /// Stores a (validated) Secret; an immutable one may not change.
     pub fn put_secret(&self, s: &Secret) -> Result<Stored, String> {
         let (ns, name) = name_of(&s.metadata);
-        if let Some(old) = self.read::<Secret>("secrets", &ns, &name)
+        let old = self.read::<Secret>("secrets", &ns, &name);
+        if let Some(old) = &old
             && old.immutable == Some(true)
             && old.data != s.data
         {
@@ -127,14 +165,44 @@ impl ObjectStore {
                 "secret {name:?} is invalid: data: Forbidden: field is immutable when `immutable` is set"
             ));
         }
-        let data = serde_json::to_vec(s).expect("a Secret serializes");
+        let mut s = s.clone();
+        stamp(&mut s.metadata, old.as_ref().map(|o| &o.metadata));
+        let data = serde_json::to_vec(&s).expect("a Secret serializes");
         self.write("secrets", &ns, &name, &data)
             .map_err(|e| format!("storing secret {name:?}: {e}"))
+    }
+
+    /// A stored ConfigMap.
+    pub fn get_config_map(&self, ns: &str, name: &str) -> Option<ConfigMap> {
+        self.read("configmaps", ns, name)
+    }
+
+    /// A stored Secret.
+    pub fn get_secret(&self, ns: &str, name: &str) -> Option<Secret> {
+        self.read("secrets", ns, name)
     }
 
     /// Removes an object (`configmaps` or `secrets`); false when there was none.
     pub fn delete(&self, kind: &str, ns: &str, name: &str) -> bool {
         std::fs::remove_file(self.file(kind, ns, name)).is_ok()
+    }
+
+    /// The namespaces that hold objects of `kind`, sorted.
+    pub fn namespaces(&self, kind: &str) -> Vec<String> {
+        let base = if kind == "secrets" {
+            &self.secrets
+        } else {
+            &self.config_maps
+        };
+        let mut out: Vec<String> = std::fs::read_dir(base)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.path().join(kind).is_dir())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        out.sort();
+        out
     }
 
     /// The names of the objects of `kind` in `ns`, sorted.
@@ -159,11 +227,11 @@ impl ObjectStore {
 
 impl ObjectSource for ObjectStore {
     fn config_map(&self, namespace: &str, name: &str) -> Option<ConfigMap> {
-        self.read("configmaps", namespace, name)
+        self.get_config_map(namespace, name)
     }
 
     fn secret(&self, namespace: &str, name: &str) -> Option<Secret> {
-        self.read("secrets", namespace, name)
+        self.get_secret(namespace, name)
     }
 }
 

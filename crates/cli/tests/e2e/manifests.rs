@@ -252,6 +252,40 @@ fn config_maps_and_secrets_feed_the_environment() {
             .contains(&format!("configmap/settings-{tag} unchanged"))
     );
     env.ok(&["delete", "pod", &name, "--force"]);
+    // Listed as kubectl lists them.
+    let cms = env.ok(&["get", "cm"]);
+    let row: Vec<&str> = cms
+        .lines()
+        .find(|l| l.starts_with(&format!("settings-{tag}")))
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        cms.lines()
+            .next()
+            .unwrap()
+            .split_whitespace()
+            .collect::<Vec<_>>(),
+        ["NAME", "DATA", "AGE"]
+    );
+    assert_eq!(
+        &row[..2],
+        [format!("settings-{tag}").as_str(), "2"],
+        "{cms}"
+    );
+    let secrets = env.ok(&["get", "secrets"]);
+    assert!(
+        secrets
+            .lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>()[..3]
+                == [format!("creds-{tag}").as_str(), "Opaque", "1"]),
+        "{secrets}"
+    );
+    let yaml = env.ok(&["get", &format!("configmap/settings-{tag}"), "-o", "yaml"]);
+    assert!(
+        yaml.contains("kind: ConfigMap") && yaml.contains("LEVEL: debug"),
+        "{yaml}"
+    );
     // Deleted as kubectl deletes them, by TYPE NAME or TYPE/NAME.
     let out = env.ok(&["delete", "cm", &format!("settings-{tag}")]);
     assert_eq!(out, format!("configmap \"settings-{tag}\" deleted\n"));

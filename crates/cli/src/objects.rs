@@ -1,0 +1,129 @@
+//! `peapod get configmaps|secrets` (`cm`, `secret`), as kubectl lists them.
+
+use anyhow::{Result, bail};
+use peapod_shim::objects::ObjectStore;
+use peapod_types::api::{ConfigMap, Secret};
+use peapod_types::config::Config;
+
+use crate::get::{GetArgs, print_object};
+use crate::util::{age, print_table};
+
+/// The store's directory name for a kind kubectl may call by any of its names.
+pub(crate) fn kind_of(word: &str) -> Option<&'static str> {
+    match word {
+        "configmap" | "configmaps" | "cm" => Some("configmaps"),
+        "secret" | "secrets" => Some("secrets"),
+        _ => None,
+    }
+}
+
+/// Lists or shows ConfigMaps or Secrets.
+pub fn get(cfg: &Config, args: &GetArgs, kind: &'static str) -> Result<i32> {
+    let store = ObjectStore::new(cfg);
+    let namespaces = if args.all_namespaces {
+        store.namespaces(kind)
+    } else {
+        vec![args.namespace.clone()]
+    };
+    let mut items: Vec<(String, serde_json::Value)> = Vec::new();
+    for ns in &namespaces {
+        for name in store.names(kind, ns) {
+            if args.name.as_deref().is_some_and(|n| n != name) {
+                continue;
+            }
+            let value = if kind == "secrets" {
+                serde_json::to_value(store.get_secret(ns, &name))?
+            } else {
+                serde_json::to_value(store.get_config_map(ns, &name))?
+            };
+            if !value.is_null() {
+                items.push((ns.clone(), value));
+            }
+        }
+    }
+    let singular = kind.trim_end_matches('s');
+    if let Some(n) = &args.name
+        && items.is_empty()
+    {
+        eprintln!("Error from server (NotFound): {kind} {n:?} not found");
+        return Ok(1);
+    }
+    let kind_name = if kind == "secrets" {
+        "Secret"
+    } else {
+        "ConfigMap"
+    };
+    match args.output.as_deref() {
+        Some("yaml") | Some("json") => {
+            let mut objs: Vec<serde_json::Value> = items.into_iter().map(|(_, v)| v).collect();
+            for o in &mut objs {
+                o["apiVersion"] = "v1".into();
+                o["kind"] = kind_name.into();
+            }
+            let value = if args.name.is_some() && objs.len() == 1 {
+                objs.remove(0)
+            } else {
+                serde_json::json!({"apiVersion": "v1", "kind": "List", "items": objs, "metadata": {"resourceVersion": ""}})
+            };
+            print_object(args, &value)?;
+        }
+        Some("name") => {
+            for (_, v) in &items {
+                println!(
+                    "{singular}/{}",
+                    v["metadata"]["name"].as_str().unwrap_or_default()
+                );
+            }
+        }
+        None | Some("wide") => {
+            if items.is_empty() {
+                eprintln!("No resources found in {} namespace.", args.namespace);
+                return Ok(0);
+            }
+            let mut head: Vec<String> = Vec::new();
+            if args.all_namespaces {
+                head.push("NAMESPACE".into());
+            }
+            head.push("NAME".into());
+            if kind == "secrets" {
+                head.push("TYPE".into());
+            }
+            head.extend(["DATA".to_string(), "AGE".to_string()]);
+            let mut rows = vec![head];
+            for (ns, v) in &items {
+                let mut row = Vec::new();
+                if args.all_namespaces {
+                    row.push(ns.clone());
+                }
+                let (name, kind_col, count, created) = if kind == "secrets" {
+                    let s: Secret = serde_json::from_value(v.clone())?;
+                    (
+                        s.metadata.name.clone().unwrap_or_default(),
+                        s.type_.clone(),
+                        s.data.as_ref().map_or(0, |d| d.len()),
+                        s.metadata.creation_timestamp.clone(),
+                    )
+                } else {
+                    let c: ConfigMap = serde_json::from_value(v.clone())?;
+                    (
+                        c.metadata.name.clone().unwrap_or_default(),
+                        None,
+                        c.data.as_ref().map_or(0, |d| d.len())
+                            + c.binary_data.as_ref().map_or(0, |d| d.len()),
+                        c.metadata.creation_timestamp.clone(),
+                    )
+                };
+                row.push(name);
+                if kind == "secrets" {
+                    row.push(kind_col.unwrap_or_else(|| "Opaque".into()));
+                }
+                row.push(count.to_string());
+                row.push(age(created.as_ref()));
+                rows.push(row);
+            }
+            print_table(&rows);
+        }
+        Some(other) => bail!("unsupported output format {other:?}: use yaml, json or name"),
+    }
+    Ok(0)
+}
