@@ -98,6 +98,9 @@ impl<R: RuntimeService + ImageService> PodWorker<R> {
                     reason,
                     message,
                 } => {
+                    if self.mem.killing.contains(&id) {
+                        continue;
+                    }
                     let c = self.pod.container(slot).clone();
                     let path = self.pod.field_path(&c.name);
                     self.recorder.normal("Killing", &path, message);
@@ -111,23 +114,33 @@ impl<R: RuntimeService + ImageService> PodWorker<R> {
                         .iter()
                         .find(|s| s.id == id)
                         .and_then(|s| snap.sandboxes.iter().find(|b| b.id == s.sandbox_id));
+                    // The kill runs on its own: the other containers, probes, status and
+                    // events go on; its end wakes the worker.
                     if let Some(sb) = owner {
                         let target = self.target(sb, &id);
                         let label = self.pod.label();
-                        let failed = self
-                            .while_publishing(hooks::kill(&c, &target, &label, grace))
-                            .await;
-                        if let Some(m) = failed {
-                            self.recorder.warning("FailedPreStopHook", &path, m);
-                        }
+                        let done = self.killed_tx.clone();
+                        self.mem.killing.insert(id.clone());
+                        tokio::spawn(async move {
+                            let failed = hooks::kill(&c, &target, &label, grace).await;
+                            let _ = done.send((id, c.name.clone(), failed)).await;
+                        });
                     }
-                    out.changed = true;
+                    self.publish_fresh();
                 }
                 Step::Start(slot) => {
                     let Some(sb) = sandbox.clone() else {
                         continue;
                     };
                     let name = &self.pod.container(slot).name;
+                    // Its previous instance is still being stopped: the end of that kill
+                    // brings another pass, which starts it.
+                    if snap
+                        .instances(name)
+                        .any(|i| self.mem.killing.contains(&i.id))
+                    {
+                        continue;
+                    }
                     if let Some(at) = self.mem.retry.get(name).copied()
                         && at > self.clock.now()
                     {

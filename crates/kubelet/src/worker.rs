@@ -108,6 +108,9 @@ pub(crate) struct Memory {
     pub volumes: Option<HashMap<String, PathBuf>>,
     /// When the pod started on this node.
     pub start_time: Timestamp,
+    /// Instances being stopped in the background (a liveness or startup failure, a
+    /// changed spec): they are not killed twice, and nothing else waits for them.
+    pub killing: std::collections::HashSet<String>,
 }
 
 /// What woke the worker.
@@ -118,6 +121,8 @@ enum Woken {
     Probe(ProbeOutcome),
     /// Its timer.
     Timer,
+    /// A background kill ended.
+    Killed((String, String, Option<String>)),
     /// A command, or the end of commands.
     Command(Option<Command>),
 }
@@ -147,6 +152,9 @@ pub struct PodWorker<R> {
     pub(crate) deleting: watch::Receiver<bool>,
     probe_tx: mpsc::Sender<ProbeOutcome>,
     probe_rx: Option<mpsc::Receiver<ProbeOutcome>>,
+    /// Background kills report here: (instance, container, preStop failure).
+    pub(crate) killed_tx: mpsc::Sender<(String, String, Option<String>)>,
+    killed_rx: Option<mpsc::Receiver<(String, String, Option<String>)>>,
     /// The ConfigMaps and Secrets the pod may refer to.
     pub(crate) objects: Arc<dyn crate::objects::ObjectSource>,
 }
@@ -155,6 +163,7 @@ impl<R: RuntimeService + peapod_runtime::ImageService> PodWorker<R> {
     /// A worker for a defaulted, validated pod with its UID set.
     pub fn new(rt: Arc<R>, pod: DefaultedPod, cfg: KubeletConfig, clock: Arc<dyn Clock>) -> Self {
         let (probe_tx, probe_rx) = mpsc::channel(64);
+        let (killed_tx, killed_rx) = mpsc::channel(64);
         let now = clock.now();
         let admission =
             peapod_types::admission::admit(pod.spec(), &cfg.node_name, &cfg.node_labels);
@@ -174,6 +183,7 @@ impl<R: RuntimeService + peapod_runtime::ImageService> PodWorker<R> {
                 hook_running: None,
                 volumes: None,
                 start_time: now,
+                killing: Default::default(),
             },
             cfg,
             recorder: Recorder::new(Arc::clone(&clock)),
@@ -184,6 +194,8 @@ impl<R: RuntimeService + peapod_runtime::ImageService> PodWorker<R> {
             deleting: watch::channel(false).1,
             probe_tx,
             probe_rx: Some(probe_rx),
+            killed_tx,
+            killed_rx: Some(killed_rx),
             objects: Arc::new(crate::objects::MemoryObjects::default()),
         };
         // A pod the node does not admit fails at once: nothing of it is created.
@@ -229,6 +241,7 @@ impl<R: RuntimeService + peapod_runtime::ImageService> PodWorker<R> {
             }
         });
         let mut events = self.rt.container_events();
+        let mut killed_rx = self.killed_rx.take().expect("run once");
         let msg = format!(
             "Successfully assigned {}/{} to {}",
             self.pod.namespace(),
@@ -259,6 +272,7 @@ impl<R: RuntimeService + peapod_runtime::ImageService> PodWorker<R> {
                     Err(_) => true,
                 }),
                 Some(r) = probe_rx.recv() => Woken::Probe(r),
+                Some(k) = killed_rx.recv() => Woken::Killed(k),
                 _ = sleep => Woken::Timer,
                 cmd = commands.recv() => Woken::Command(cmd),
             };
@@ -267,6 +281,14 @@ impl<R: RuntimeService + peapod_runtime::ImageService> PodWorker<R> {
                 Woken::Event(ours) => ours,
                 Woken::Probe(r) => self.probe_outcome(r),
                 Woken::Timer => true,
+                Woken::Killed((id, name, failed)) => {
+                    self.mem.killing.remove(&id);
+                    if let Some(m) = failed {
+                        let path = self.pod.field_path(&name);
+                        self.recorder.warning("FailedPreStopHook", &path, m);
+                    }
+                    true
+                }
                 Woken::Command(Some(Command::Delete { grace })) => {
                     self.terminating = true;
                     self.publish_fresh();

@@ -719,3 +719,42 @@ async fn probes_and_events_go_on_while_a_container_is_killed() {
         "a is still being killed"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_slow_kill_does_not_hold_back_the_other_containers() {
+    // a fails its liveness probe and takes its whole 30 s to stop; meanwhile b crashes and
+    // is restarted at once.
+    let h = Harness::start_with(
+        pod_yaml(
+            "  terminationGracePeriodSeconds: 30\n  containers:\n  - name: a\n    image: 'busybox:1'\n    livenessProbe: {exec: {command: [alive]}, periodSeconds: 1, failureThreshold: 1, initialDelaySeconds: 2}\n  - name: b\n    image: 'busybox:1'\n",
+        ),
+        &[IMG],
+        |name, attempt| match (name, attempt) {
+            ("a", _) => Script::IgnoreTerm,
+            ("b", 0) => Script::Exit(Duration::from_secs(5), 1),
+            _ => Script::Run,
+        },
+        |rt| rt.on_exec(|_, _| (1, "not alive".into())),
+    );
+    let pod = h
+        .wait("b restarted", Duration::from_secs(20), |p| {
+            cs(p, "b")["restartCount"] == 1 && cs(p, "b")["state"]["running"].is_object()
+        })
+        .await;
+    assert!(h.elapsed() < 15.0, "b waited for a's kill: {}", h.elapsed());
+    assert!(
+        cs(&pod, "a")["state"]["running"].is_object(),
+        "a is still stopping"
+    );
+    assert_eq!(cs(&pod, "a")["restartCount"], 0);
+    // a is restarted once its kill is over, and only once at a time.
+    let pod = h
+        .wait("a restarted", Duration::from_secs(60), |p| {
+            cs(p, "a")["restartCount"] == 1
+        })
+        .await;
+    assert!(h.elapsed() >= 30.0, "{}", h.elapsed());
+    assert_eq!(cs(&pod, "a")["lastState"]["terminated"]["exitCode"], 137);
+    let a_starts = h.rt.calls().starts.iter().filter(|s| s.0 == "a").count();
+    assert_eq!(a_starts, 2);
+}
