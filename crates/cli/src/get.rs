@@ -28,6 +28,80 @@ pub struct GetArgs {
     /// After listing, keep watching: print each change as it happens (until interrupted).
     #[arg(short, long)]
     pub(crate) watch: bool,
+    /// Label selector: `k=v`, `k!=v`, `k in (a,b)`, `k notin (a)`, `k`, `!k`, comma-joined.
+    #[arg(short = 'l', long)]
+    pub(crate) selector: Option<String>,
+    /// Field selector: `metadata.name`, `metadata.namespace`, `status.phase` or
+    /// `spec.nodeName`, with `=`, `==` or `!=`, comma-joined.
+    #[arg(long)]
+    pub(crate) field_selector: Option<String>,
+    /// A LABELS column.
+    #[arg(long)]
+    pub(crate) show_labels: bool,
+    /// No header line.
+    #[arg(long)]
+    pub(crate) no_headers: bool,
+}
+
+/// A field selector's requirements: (field, wanted value, equal or not).
+pub(crate) fn field_selector(s: &str) -> Result<Vec<(String, String, bool)>> {
+    let mut out = Vec::new();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (field, value, eq) = if let Some((f, v)) = part.split_once("!=") {
+            (f, v, false)
+        } else if let Some((f, v)) = part.split_once("==").or_else(|| part.split_once('=')) {
+            (f, v, true)
+        } else {
+            bail!("invalid field selector {part:?}: give field=value or field!=value");
+        };
+        let field = field.trim();
+        if ![
+            "metadata.name",
+            "metadata.namespace",
+            "status.phase",
+            "spec.nodeName",
+        ]
+        .contains(&field)
+        {
+            bail!(
+                "field label not supported: {field} (peapod takes metadata.name, metadata.namespace, status.phase and spec.nodeName)"
+            );
+        }
+        out.push((field.to_string(), value.trim().to_string(), eq));
+    }
+    Ok(out)
+}
+
+/// Whether `pod` passes the label and field selectors of `args`.
+fn selected_by(args: &GetArgs, cfg: &Config, pod: &Pod) -> Result<bool> {
+    if let Some(sel) = &args.selector {
+        let sel = peapod_types::selector::parse(sel).map_err(anyhow::Error::msg)?;
+        if !sel.matches(pod.metadata.labels.as_ref()) {
+            return Ok(false);
+        }
+    }
+    if let Some(fs) = &args.field_selector {
+        for (field, want, eq) in field_selector(fs)? {
+            let have = match field.as_str() {
+                "metadata.name" => pod.metadata.name.clone().unwrap_or_default(),
+                "metadata.namespace" => pod.metadata.namespace.clone().unwrap_or_default(),
+                "status.phase" => pod
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.phase.clone())
+                    .unwrap_or_default(),
+                _ => pod
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.node_name.clone())
+                    .unwrap_or_else(|| peapod_shim::node_name(cfg)),
+            };
+            if (have == want) != eq {
+                return Ok(false);
+            }
+        }
+    }
+    Ok(true)
 }
 
 /// The pods the arguments name (by namespace and name), none being fine.
@@ -71,7 +145,12 @@ pub fn get(cfg: &Config, args: &GetArgs) -> Result<i32> {
             ),
         },
     }
-    let pods = selected(cfg, args)?;
+    let mut pods = Vec::new();
+    for h in selected(cfg, args)? {
+        if selected_by(args, cfg, &h.current())? {
+            pods.push(h);
+        }
+    }
     let objects: Vec<Pod> = pods.iter().map(PodHandle::current).collect();
     match args.output.as_deref() {
         Some("yaml") | Some("json") => {
@@ -96,7 +175,14 @@ pub fn get(cfg: &Config, args: &GetArgs) -> Result<i32> {
             for (pod, h) in objects.iter().zip(&pods) {
                 rows.push(pod_row(cfg, args, pod, h));
             }
-            print_table(&rows);
+            if args.no_headers {
+                let widths = column_widths(&rows);
+                for r in &rows[1..] {
+                    println!("{}", crate::util::format_row(r, &widths));
+                }
+            } else {
+                print_table(&rows);
+            }
             if args.watch {
                 watch_pods(cfg, args, column_widths(&rows), &pods);
             }
@@ -129,7 +215,24 @@ fn pod_header(args: &GetArgs) -> Vec<String> {
     if args.output.is_some() {
         header.extend(["IP", "NODE"].map(String::from));
     }
+    if args.show_labels {
+        header.push("LABELS".into());
+    }
     header
+}
+
+/// kubectl's LABELS column: `k=v` pairs joined by commas, or `<none>`.
+pub(crate) fn labels_column(labels: Option<&std::collections::BTreeMap<String, String>>) -> String {
+    let pairs: Vec<String> = labels
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    if pairs.is_empty() {
+        "<none>".into()
+    } else {
+        pairs.join(",")
+    }
 }
 
 /// One line of the pods table (AGE is the fifth column, or the sixth with -A).
@@ -158,6 +261,9 @@ fn pod_row(cfg: &Config, args: &GetArgs, pod: &Pod, h: &PodHandle) -> Vec<String
                 .and_then(|s| s.node_name.clone())
                 .unwrap_or_else(|| peapod_shim::node_name(cfg)),
         );
+    }
+    if args.show_labels {
+        row.push(labels_column(pod.metadata.labels.as_ref()));
     }
     row
 }

@@ -25,6 +25,10 @@ pub fn get(cfg: &Config, args: &GetArgs, kind: &'static str) -> Result<i32> {
     } else {
         vec![args.namespace.clone()]
     };
+    let selector = match &args.selector {
+        Some(s) => Some(peapod_types::selector::parse(s).map_err(anyhow::Error::msg)?),
+        None => None,
+    };
     let mut items: Vec<(String, serde_json::Value)> = Vec::new();
     for ns in &namespaces {
         for name in store.names(kind, ns) {
@@ -36,7 +40,9 @@ pub fn get(cfg: &Config, args: &GetArgs, kind: &'static str) -> Result<i32> {
             } else {
                 serde_json::to_value(store.get_config_map(ns, &name))?
             };
-            if !value.is_null() {
+            let labels: Option<std::collections::BTreeMap<String, String>> =
+                serde_json::from_value(value["metadata"]["labels"].clone()).ok();
+            if !value.is_null() && selector.as_ref().is_none_or(|s| s.matches(labels.as_ref())) {
                 items.push((ns.clone(), value));
             }
         }

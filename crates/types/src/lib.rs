@@ -29,6 +29,7 @@ pub mod objects;
 pub mod phase;
 pub mod pod;
 pub mod quantity;
+pub mod selector;
 pub mod validate;
 pub mod yaml;
 

@@ -384,6 +384,12 @@ fn unsupported(spec: &PodSpec, errs: &mut Vec<FieldError>) {
     if spec.readiness_gates.as_ref().is_some_and(|g| !g.is_empty()) {
         refuse("spec.readinessGates".into(), "readiness gates are");
     }
+    if spec.resources.is_some() {
+        refuse(
+            "spec.resources".into(),
+            "pod-level resources (an alpha feature in Kubernetes 1.33) are",
+        );
+    }
     if spec.resource_claims.as_ref().is_some_and(|c| !c.is_empty()) {
         refuse("spec.resourceClaims".into(), "dynamic resource claims are");
     }

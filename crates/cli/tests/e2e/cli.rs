@@ -445,3 +445,61 @@ fn watch_pods_and_events() {
         let _ = c.wait();
     }
 }
+
+#[test]
+fn selectors_labels_and_headers_as_kubectl() {
+    let env = Env::new();
+    let tag = unique();
+    let pod = |name: &str, labels: &str| {
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\n  labels: {labels}\nspec:\n  containers:\n  - name: app\n    image: {IMAGE}\n    command: [sleep, '3600']\n"
+        )
+    };
+    let (web, db) = (format!("web-{tag}"), format!("db-{tag}"));
+    env.apply_ok(&format!(
+        "{}---\n{}",
+        pod(&web, "{app: web, tier: front}"),
+        pod(&db, "{app: db}")
+    ));
+    env.wait_phase(&web, "Running");
+    env.wait_phase(&db, "Running");
+    let names = |args: &[&str]| -> Vec<String> {
+        let mut a = vec!["get", "pods", "-o", "name"];
+        a.extend_from_slice(args);
+        let mut v: Vec<String> = env.ok(&a).lines().map(str::to_string).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(names(&["-l", "app=web"]), [format!("pod/{web}")]);
+    assert_eq!(
+        names(&["-l", "app in (web,db),!tier"]),
+        [format!("pod/{db}")]
+    );
+    assert_eq!(names(&["-l", "tier"]), [format!("pod/{web}")]);
+    assert_eq!(
+        names(&["--field-selector", &format!("metadata.name={db}")]),
+        [format!("pod/{db}")]
+    );
+    assert_eq!(
+        names(&["--field-selector", "status.phase!=Running"]),
+        Vec::<String>::new()
+    );
+    let table = env.ok(&[
+        "get",
+        "pods",
+        "-l",
+        "app=web",
+        "--show-labels",
+        "--no-headers",
+    ]);
+    let line = table.lines().next().unwrap_or_default();
+    assert!(line.starts_with(&web), "{table}");
+    assert!(line.ends_with("app=web,tier=front"), "{table}");
+    assert_eq!(table.lines().count(), 1, "{table}");
+    let bad = env.run(&["get", "pods", "-l", "app in (web"]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("unbalanced"));
+    for n in [&web, &db] {
+        env.ok(&["delete", "pod", n, "--force"]);
+    }
+}
