@@ -24,6 +24,81 @@ pub struct Args {
     /// How long --wait waits, in seconds.
     #[arg(long, default_value_t = 300)]
     timeout: u64,
+    /// Create nothing: `client` checks the file against the schema; `server` also
+    /// applies the API server's defaults and validation, as the pod would run.
+    #[arg(long, value_name = "client|server", num_args = 0..=1, default_missing_value = "client")]
+    dry_run: Option<String>,
+    /// Print the objects (yaml, json) or their names (name) instead of what was done.
+    #[arg(short, long)]
+    output: Option<String>,
+}
+
+/// `apply --dry-run`: what would be created, printed, and nothing created.
+fn dry_run(text: &str, file: &std::path::Path, mode: &str, output: Option<&str>) -> Result<i32> {
+    let (server, suffix) = match mode {
+        "client" => (false, "(dry run)"),
+        "server" => (true, "(server dry run)"),
+        other => bail!("invalid --dry-run value {other:?}: use client or server"),
+    };
+    let m = if server {
+        peapod_types::manifest::load(text)
+    } else {
+        peapod_types::manifest::parse(text)
+    }
+    .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    for w in &m.warnings {
+        eprintln!("Warning: {w}");
+    }
+    let mut objects: Vec<(String, serde_json::Value)> = Vec::new();
+    for cm in &m.config_maps {
+        let mut v = serde_json::to_value(cm)?;
+        v["apiVersion"] = "v1".into();
+        v["kind"] = "ConfigMap".into();
+        objects.push(("configmap".into(), v));
+    }
+    for sec in &m.secrets {
+        let mut v = serde_json::to_value(sec)?;
+        v["apiVersion"] = "v1".into();
+        v["kind"] = "Secret".into();
+        objects.push(("secret".into(), v));
+    }
+    for pod in &m.pods {
+        let mut v = serde_json::to_value(pod)?;
+        v["apiVersion"] = "v1".into();
+        v["kind"] = "Pod".into();
+        objects.push(("pod".into(), v));
+    }
+    match output {
+        None => {
+            for (kind, v) in &objects {
+                let name = v["metadata"]["name"].as_str().unwrap_or_default();
+                println!("{kind}/{name} created {suffix}");
+            }
+        }
+        Some("name") => {
+            for (kind, v) in &objects {
+                println!(
+                    "{kind}/{}",
+                    v["metadata"]["name"].as_str().unwrap_or_default()
+                );
+            }
+        }
+        Some(fmt @ ("yaml" | "json")) => {
+            let value = match objects.len() {
+                1 => objects.remove(0).1,
+                _ => {
+                    serde_json::json!({"apiVersion": "v1", "kind": "List", "items": objects.into_iter().map(|(_, v)| v).collect::<Vec<_>>(), "metadata": {"resourceVersion": ""}})
+                }
+            };
+            if fmt == "json" {
+                println!("{}", serde_json::to_string_pretty(&value)?);
+            } else {
+                print!("{}", serde_yaml_ng::to_string(&value)?);
+            }
+        }
+        Some(other) => bail!("unsupported output format {other:?}: use yaml, json or name"),
+    }
+    Ok(0)
 }
 
 /// Reads a manifest from a file or standard input.
@@ -41,6 +116,12 @@ pub fn read_manifest(file: &std::path::Path) -> Result<String> {
 
 pub fn run(cfg: &Config, args: &Args, shim_args: &[OsString]) -> Result<i32> {
     let text = read_manifest(&args.file)?;
+    if let Some(mode) = &args.dry_run {
+        return dry_run(&text, &args.file, mode, args.output.as_deref());
+    }
+    if args.output.is_some() {
+        bail!("-o is for --dry-run; use `peapod get` to see what was applied");
+    }
     let manifests = peapod_types::manifest::load(&text)
         .map_err(|e| anyhow::anyhow!("{}: {e}", args.file.display()))?;
     for w in &manifests.warnings {

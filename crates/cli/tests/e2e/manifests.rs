@@ -295,3 +295,46 @@ fn config_maps_and_secrets_feed_the_environment() {
     assert!(!gone.status.success());
     assert!(String::from_utf8_lossy(&gone.stderr).contains("NotFound"));
 }
+
+#[test]
+fn dry_runs_create_nothing() {
+    let env = Env::new();
+    let name = format!("dry-{}", unique());
+    let yaml = pod_yaml(
+        &name,
+        &format!("  containers:\n  - name: app\n    image: {IMAGE}\n"),
+    );
+    let file = env.path().join("dry.yaml");
+    std::fs::write(&file, &yaml).unwrap();
+    let f = file.to_str().unwrap();
+    let out = env.ok(&["apply", "-f", f, "--dry-run=client"]);
+    assert_eq!(out, format!("pod/{name} created (dry run)\n"));
+    // The server's dry run shows the pod as it would run: with the API server's defaults.
+    let out = env.ok(&["apply", "-f", f, "--dry-run=server", "-o", "yaml"]);
+    let v: serde_json::Value = serde_yaml_ng::from_str(&out).unwrap();
+    assert_eq!(v["kind"], "Pod");
+    assert_eq!(v["spec"]["restartPolicy"], "Always");
+    assert_eq!(v["spec"]["terminationGracePeriodSeconds"], 30);
+    assert_eq!(v["spec"]["serviceAccountName"], "default");
+    assert_eq!(
+        v["spec"]["containers"][0]["terminationMessagePath"],
+        "/dev/termination-log"
+    );
+    // Only the server's dry run checks what the API server checks.
+    let bad = pod_yaml(
+        &name,
+        &format!(
+            "  containers:\n  - name: app\n    image: {IMAGE}\n    resources: {{limits: {{cpu: 1}}, requests: {{cpu: 2}}}}\n"
+        ),
+    );
+    std::fs::write(&file, &bad).unwrap();
+    env.ok(&["apply", "-f", f, "--dry-run=client"]);
+    let out = env.run(&["apply", "-f", f, "--dry-run=server"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("must be less than or equal to cpu limit of 1")
+    );
+    assert!(env.pod_names().is_empty(), "a dry run created something");
+    assert!(env.leftovers().is_empty(), "{:?}", env.leftovers());
+}
