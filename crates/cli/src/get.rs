@@ -166,6 +166,16 @@ pub fn get(cfg: &Config, args: &GetArgs) -> Result<i32> {
                 println!("pod/{}", p.metadata.name.as_deref().unwrap_or_default());
             }
         }
+        Some(o) if o.starts_with("jsonpath=") => {
+            let template = &o["jsonpath=".len()..];
+            // One pod: the template applies to it; several: to the List, as kubectl.
+            let value = if args.name.is_some() && objects.len() == 1 {
+                serde_json::to_value(&objects[0])?
+            } else {
+                serde_json::json!({"apiVersion": "v1", "kind": "List", "items": objects})
+            };
+            print!("{}", crate::jsonpath::render(template, &value)?);
+        }
         Some("wide") | None => {
             if objects.is_empty() && !args.watch {
                 eprintln!("No resources found in {} namespace.", args.namespace);
@@ -188,7 +198,9 @@ pub fn get(cfg: &Config, args: &GetArgs) -> Result<i32> {
             }
             return Ok(0);
         }
-        Some(other) => bail!("unsupported output format {other:?}: use wide, yaml, json or name"),
+        Some(other) => bail!(
+            "unsupported output format {other:?}: use wide, yaml, json, name or jsonpath=TEMPLATE"
+        ),
     }
     if args.watch {
         let widths = Vec::new();

@@ -7,11 +7,13 @@ mod events;
 mod exec;
 mod get;
 mod image;
+mod jsonpath;
 mod logs;
 mod objects;
 mod progress;
 mod serve;
 mod util;
+mod wait;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -49,8 +51,10 @@ enum Cmd {
     Logs(logs::Args),
     /// Run a command in a container.
     Exec(exec::Args),
-    /// Delete pods, by name or by manifest.
+    /// Delete pods, ConfigMaps and Secrets, by name or by manifest.
     Delete(delete::Args),
+    /// Wait for a condition, a deletion or a JSONPath value of pods.
+    Wait(wait::Args),
     /// Manage images.
     #[command(subcommand)]
     Image(image::Cmd),
@@ -149,6 +153,7 @@ fn run(cli: Cli) -> Result<i32> {
     match &cli.command {
         Cmd::Apply(a) => apply::run(&cfg, a, &shim_args(&cli, &cfg)),
         Cmd::Get(a) => get::get(&cfg, a),
+        Cmd::Wait(a) => wait::run(&cfg, a),
         Cmd::Describe(a) => describe::describe(&cfg, a),
         Cmd::Logs(a) => logs::run(&cfg, a),
         Cmd::Exec(a) => exec::run(&cfg, a),

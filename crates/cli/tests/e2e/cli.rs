@@ -503,3 +503,62 @@ fn selectors_labels_and_headers_as_kubectl() {
         env.ok(&["delete", "pod", n, "--force"]);
     }
 }
+
+#[test]
+fn wait_and_jsonpath_as_kubectl() {
+    let env = Env::new();
+    let name = format!("waiter-{}", unique());
+    env.apply_ok(&pod_yaml(
+        &name,
+        &format!(
+            "  containers:\n  - name: app\n    image: {IMAGE}\n    command: [sleep, '3600']\n    readinessProbe: {{exec: {{command: ['true']}}, periodSeconds: 1}}\n"
+        ),
+    ));
+    let target = format!("pod/{name}");
+    let out = env.ok(&["wait", &target, "--for=condition=Ready", "--timeout=30s"]);
+    assert_eq!(out, format!("pod/{name} condition met\n"));
+    let out = env.ok(&[
+        "wait",
+        &target,
+        "--for=jsonpath={.status.phase}=Running",
+        "--timeout=5s",
+    ]);
+    assert_eq!(out, format!("pod/{name} condition met\n"));
+    let phase = env.ok(&[
+        "get",
+        "pod",
+        &name,
+        "-o",
+        "jsonpath={.status.phase} {.spec.containers[0].name}",
+    ]);
+    assert_eq!(phase, "Running app");
+    // A condition that does not come: a timeout, exit 1.
+    let t0 = std::time::Instant::now();
+    let out = env.run(&[
+        "wait",
+        &target,
+        "--for=jsonpath={.status.phase}=Succeeded",
+        "--timeout=1s",
+    ]);
+    assert!(!out.status.success());
+    assert!(t0.elapsed() < std::time::Duration::from_secs(5));
+    assert!(String::from_utf8_lossy(&out.stderr).contains(&format!(
+        "timed out waiting for the condition on pods/{name}"
+    )));
+    // --for=delete returns once the pod is gone.
+    let waiter = std::process::Command::new(env!("CARGO_BIN_EXE_peapod"))
+        .arg("--config")
+        .arg(&env.config)
+        .args(["wait", &target, "--for=delete", "--timeout=60s"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    env.ok(&["delete", "pod", &name, "--force"]);
+    let out = waiter.wait_with_output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("pod/{name} condition met\n")
+    );
+}
