@@ -11,8 +11,8 @@ use peapod_types::config::Config;
 /// Arguments of `logs`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// The pod (`pod/NAME` works too).
-    name: String,
+    /// The pod (`pod/NAME` works too); optional with -l.
+    name: Option<String>,
     /// The container; optional when the pod has one container.
     #[arg(short, long)]
     container: Option<String>,
@@ -28,6 +28,29 @@ pub struct Args {
     /// Prefix each line with its time.
     #[arg(long)]
     timestamps: bool,
+    /// Only the last N lines (-1: all).
+    #[arg(long, default_value_t = -1, allow_negative_numbers = true)]
+    tail: i64,
+    /// Only lines newer than this: `30s`, `5m`, `1h`.
+    #[arg(long)]
+    since: Option<String>,
+    /// Prefix each line with `[pod/NAME/CONTAINER]`.
+    #[arg(long)]
+    prefix: bool,
+    /// Every container of the pod (init containers first).
+    #[arg(long)]
+    all_containers: bool,
+    /// The pods matching this label selector.
+    #[arg(short = 'l', long)]
+    selector: Option<String>,
+}
+
+/// How lines are picked and printed.
+struct Shape {
+    timestamps: bool,
+    tail: Option<usize>,
+    since: Option<jiff::Timestamp>,
+    prefix: Option<String>,
 }
 
 /// Picks the container: the named one, or the only one.
@@ -68,30 +91,114 @@ fn restart_count(h: &PodHandle, container: &str) -> Option<i32> {
 }
 
 pub fn run(cfg: &Config, args: &Args) -> Result<i32> {
-    let name = args.name.trim_start_matches("pod/");
-    let h = crate::util::find_pod(cfg, &args.namespace, name)?;
-    let container = pick_container(&h, args.container.as_deref())?;
-    let Some(count) = restart_count(&h, &container) else {
-        bail!("container {container:?} in pod {name:?} is waiting to start");
-    };
-    let n = if args.previous {
-        if count == 0 {
-            bail!("previous terminated container {container:?} in pod {name:?} not found");
+    let pods: Vec<PodHandle> = match (&args.name, &args.selector) {
+        (Some(n), _) => vec![crate::util::find_pod(
+            cfg,
+            &args.namespace,
+            n.trim_start_matches("pod/"),
+        )?],
+        (None, Some(sel)) => {
+            let sel = peapod_types::selector::parse(sel).map_err(anyhow::Error::msg)?;
+            peapod_shim::list_pods(cfg)
+                .into_iter()
+                .filter(|p| {
+                    p.namespace() == args.namespace
+                        && sel.matches(p.current().metadata.labels.as_ref())
+                })
+                .collect()
         }
-        count - 1
-    } else {
-        count
+        (None, None) => bail!("give a pod name, or a selector with -l"),
     };
-    let path: PathBuf = h.paths.log_dir.join(&container).join(format!("{n}.log"));
-    let file = match std::fs::File::open(&path) {
+    let many_pods = args.selector.is_some();
+    let mut targets: Vec<(PodHandle, String)> = Vec::new();
+    for h in pods {
+        let names: Vec<String> = if args.all_containers {
+            let spec = h.pod.spec();
+            spec.init_containers
+                .iter()
+                .flatten()
+                .chain(spec.containers.iter())
+                .map(|c| c.name.clone())
+                .collect()
+        } else if many_pods && args.container.is_none() {
+            vec![h.pod.spec().containers[0].name.clone()]
+        } else {
+            vec![pick_container(&h, args.container.as_deref())?]
+        };
+        for n in names {
+            targets.push((h.clone(), n));
+        }
+    }
+    if args.follow && targets.len() > 1 {
+        bail!("-f follows one container: name one with -c");
+    }
+    let since = match &args.since {
+        Some(d) => Some(jiff::Timestamp::now() - crate::wait::parse_duration(d)?),
+        None => None,
+    };
+    let several = targets.len() > 1;
+    for (h, container) in &targets {
+        let Some(count) = restart_count(h, container) else {
+            if several {
+                continue;
+            }
+            bail!(
+                "container {container:?} in pod {:?} is waiting to start",
+                h.name()
+            );
+        };
+        let n = if args.previous {
+            if count == 0 {
+                bail!(
+                    "previous terminated container {container:?} in pod {:?} not found",
+                    h.name()
+                );
+            }
+            count - 1
+        } else {
+            count
+        };
+        let shape = Shape {
+            timestamps: args.timestamps,
+            tail: usize::try_from(args.tail).ok(),
+            since,
+            prefix: args
+                .prefix
+                .then(|| format!("[pod/{}/{container}] ", h.name())),
+        };
+        let path: PathBuf = h.paths.log_dir.join(container).join(format!("{n}.log"));
+        let follow = args.follow && !args.previous;
+        print_log(&path, &shape, || {
+            follow && still_running(cfg, h, container, count)
+        })?;
+    }
+    Ok(0)
+}
+
+/// Prints the CRI log at `path` as `shape` says, then, while `more()`, what is added.
+fn print_log(path: &std::path::Path, shape: &Shape, more: impl Fn() -> bool) -> Result<()> {
+    let file = match std::fs::File::open(path) {
         Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(e.into()),
     };
     let mut reader = BufReader::new(file);
     let mut out = std::io::stdout().lock();
     let mut partial = String::new();
     let mut line = String::new();
+    // What is there already, so that --tail can count back from its end.
+    let mut backlog: Vec<(String, String)> = Vec::new();
+    let mut caught_up = false;
+    let emit = |out: &mut std::io::StdoutLock<'_>, time: &str, text: &str| -> Result<()> {
+        if let Some(p) = &shape.prefix {
+            write!(out, "{p}")?;
+        }
+        if shape.timestamps {
+            write!(out, "{time} ")?;
+        }
+        writeln!(out, "{text}")?;
+        Ok(())
+    };
     loop {
         line.clear();
         let read = reader.read_line(&mut line)?;
@@ -99,10 +206,16 @@ pub fn run(cfg: &Config, args: &Args) -> Result<i32> {
             if let Some(rec) = peapod_types::cri_log::parse(line.trim_end_matches('\n')) {
                 partial.push_str(rec.text);
                 if !rec.partial {
-                    if args.timestamps {
-                        write!(out, "{} ", rec.time)?;
+                    let fresh = shape
+                        .since
+                        .is_none_or(|s| rec.time.parse::<jiff::Timestamp>().is_ok_and(|t| t >= s));
+                    if fresh {
+                        if caught_up {
+                            emit(&mut out, rec.time, &partial)?;
+                        } else {
+                            backlog.push((rec.time.to_string(), partial.clone()));
+                        }
                     }
-                    writeln!(out, "{partial}")?;
                     partial.clear();
                 }
             }
@@ -113,13 +226,20 @@ pub fn run(cfg: &Config, args: &Args) -> Result<i32> {
             let pos = reader.stream_position()? - read as u64;
             reader.seek(std::io::SeekFrom::Start(pos))?;
         }
-        if !args.follow || args.previous || !still_running(cfg, &h, &container, count) {
+        if !caught_up {
+            let skip = shape.tail.map_or(0, |t| backlog.len().saturating_sub(t));
+            for (time, text) in backlog.drain(..).skip(skip) {
+                emit(&mut out, &time, &text)?;
+            }
+            caught_up = true;
+        }
+        if !more() {
             break;
         }
         out.flush()?;
         std::thread::sleep(Duration::from_millis(100));
     }
-    Ok(0)
+    Ok(())
 }
 
 fn still_running(cfg: &Config, h: &PodHandle, container: &str, count: i32) -> bool {

@@ -562,3 +562,29 @@ fn wait_and_jsonpath_as_kubectl() {
         format!("pod/{name} condition met\n")
     );
 }
+
+#[test]
+fn logs_tail_since_prefix_all_containers_and_selectors() {
+    let env = Env::new();
+    let name = format!("chatty-{}", unique());
+    env.apply_ok(&format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\n  labels: {{app: chatty}}\nspec:\n  restartPolicy: Never\n  initContainers:\n  - name: setup\n    image: {IMAGE}\n    command: [sh, -c, 'echo ready']\n  containers:\n  - name: a\n    image: {IMAGE}\n    command: [sh, -c, 'for i in 1 2 3 4 5; do echo a$i; done']\n  - name: b\n    image: {IMAGE}\n    command: [sh, -c, 'echo b1; echo b2']\n"
+    ));
+    env.wait_phase(&name, "Succeeded");
+    assert_eq!(env.ok(&["logs", &name, "-c", "a", "--tail=2"]), "a4\na5\n");
+    assert_eq!(env.ok(&["logs", &name, "-c", "a", "--tail", "0"]), "");
+    assert_eq!(
+        env.ok(&["logs", &name, "--all-containers", "--prefix", "--tail=1"]),
+        format!("[pod/{name}/setup] ready\n[pod/{name}/a] a5\n[pod/{name}/b] b2\n")
+    );
+    assert_eq!(env.ok(&["logs", "-l", "app=chatty", "--tail=1"]), "a5\n");
+    assert_eq!(
+        env.ok(&["logs", &name, "-c", "b", "--since=1h"]),
+        "b1\nb2\n"
+    );
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    assert_eq!(env.ok(&["logs", &name, "-c", "b", "--since=1s"]), "");
+    let out = env.run(&["logs", &name, "--all-containers", "-f"]);
+    assert!(!out.status.success());
+    env.ok(&["delete", "pod", &name, "--force"]);
+}
