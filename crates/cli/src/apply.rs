@@ -34,7 +34,12 @@ pub struct Args {
 }
 
 /// `apply --dry-run`: what would be created, printed, and nothing created.
-fn dry_run(text: &str, file: &std::path::Path, mode: &str, output: Option<&str>) -> Result<i32> {
+pub(crate) fn dry_run(
+    text: &str,
+    file: &std::path::Path,
+    mode: &str,
+    output: Option<&str>,
+) -> Result<i32> {
     let (server, suffix) = match mode {
         "client" => (false, "(dry run)"),
         "server" => (true, "(server dry run)"),
@@ -122,8 +127,24 @@ pub fn run(cfg: &Config, args: &Args, shim_args: &[OsString]) -> Result<i32> {
     if args.output.is_some() {
         bail!("-o is for --dry-run; use `peapod get` to see what was applied");
     }
-    let manifests = peapod_types::manifest::load(&text)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", args.file.display()))?;
+    let source = args.file.display().to_string();
+    let wait = args.wait.then(|| Duration::from_secs(args.timeout));
+    apply_text(cfg, &text, &source, false, wait, shim_args)
+}
+
+/// Applies manifest `text` (from `source`, for messages): objects stored, pods created.
+/// With `create_only`, an existing pod of the same name is an error, as `kubectl create`
+/// and `kubectl run` have it; otherwise an identical one is left unchanged.
+pub(crate) fn apply_text(
+    cfg: &Config,
+    text: &str,
+    source: &str,
+    create_only: bool,
+    wait_for: Option<Duration>,
+    shim_args: &[OsString],
+) -> Result<i32> {
+    let manifests =
+        peapod_types::manifest::load(text).map_err(|e| anyhow::anyhow!("{source}: {e}"))?;
     for w in &manifests.warnings {
         eprintln!("Warning: {w}");
     }
@@ -144,6 +165,9 @@ pub fn run(cfg: &Config, args: &Args, shim_args: &[OsString]) -> Result<i32> {
             .iter()
             .find(|p| p.name() == name && p.namespace() == ns)
         {
+            if create_only {
+                bail!("Error from server (AlreadyExists): pods {name:?} already exists");
+            }
             if old.pod.pod().spec == pod.spec {
                 println!("pod/{name} unchanged");
                 continue;
@@ -159,7 +183,7 @@ pub fn run(cfg: &Config, args: &Args, shim_args: &[OsString]) -> Result<i32> {
                     && p.metadata.namespace == pod.metadata.namespace
             })
         {
-            bail!("pod {name:?} appears twice in {}", args.file.display());
+            bail!("pod {name:?} appears twice in {source}");
         }
         let secrets = pull_secrets(&pod, &manifests.secrets, &ns)?;
         to_create.push((pod, secrets));
@@ -207,8 +231,8 @@ pub fn run(cfg: &Config, args: &Args, shim_args: &[OsString]) -> Result<i32> {
         println!("pod/{name} created");
         created.push((ns, name));
     }
-    if args.wait {
-        return wait(cfg, &created, Duration::from_secs(args.timeout));
+    if let Some(timeout) = wait_for {
+        return wait(cfg, &created, timeout);
     }
     Ok(0)
 }

@@ -11,6 +11,7 @@ mod jsonpath;
 mod logs;
 mod objects;
 mod progress;
+mod run;
 mod serve;
 mod util;
 mod wait;
@@ -43,6 +44,8 @@ struct Cli {
 enum Cmd {
     /// Create the pods of a manifest (YAML or JSON, `-` for standard input).
     Apply(apply::Args),
+    /// Create a pod of one container, as `kubectl run`.
+    Run(run::Args),
     /// Show pods (or events).
     Get(get::GetArgs),
     /// Show a pod in detail: status, containers, namespaces, events.
@@ -152,6 +155,7 @@ fn run(cli: Cli) -> Result<i32> {
     let cfg = load_config(&cli)?;
     match &cli.command {
         Cmd::Apply(a) => apply::run(&cfg, a, &shim_args(&cli, &cfg)),
+        Cmd::Run(a) => run::run(&cfg, a, &shim_args(&cli, &cfg)),
         Cmd::Get(a) => get::get(&cfg, a),
         Cmd::Wait(a) => wait::run(&cfg, a),
         Cmd::Describe(a) => describe::describe(&cfg, a),

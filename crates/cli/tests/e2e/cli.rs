@@ -588,3 +588,48 @@ fn logs_tail_since_prefix_all_containers_and_selectors() {
     assert!(!out.status.success());
     env.ok(&["delete", "pod", &name, "--force"]);
 }
+
+#[test]
+fn run_makes_a_pod_as_kubectl_run() {
+    let env = Env::new();
+    let name = format!("runner-{}", unique());
+    let out = env.ok(&[
+        "run",
+        &name,
+        "--image",
+        IMAGE,
+        "--restart=Never",
+        "--env=GREETING=hello",
+        "--image-pull-policy=Never",
+        "--command",
+        "--",
+        "sh",
+        "-c",
+        "echo $GREETING",
+    ]);
+    assert_eq!(out, format!("pod/{name} created\n"));
+    let pod = env.wait_phase(&name, "Succeeded");
+    assert_eq!(pod["metadata"]["labels"]["run"], name);
+    assert_eq!(pod["spec"]["containers"][0]["name"], name);
+    assert_eq!(env.ok(&["logs", &name]), "hello\n");
+    // A second run of the same name: AlreadyExists.
+    let again = env.run(&["run", &name, "--image", IMAGE]);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("AlreadyExists"));
+    // A dry run prints the pod.
+    let yaml = env.ok(&[
+        "run",
+        "x",
+        "--image",
+        IMAGE,
+        "--port=8080",
+        "--dry-run=client",
+        "-o",
+        "yaml",
+    ]);
+    assert!(
+        yaml.contains("containerPort: 8080") && yaml.contains("run: x"),
+        "{yaml}"
+    );
+    env.ok(&["delete", "pod", &name, "--force"]);
+}
