@@ -372,6 +372,29 @@ pub fn write_atomic(dir: &Path, files: &Payload) -> Result<bool, String> {
     Ok(true)
 }
 
+/// Gives the files and directories of a written volume to group `gid` (directories
+/// set-group-ID and searchable by it); symlinks are left alone.
+pub fn give_to_group(dir: &Path, gid: u32) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(p) = stack.pop() {
+        let m = std::fs::symlink_metadata(&p).map_err(io("reading", &p))?;
+        if m.file_type().is_symlink() {
+            continue;
+        }
+        std::os::unix::fs::lchown(&p, None, Some(gid)).map_err(io("chown", &p))?;
+        if m.is_dir() {
+            let mode = m.mode() & 0o7777 | 0o2000 | 0o550;
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode))
+                .map_err(io("chmod", &p))?;
+            for e in std::fs::read_dir(&p).map_err(io("reading", &p))? {
+                stack.push(e.map_err(io("reading", &p))?.path());
+            }
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -629,6 +629,21 @@ impl<R: RuntimeService + peapod_runtime::ImageService> PodWorker<R> {
             else {
                 continue;
             };
+            // With an fsGroup, the files are the group's to read (the kubelet's read-only
+            // SetVolumeOwnership).
+            let fs_group = self
+                .pod
+                .spec()
+                .security_context
+                .as_ref()
+                .and_then(|s| s.fs_group);
+            let files: crate::projection::Payload = match fs_group {
+                Some(_) => files
+                    .into_iter()
+                    .map(|(k, (d, m))| (k, (d, m | 0o440)))
+                    .collect(),
+                None => files,
+            };
             let dir = crate::projection::dir_of(&self.cfg.pod_dir, v);
             if v.config_map.is_none() {
                 std::fs::create_dir_all(&dir)
@@ -636,7 +651,10 @@ impl<R: RuntimeService + peapod_runtime::ImageService> PodWorker<R> {
                 peapod_runtime::host::mount_tmpfs(&dir, None, 0o755)
                     .map_err(|e| fail(e.to_string()))?;
             }
-            crate::projection::write_atomic(&dir, &files).map_err(fail)?;
+            let changed = crate::projection::write_atomic(&dir, &files).map_err(fail)?;
+            if let (Some(gid), true) = (fs_group, changed) {
+                crate::projection::give_to_group(&dir, gid as u32).map_err(fail)?;
+            }
             volumes.insert(v.name.clone(), dir);
         }
         Ok(())

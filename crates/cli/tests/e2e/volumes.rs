@@ -314,3 +314,27 @@ fn config_map_secret_and_downward_api_volumes() {
     env.ok(&["delete", "pod", &name, "--force"]);
     assert!(env.leftovers().is_empty(), "{:?}", env.leftovers());
 }
+
+#[test]
+fn fs_group_can_read_a_secret_volume() {
+    let env = Env::new();
+    let tag = unique();
+    let name = format!("fsgsecret-{tag}");
+    env.apply_ok(&format!(
+        "apiVersion: v1\nkind: Secret\nmetadata: {{name: key-{tag}}}\nstringData: {{token: abc}}\n---\n{}",
+        pod_yaml(
+            &name,
+            &format!(
+                "  securityContext: {{runAsUser: 1000, fsGroup: 2000}}\n  volumes: [{{name: s, secret: {{secretName: key-{tag}, defaultMode: 0400}}}}]\n  containers:\n  - name: app\n    image: {IMAGE}\n    command: [sleep, '3600']\n    volumeMounts: [{{name: s, mountPath: /s}}]\n"
+            ),
+        )
+    ));
+    env.wait_phase(&name, "Running");
+    let (code, out) = env.exec(
+        &name,
+        "app",
+        &["sh", "-c", "stat -L -c '%a %g' /s/token; cat /s/token"],
+    );
+    assert_eq!((code, out.as_str()), (0, "440 2000\nabc"));
+    env.ok(&["delete", "pod", &name, "--force"]);
+}
