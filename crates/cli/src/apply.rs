@@ -200,6 +200,11 @@ pub(crate) fn apply_text(
         let done = store.put_secret(s).map_err(anyhow::Error::msg)?;
         println!("secret/{name} {done}");
     }
+    for c in &manifests.claims {
+        let name = c.metadata.name.clone().unwrap_or_default();
+        let done = store.put_claim(c).map_err(anyhow::Error::msg)?;
+        println!("persistentvolumeclaim/{name} {done}");
+    }
     let exe = std::env::current_exe().context("locating the peapod executable")?;
     let mut created = Vec::new();
     for (mut pod, secrets) in to_create {

@@ -59,6 +59,10 @@ pub fn run(cfg: &Config, args: &Args) -> Result<i32> {
             let (ns, name) = meta(&s.metadata);
             targets.push(("secret", ns, name));
         }
+        for c in &m.claims {
+            let (ns, name) = meta(&c.metadata);
+            targets.push(("persistentvolumeclaim", ns, name));
+        }
     } else {
         let mut it = args.targets.iter().peekable();
         // `TYPE NAME...`, or `TYPE/NAME...`.
@@ -96,6 +100,35 @@ pub fn run(cfg: &Config, args: &Args) -> Result<i32> {
     let store = peapod_shim::objects::ObjectStore::new(cfg);
     let mut code = 0;
     for (kind, ns, name) in targets {
+        if kind == "persistentvolumeclaim" {
+            let users: Vec<String> = peapod_shim::list_pods(cfg)
+                .into_iter()
+                .filter(|p| {
+                    p.namespace() == ns
+                        && p.pod.spec().volumes.iter().flatten().any(|v| {
+                            v.persistent_volume_claim
+                                .as_ref()
+                                .is_some_and(|c| c.claim_name == name)
+                        })
+                })
+                .map(|p| p.name().to_string())
+                .collect();
+            if !users.is_empty() {
+                eprintln!(
+                    "error: persistentvolumeclaim {name:?} is in use by pod {}: delete the pod first",
+                    users.join(", ")
+                );
+                code = 1;
+            } else if store.delete_claim(&ns, &name) {
+                println!("persistentvolumeclaim \"{name}\" deleted");
+            } else {
+                eprintln!(
+                    "Error from server (NotFound): persistentvolumeclaims \"{name}\" not found"
+                );
+                code = 1;
+            }
+            continue;
+        }
         if kind != "pod" {
             if store.delete(&format!("{kind}s"), &ns, &name) {
                 println!("{kind} \"{name}\" deleted");

@@ -1,4 +1,5 @@
-//! `peapod get configmaps|secrets` (`cm`, `secret`), as kubectl lists them.
+//! `peapod get configmaps|secrets|pvc` (`cm`, `secret`, `persistentvolumeclaims`), as
+//! kubectl lists them.
 
 use anyhow::{Result, bail};
 use peapod_shim::objects::ObjectStore;
@@ -13,6 +14,9 @@ pub(crate) fn kind_of(word: &str) -> Option<&'static str> {
     match word {
         "configmap" | "configmaps" | "cm" => Some("configmaps"),
         "secret" | "secrets" => Some("secrets"),
+        "persistentvolumeclaim" | "persistentvolumeclaims" | "pvc" => {
+            Some("persistentvolumeclaims")
+        }
         _ => None,
     }
 }
@@ -37,6 +41,8 @@ pub fn get(cfg: &Config, args: &GetArgs, kind: &'static str) -> Result<i32> {
             }
             let value = if kind == "secrets" {
                 serde_json::to_value(store.get_secret(ns, &name))?
+            } else if kind == "persistentvolumeclaims" {
+                serde_json::to_value(store.get_claim(ns, &name))?
             } else {
                 serde_json::to_value(store.get_config_map(ns, &name))?
             };
@@ -86,6 +92,10 @@ pub fn get(cfg: &Config, args: &GetArgs, kind: &'static str) -> Result<i32> {
                 eprintln!("No resources found in {} namespace.", args.namespace);
                 return Ok(0);
             }
+            if kind == "persistentvolumeclaims" {
+                print_claims(args, &items)?;
+                return Ok(0);
+            }
             let mut head: Vec<String> = Vec::new();
             if args.all_namespaces {
                 head.push("NAMESPACE".into());
@@ -132,4 +142,79 @@ pub fn get(cfg: &Config, args: &GetArgs, kind: &'static str) -> Result<i32> {
         Some(other) => bail!("unsupported output format {other:?}: use yaml, json or name"),
     }
     Ok(0)
+}
+
+/// kubectl's short names of access modes.
+fn access_mode(m: &str) -> &str {
+    match m {
+        "ReadWriteOnce" => "RWO",
+        "ReadOnlyMany" => "ROX",
+        "ReadWriteMany" => "RWX",
+        "ReadWriteOncePod" => "RWOP",
+        other => other,
+    }
+}
+
+fn print_claims(args: &GetArgs, items: &[(String, serde_json::Value)]) -> Result<()> {
+    let mut head: Vec<String> = Vec::new();
+    if args.all_namespaces {
+        head.push("NAMESPACE".into());
+    }
+    head.extend(
+        [
+            "NAME",
+            "STATUS",
+            "VOLUME",
+            "CAPACITY",
+            "ACCESS MODES",
+            "STORAGECLASS",
+            "VOLUMEATTRIBUTESCLASS",
+            "AGE",
+        ]
+        .map(String::from),
+    );
+    let mut rows = vec![head];
+    for (ns, v) in items {
+        let c: peapod_types::api::PersistentVolumeClaim = serde_json::from_value(v.clone())?;
+        let spec = c.spec.clone().unwrap_or_default();
+        let status = c.status.clone().unwrap_or_default();
+        let mut row = Vec::new();
+        if args.all_namespaces {
+            row.push(ns.clone());
+        }
+        row.push(c.metadata.name.clone().unwrap_or_default());
+        row.push(status.phase.clone().unwrap_or_else(|| "Pending".into()));
+        row.push(spec.volume_name.clone().unwrap_or_default());
+        row.push(
+            status
+                .capacity
+                .as_ref()
+                .and_then(|c| c.get("storage"))
+                .map(|q| q.0.clone())
+                .unwrap_or_default(),
+        );
+        row.push(
+            status
+                .access_modes
+                .iter()
+                .flatten()
+                .map(|m| access_mode(m))
+                .collect::<Vec<_>>()
+                .join(","),
+        );
+        row.push(
+            spec.storage_class_name
+                .clone()
+                .unwrap_or_else(|| "<unset>".into()),
+        );
+        row.push(
+            spec.volume_attributes_class_name
+                .clone()
+                .unwrap_or_else(|| "<unset>".into()),
+        );
+        row.push(age(c.metadata.creation_timestamp.as_ref()));
+        rows.push(row);
+    }
+    print_table(&rows);
+    Ok(())
 }

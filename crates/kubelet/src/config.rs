@@ -405,11 +405,13 @@ pub fn container_config(
             host_path: host,
             // Volumes made from objects are always read-only, as the kubelet mounts them.
             readonly: m.read_only.unwrap_or(false)
-                || spec
-                    .volumes
-                    .iter()
-                    .flatten()
-                    .any(|v| v.name == m.name && crate::projection::is_projected(v)),
+                || spec.volumes.iter().flatten().any(|v| {
+                    v.name == m.name
+                        && (crate::projection::is_projected(v)
+                            || v.persistent_volume_claim
+                                .as_ref()
+                                .is_some_and(|c| c.read_only == Some(true)))
+                }),
             propagation: match m.mount_propagation.as_deref() {
                 Some("HostToContainer") => Propagation::HostToContainer,
                 Some("Bidirectional") => Propagation::Bidirectional,

@@ -1,5 +1,5 @@
-//! Where the pod controller finds the ConfigMaps and Secrets a pod refers to (the
-//! kubelet's configmap and secret managers). Looked up again at every use, so an object
+//! Where the pod controller finds the ConfigMaps, Secrets and claims a pod refers to (the
+//! kubelet's configmap and secret managers, and its volume manager's claims). Looked up again at every use, so an object
 //! that appears later lets a waiting container start.
 
 use std::collections::HashMap;
@@ -13,6 +13,10 @@ pub trait ObjectSource: Send + Sync {
     fn config_map(&self, namespace: &str, name: &str) -> Option<ConfigMap>;
     /// The Secret, if it exists.
     fn secret(&self, namespace: &str, name: &str) -> Option<Secret>;
+    /// The directory holding a PersistentVolumeClaim's data, if the claim exists.
+    fn claim_dir(&self, _namespace: &str, _name: &str) -> Option<std::path::PathBuf> {
+        None
+    }
 }
 
 /// Objects held in memory (tests, and pods run without a store).

@@ -39,7 +39,7 @@ pub fn setup(pod_dir: &Path, spec: &PodSpec) -> Result<HashMap<String, PathBuf>,
         .volumes
         .iter()
         .flatten()
-        .filter(|v| !crate::projection::is_projected(v))
+        .filter(|v| !crate::projection::is_projected(v) && v.persistent_volume_claim.is_none())
     {
         let path = setup_one(pod_dir, v)
             .and_then(|p| {

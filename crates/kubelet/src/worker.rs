@@ -611,8 +611,8 @@ impl<R: RuntimeService + peapod_runtime::ImageService> PodWorker<R> {
         }
     }
 
-    /// Writes the volumes made from objects (ConfigMaps, Secrets, the downward API) into
-    /// `volumes`, Secrets and projections on tmpfs; a file set that did not change is not
+    /// Finds the claims' directories, and writes the volumes made from objects
+    /// (ConfigMaps, Secrets, the downward API) into `volumes`, Secrets and projections on tmpfs; a file set that did not change is not
     /// written again.
     fn project_volumes(
         &self,
@@ -623,6 +623,19 @@ impl<R: RuntimeService + peapod_runtime::ImageService> PodWorker<R> {
                 volume: v.name.clone(),
                 message,
             };
+            if let Some(c) = &v.persistent_volume_claim {
+                let dir = self
+                    .objects
+                    .claim_dir(self.pod.namespace(), &c.claim_name)
+                    .ok_or_else(|| {
+                        fail(format!(
+                            "persistentvolumeclaim {:?} not found",
+                            c.claim_name
+                        ))
+                    })?;
+                volumes.insert(v.name.clone(), dir);
+                continue;
+            }
             let Some(files) =
                 crate::projection::payload(&self.pod, v, &*self.objects, self.cfg.node)
                     .map_err(fail)?

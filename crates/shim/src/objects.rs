@@ -3,6 +3,8 @@
 //! ```text
 //! <root>/objects/<namespace>/configmaps/<name>.json
 //! <run_root>/objects/<namespace>/secrets/<name>.json   (0600, under the volatile root)
+//! <root>/objects/<namespace>/persistentvolumeclaims/<name>.json
+//! <root>/claims/<namespace>/<name>/                  a claim's data, kept across pods
 //! ```
 //!
 //! Pods' supervisors read them at every use, so a change reaches the next container start.
@@ -10,7 +12,7 @@
 use std::path::{Path, PathBuf};
 
 use peapod_kubelet::objects::ObjectSource;
-use peapod_types::api::{ConfigMap, Secret};
+use peapod_types::api::{ConfigMap, PersistentVolumeClaim, PersistentVolumeClaimStatus, Secret};
 use peapod_types::config::Config;
 
 /// The object store of one configuration.
@@ -18,6 +20,7 @@ use peapod_types::config::Config;
 pub struct ObjectStore {
     config_maps: PathBuf,
     secrets: PathBuf,
+    claims: PathBuf,
 }
 
 /// What storing an object did, as `kubectl apply` says it.
@@ -88,6 +91,7 @@ impl ObjectStore {
         ObjectStore {
             config_maps: cfg.root.join("objects"),
             secrets: cfg.run_root.join("objects"),
+            claims: cfg.root.join("claims"),
         }
     }
 
@@ -172,6 +176,59 @@ impl ObjectStore {
             .map_err(|e| format!("storing secret {name:?}: {e}"))
     }
 
+    /// Stores a (validated) claim, bound at once to a directory of its own (as a local
+    /// provisioner binds it); a bound claim's spec may not change.
+    pub fn put_claim(&self, c: &PersistentVolumeClaim) -> Result<Stored, String> {
+        let (ns, name) = name_of(&c.metadata);
+        let old = self.read::<PersistentVolumeClaim>("persistentvolumeclaims", &ns, &name);
+        if let Some(old) = &old
+            && old.spec != c.spec
+        {
+            return Err(format!(
+                "persistentvolumeclaim {name:?} is invalid: spec: Forbidden: spec is immutable after creation"
+            ));
+        }
+        let mut c = c.clone();
+        stamp(&mut c.metadata, old.as_ref().map(|o| &o.metadata));
+        let spec = c.spec.clone().unwrap_or_default();
+        let storage = spec
+            .resources
+            .as_ref()
+            .and_then(|r| r.requests.as_ref())
+            .and_then(|r| r.get("storage").cloned());
+        let mut spec = spec;
+        spec.volume_name = Some(format!(
+            "pvc-{}",
+            c.metadata.uid.clone().unwrap_or_default()
+        ));
+        c.spec = Some(spec.clone());
+        c.status = Some(PersistentVolumeClaimStatus {
+            phase: Some("Bound".into()),
+            access_modes: spec.access_modes.clone(),
+            capacity: storage.map(|q| [("storage".to_string(), q)].into()),
+            ..Default::default()
+        });
+        let dir = self.claims.join(&ns).join(&name);
+        std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777));
+        let data = serde_json::to_vec(&c).expect("a claim serializes");
+        self.write("persistentvolumeclaims", &ns, &name, &data)
+            .map_err(|e| format!("storing persistentvolumeclaim {name:?}: {e}"))
+    }
+
+    /// A stored claim.
+    pub fn get_claim(&self, ns: &str, name: &str) -> Option<PersistentVolumeClaim> {
+        self.read("persistentvolumeclaims", ns, name)
+    }
+
+    /// Removes a claim and its data.
+    pub fn delete_claim(&self, ns: &str, name: &str) -> bool {
+        let had = self.delete("persistentvolumeclaims", ns, name);
+        let _ = std::fs::remove_dir_all(self.claims.join(ns).join(name));
+        had
+    }
+
     /// A stored ConfigMap.
     pub fn get_config_map(&self, ns: &str, name: &str) -> Option<ConfigMap> {
         self.read("configmaps", ns, name)
@@ -232,6 +289,11 @@ impl ObjectSource for ObjectStore {
 
     fn secret(&self, namespace: &str, name: &str) -> Option<Secret> {
         self.get_secret(namespace, name)
+    }
+
+    fn claim_dir(&self, namespace: &str, name: &str) -> Option<PathBuf> {
+        self.get_claim(namespace, name)?;
+        Some(self.claims.join(namespace).join(name))
     }
 }
 

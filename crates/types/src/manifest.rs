@@ -10,7 +10,7 @@ use std::fmt;
 
 use serde_json::Value;
 
-use crate::api::{ConfigMap, Pod, Secret};
+use crate::api::{ConfigMap, PersistentVolumeClaim, Pod, Secret};
 use crate::field::{ErrorKind, FieldError};
 
 /// The objects found in one manifest file.
@@ -22,6 +22,8 @@ pub struct Manifests {
     pub secrets: Vec<Secret>,
     /// ConfigMaps.
     pub config_maps: Vec<ConfigMap>,
+    /// PersistentVolumeClaims.
+    pub claims: Vec<PersistentVolumeClaim>,
     /// The API server's warnings about what was accepted, as `Warning: ...` lines say them.
     pub warnings: Vec<String>,
 }
@@ -104,7 +106,11 @@ pub fn parse(text: &str) -> Result<Manifests, ManifestError> {
     if !problems.is_empty() {
         return Err(ManifestError::Invalid(problems));
     }
-    if out.pods.is_empty() && out.secrets.is_empty() && out.config_maps.is_empty() {
+    if out.pods.is_empty()
+        && out.secrets.is_empty()
+        && out.config_maps.is_empty()
+        && out.claims.is_empty()
+    {
         return Err(ManifestError::Empty);
     }
     Ok(out)
@@ -135,6 +141,16 @@ pub fn load(text: &str) -> Result<Manifests, ManifestError> {
             let name = cm.metadata.name.clone().unwrap_or_default();
             problems.push(ObjectErrors {
                 object: format!("configmap {name:?}"),
+                errors,
+            });
+        }
+    }
+    for c in &mut m.claims {
+        let errors = crate::objects::claim(c);
+        if !errors.is_empty() {
+            let name = c.metadata.name.clone().unwrap_or_default();
+            problems.push(ObjectErrors {
+                object: format!("persistentvolumeclaim {name:?}"),
                 errors,
             });
         }
@@ -212,6 +228,10 @@ fn object(
             Ok(c) => out.config_maps.push(c),
             Err(errors) => fail(problems, errors),
         },
+        "PersistentVolumeClaim" => match strict::<PersistentVolumeClaim>(&value, prefix) {
+            Ok(c) => out.claims.push(c),
+            Err(errors) => fail(problems, errors),
+        },
         "List" => {
             let Some(items) = value.get("items").and_then(Value::as_array) else {
                 return fail(
@@ -234,7 +254,13 @@ fn object(
             vec![FieldError::not_supported(
                 format!("{prefix}kind"),
                 other,
-                &["Pod", "List", "Secret", "ConfigMap"],
+                &[
+                    "Pod",
+                    "List",
+                    "Secret",
+                    "ConfigMap",
+                    "PersistentVolumeClaim",
+                ],
             )],
         ),
     }
@@ -420,7 +446,7 @@ mod tests {
         let err = parse("apiVersion: v1\nkind: Service\nmetadata: {name: a}\n").unwrap_err();
         assert_eq!(
             err.to_string(),
-            "service \"a\" is invalid: kind: Unsupported value: \"Service\": supported values: \"Pod\", \"List\", \"Secret\", \"ConfigMap\""
+            "service \"a\" is invalid: kind: Unsupported value: \"Service\": supported values: \"Pod\", \"List\", \"Secret\", \"ConfigMap\", \"PersistentVolumeClaim\""
         );
     }
 }

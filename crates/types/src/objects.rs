@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::api::{ConfigMap, Secret};
+use crate::api::{ConfigMap, PersistentVolumeClaim, Secret};
 use crate::field::{ErrorKind, FieldError};
 
 /// The most bytes a ConfigMap's or Secret's data may hold.
@@ -143,6 +143,69 @@ pub fn secret(s: &mut Secret) -> Vec<FieldError> {
     errs
 }
 
+/// Defaults (the namespace, `volumeMode: Filesystem`) and validates a claim, as
+/// `ValidatePersistentVolumeClaim` does for what peapod uses of it.
+pub fn claim(c: &mut PersistentVolumeClaim) -> Vec<FieldError> {
+    let mut errs = Vec::new();
+    let ns = c.metadata.namespace.get_or_insert_with(String::new);
+    if ns.is_empty() {
+        *ns = "default".into();
+    }
+    name("metadata.name", c.metadata.name.as_deref(), &mut errs);
+    let spec = c.spec.get_or_insert_with(Default::default);
+    spec.volume_mode.get_or_insert_with(|| "Filesystem".into());
+    let modes = spec.access_modes.clone().unwrap_or_default();
+    if modes.is_empty() {
+        errs.push(FieldError::required(
+            "spec.accessModes",
+            "at least 1 access mode is required",
+        ));
+    }
+    const MODES: &[&str] = &[
+        "ReadOnlyMany",
+        "ReadWriteMany",
+        "ReadWriteOnce",
+        "ReadWriteOncePod",
+    ];
+    for m in &modes {
+        if !MODES.contains(&m.as_str()) {
+            errs.push(FieldError::not_supported(
+                "spec.accessModes",
+                m.as_str(),
+                MODES,
+            ));
+        }
+    }
+    if spec.volume_mode.as_deref() == Some("Block") {
+        errs.push(FieldError::forbidden(
+            "spec.volumeMode",
+            "block volumes are not supported by peapod",
+        ));
+    }
+    match spec
+        .resources
+        .as_ref()
+        .and_then(|r| r.requests.as_ref())
+        .and_then(|r| r.get("storage"))
+    {
+        None => errs.push(FieldError::required("spec.resources[storage]", "")),
+        Some(q) => match crate::quantity::parse_quantity(&q.0) {
+            Err(msg) => errs.push(FieldError::invalid(
+                "spec.resources.requests[storage]",
+                q.0.as_str(),
+                msg,
+            )),
+            Ok(v) if v.nanos <= 0 => errs.push(FieldError::invalid(
+                "spec.resources.requests[storage]",
+                q.0.as_str(),
+                "must be greater than zero",
+            )),
+            Ok(_) => {}
+        },
+    }
+    errs
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -173,6 +236,26 @@ mod tests {
         ));
         let e: Vec<String> = config_map(&mut big).iter().map(|e| e.to_string()).collect();
         assert_eq!(e, [": Too long: may not be more than 1048576 bytes"]);
+    }
+
+    #[test]
+    fn claims() {
+        let mut c: PersistentVolumeClaim = load(
+            "apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {name: data}\nspec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}\n",
+        );
+        assert!(claim(&mut c).is_empty());
+        assert_eq!(c.spec.unwrap().volume_mode.as_deref(), Some("Filesystem"));
+        let mut bad: PersistentVolumeClaim = load(
+            "apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {name: data}\nspec: {accessModes: [ReadWriteSometimes]}\n",
+        );
+        let e: Vec<String> = claim(&mut bad).iter().map(|e| e.to_string()).collect();
+        assert_eq!(
+            e,
+            [
+                "spec.accessModes: Unsupported value: \"ReadWriteSometimes\": supported values: \"ReadOnlyMany\", \"ReadWriteMany\", \"ReadWriteOnce\", \"ReadWriteOncePod\"",
+                "spec.resources[storage]: Required value",
+            ]
+        );
     }
 
     #[test]

@@ -445,6 +445,7 @@ const SUPPORTED_VOLUMES: &[&str] = &[
     "secret",
     "downwardAPI",
     "projected",
+    "persistentVolumeClaim",
 ];
 
 /// `items`, modes and sources of the volumes made from objects.
@@ -625,6 +626,14 @@ fn volumes(vols: &[Volume], errs: &mut Vec<FieldError>) -> HashSet<String> {
             }
         }
         projections(&path, v, errs);
+        if let Some(c) = &v.persistent_volume_claim
+            && c.claim_name.is_empty()
+        {
+            errs.push(FieldError::required(
+                format!("{path}.persistentVolumeClaim.claimName"),
+                "",
+            ));
+        }
         if let Some(hp) = &v.host_path {
             if hp.path.is_empty() {
                 errs.push(FieldError::required(format!("{path}.hostPath.path"), ""));

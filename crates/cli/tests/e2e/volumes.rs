@@ -338,3 +338,59 @@ fn fs_group_can_read_a_secret_volume() {
     assert_eq!((code, out.as_str()), (0, "440 2000\nabc"));
     env.ok(&["delete", "pod", &name, "--force"]);
 }
+
+#[test]
+fn a_claims_data_outlives_its_pods() {
+    let env = Env::new();
+    let tag = unique();
+    let claim = format!("data-{tag}");
+    let pod = |name: &str, cmd: &str| {
+        pod_yaml(
+            name,
+            &format!(
+                "  restartPolicy: Never\n  volumes: [{{name: d, persistentVolumeClaim: {{claimName: {claim}}}}}]\n  containers:\n  - name: app\n    image: {IMAGE}\n    command: [sh, -c, '{cmd}']\n    volumeMounts: [{{name: d, mountPath: /data}}]\n"
+            ),
+        )
+    };
+    // Without the claim the pod waits, as for a missing object.
+    let writer = format!("writer-{tag}");
+    env.apply_ok(&pod(&writer, "echo kept > /data/file"));
+    env.wait_for(&writer, std::time::Duration::from_secs(20), |_| {
+        env.ok(&["get", "events"])
+            .contains(&format!("persistentvolumeclaim \"{claim}\" not found"))
+    });
+    let out = env.apply(&format!(
+        "apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {{name: {claim}}}\nspec:\n  accessModes: [ReadWriteOnce]\n  resources: {{requests: {{storage: 1Gi}}}}\n"
+    ));
+    let out = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.contains(&format!("persistentvolumeclaim/{claim} created")),
+        "{out}"
+    );
+    env.wait_phase(&writer, "Succeeded");
+    env.ok(&["delete", "pod", &writer]);
+    let reader = format!("reader-{tag}");
+    env.apply_ok(&pod(&reader, "cat /data/file"));
+    env.wait_phase(&reader, "Succeeded");
+    assert_eq!(env.ok(&["logs", &reader]), "kept\n");
+    let table = env.ok(&["get", "pvc"]);
+    let row: Vec<&str> = table
+        .lines()
+        .find(|l| l.starts_with(&claim))
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    assert_eq!(row[1], "Bound", "{table}");
+    assert!(row[2].starts_with("pvc-"), "{table}");
+    assert_eq!(&row[3..5], ["1Gi", "RWO"], "{table}");
+    // In use: not deleted; then deleted with its data.
+    let busy = env.run(&["delete", "pvc", &claim]);
+    assert!(!busy.status.success());
+    assert!(String::from_utf8_lossy(&busy.stderr).contains("in use by pod"));
+    env.ok(&["delete", "pod", &reader]);
+    assert_eq!(
+        env.ok(&["delete", "pvc", &claim]),
+        format!("persistentvolumeclaim \"{claim}\" deleted\n")
+    );
+    assert!(!env.path().join("lib/claims/default").join(&claim).exists());
+}
