@@ -119,7 +119,8 @@ pub fn read_manifest(file: &std::path::Path) -> Result<String> {
     }
 }
 
-pub fn run(cfg: &Config, args: &Args, shim_args: &[OsString]) -> Result<i32> {
+/// `apply`, or with `create_only` `create`.
+pub fn run(cfg: &Config, args: &Args, shim_args: &[OsString], create_only: bool) -> Result<i32> {
     let text = read_manifest(&args.file)?;
     if let Some(mode) = &args.dry_run {
         return dry_run(&text, &args.file, mode, args.output.as_deref());
@@ -129,7 +130,7 @@ pub fn run(cfg: &Config, args: &Args, shim_args: &[OsString]) -> Result<i32> {
     }
     let source = args.file.display().to_string();
     let wait = args.wait.then(|| Duration::from_secs(args.timeout));
-    apply_text(cfg, &text, &source, false, wait, shim_args)
+    apply_text(cfg, &text, &source, create_only, wait, shim_args)
 }
 
 /// Applies manifest `text` (from `source`, for messages): objects stored, pods created.

@@ -125,6 +125,19 @@ pub(crate) fn selected(cfg: &Config, args: &GetArgs) -> Result<Vec<PodHandle>> {
 }
 
 pub fn get(cfg: &Config, args: &GetArgs) -> Result<i32> {
+    // TYPE,TYPE: each in turn, as kubectl lists them.
+    if args.resource.contains(',') && !args.resource.contains('/') {
+        let mut code = 0;
+        for (i, t) in args.resource.split(',').enumerate() {
+            if i > 0 && args.output.is_none() {
+                println!();
+            }
+            let mut one = args.clone();
+            one.resource = t.to_string();
+            code = code.max(get(cfg, &one)?);
+        }
+        return Ok(code);
+    }
     // TYPE/NAME is TYPE NAME.
     let mut args = args.clone();
     if let Some((t, n)) = args.resource.clone().split_once('/') {
@@ -141,7 +154,7 @@ pub fn get(cfg: &Config, args: &GetArgs) -> Result<i32> {
         other => match crate::objects::kind_of(other) {
             Some(kind) => return crate::objects::get(cfg, args, kind),
             None => bail!(
-                "unsupported resource type {other:?}: peapod knows pods, events, configmaps and secrets"
+                "unsupported resource type {other:?}: peapod knows pods, events, configmaps, secrets and persistentvolumeclaims"
             ),
         },
     }

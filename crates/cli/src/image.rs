@@ -12,6 +12,9 @@ use crate::util::print_table;
 #[derive(clap::Subcommand)]
 pub enum Cmd {
     /// Pull an image from its registry (or a configured mirror).
+    #[command(after_help = "Examples:
+  peapod image pull busybox
+  peapod image pull --platform linux/arm64 registry.example.com/team/app:1.2")]
     Pull {
         /// The image, e.g. `busybox`, `registry.example.com/team/app:1.2` or `app@sha256:…`.
         name: String,
@@ -23,6 +26,9 @@ pub enum Cmd {
         quiet: bool,
     },
     /// Push a stored image to its registry (or under another name).
+    #[command(after_help = "Examples:
+  peapod image push localhost:5000/app:1.0
+  peapod image push app:1.0 localhost:5000/team/app:1.0")]
     Push {
         /// The stored image.
         name: String,
@@ -30,6 +36,9 @@ pub enum Cmd {
         target: Option<String>,
     },
     /// Import an OCI image-layout archive or a `docker save` archive.
+    #[command(after_help = "Examples:
+  peapod image load -i busybox.tar
+  docker save app:1.0 > app.tar && peapod image load app.tar")]
     Load {
         /// The archive.
         #[arg(short = 'i', long = "input", value_name = "FILE")]
@@ -38,17 +47,28 @@ pub enum Cmd {
         file: Option<PathBuf>,
     },
     /// List images.
-    #[command(alias = "list")]
+    #[command(
+        alias = "list",
+        after_help = "Examples:
+  peapod image ls"
+    )]
     Ls,
     /// Show images in detail: names, digests, layers and the image's config, as JSON.
+    #[command(after_help = "Examples:
+  peapod image inspect localhost/peapod/busybox:1.0")]
     Inspect {
         /// Names or IDs.
         #[arg(required = true)]
         names: Vec<String>,
     },
     /// Remove every image no container uses, then the blobs and snapshots nothing needs.
+    #[command(after_help = "Examples:
+  peapod image prune")]
     Prune,
     /// Remove images.
+    #[command(after_help = "Examples:
+  peapod image rm busybox
+  peapod image rm --force app:1.0")]
     Rm {
         /// Names or IDs.
         #[arg(required = true)]

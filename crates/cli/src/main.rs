@@ -42,26 +42,105 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Create the pods of a manifest (YAML or JSON, `-` for standard input).
+    /// Create or keep the objects of a manifest (YAML or JSON, `-` for standard input).
+    #[command(after_help = "Examples:
+  # Run the pods, ConfigMaps, Secrets and claims of a file, and wait until the pods run
+  peapod apply -f pod.yaml --wait
+
+  # Read the manifest from standard input
+  cat pod.yaml | peapod apply -f -
+
+  # Show the pod as it would run (defaulted and validated), creating nothing
+  peapod apply -f pod.yaml --dry-run=server -o yaml")]
     Apply(apply::Args),
+    /// Create the objects of a manifest; a pod that exists already is an error.
+    #[command(after_help = "Examples:
+  # Create the pod of a file (AlreadyExists if it is there)
+  peapod create -f pod.yaml")]
+    Create(apply::Args),
     /// Create a pod of one container, as `kubectl run`.
+    #[command(after_help = "Examples:
+  # A pod named hello, running echo once
+  peapod run hello --image=localhost/peapod/busybox:1.0 --restart=Never -- echo hi
+
+  # With a variable and a port, the arguments given as the command
+  peapod run web --image=nginx --env=MODE=dev --port=80 --command -- nginx -g 'daemon off;'")]
     Run(run::Args),
-    /// Show pods (or events).
+    /// Show pods, events, ConfigMaps, Secrets or claims.
+    #[command(after_help = "Examples:
+  # Every pod of the namespace, with IP and node
+  peapod get pods -o wide
+
+  # The pods labelled app=web, with their labels
+  peapod get pods -l app=web --show-labels
+
+  # One field of one pod
+  peapod get pod web -o jsonpath='{.status.podIP}'
+
+  # ConfigMaps, Secrets and claims
+  peapod get cm,secrets
+  peapod get pvc
+
+  # Events as they happen
+  peapod get events -w")]
     Get(get::GetArgs),
     /// Show a pod in detail: status, containers, namespaces, events.
+    #[command(after_help = "Examples:
+  # The pod web
+  peapod describe pod web")]
     Describe(describe::DescribeArgs),
     /// Print a container's logs.
+    #[command(after_help = "Examples:
+  # The only container of pod web, followed
+  peapod logs web -f
+
+  # The last 20 lines of container fetch, with times
+  peapod logs web -c fetch --tail=20 --timestamps
+
+  # Every container of the pods labelled app=web, each line prefixed
+  peapod logs -l app=web --all-containers --prefix")]
     Logs(logs::Args),
     /// Run a command in a container.
+    #[command(after_help = "Examples:
+  # A shell in container web of pod web
+  peapod exec -it web -c web -- sh
+
+  # One command, its exit code passed on
+  peapod exec web -- cat /etc/hostname")]
     Exec(exec::Args),
-    /// Delete pods, ConfigMaps and Secrets, by name or by manifest.
+    /// Delete pods, ConfigMaps, Secrets and claims, by name or by manifest.
+    #[command(after_help = "Examples:
+  # A pod, at once
+  peapod delete pod web --force
+
+  # What a file made
+  peapod delete -f pod.yaml
+
+  # By TYPE/NAME
+  peapod delete cm/settings secret/db pvc/data")]
     Delete(delete::Args),
     /// Wait for a condition, a deletion or a JSONPath value of pods.
+    #[command(after_help = "Examples:
+  # Until pod web is Ready, for at most a minute
+  peapod wait pod/web --for=condition=Ready --timeout=60s
+
+  # Until the pods labelled app=job have succeeded
+  peapod wait pods -l app=job --for=jsonpath='{.status.phase}'=Succeeded
+
+  # Until pod web is gone
+  peapod wait pod/web --for=delete")]
     Wait(wait::Args),
     /// Manage images.
     #[command(subcommand)]
     Image(image::Cmd),
     /// Serve the Kubernetes CRI (for a kubelet or crictl) on a unix socket.
+    #[command(after_help = "Examples:
+  # On the default socket (/run/peapod/peapod.sock)
+  peapod serve
+
+  # For crictl, on a socket of its own
+  peapod serve --socket /tmp/peapod.sock
+  crictl --runtime-endpoint unix:///tmp/peapod.sock pods")]
     Serve(serve::Args),
     /// Run the supervising process of one pod (started by `apply`).
     #[command(name = "__shim", hide = true)]
@@ -154,7 +233,8 @@ fn main() {
 fn run(cli: Cli) -> Result<i32> {
     let cfg = load_config(&cli)?;
     match &cli.command {
-        Cmd::Apply(a) => apply::run(&cfg, a, &shim_args(&cli, &cfg)),
+        Cmd::Apply(a) => apply::run(&cfg, a, &shim_args(&cli, &cfg), false),
+        Cmd::Create(a) => apply::run(&cfg, a, &shim_args(&cli, &cfg), true),
         Cmd::Run(a) => run::run(&cfg, a, &shim_args(&cli, &cfg)),
         Cmd::Get(a) => get::get(&cfg, a),
         Cmd::Wait(a) => wait::run(&cfg, a),

@@ -633,3 +633,65 @@ fn run_makes_a_pod_as_kubectl_run() {
     );
     env.ok(&["delete", "pod", &name, "--force"]);
 }
+
+/// The commands listed in a `--help` text's Commands section (without `help`).
+fn commands_of(help: &str) -> Vec<String> {
+    help.lines()
+        .skip_while(|l| !l.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+        .filter(|c| c != "help")
+        .collect()
+}
+
+#[test]
+fn every_command_has_examples_and_create_refuses_what_exists() {
+    let env = Env::new();
+    let top = env.ok(&["--help"]);
+    let commands = commands_of(&top);
+    assert!(commands.contains(&"wait".to_string()), "{top}");
+    for c in &commands {
+        let help = env.ok(&[c, "--help"]);
+        let subs = commands_of(&help);
+        if subs.is_empty() {
+            assert!(
+                help.contains("\nExamples:\n"),
+                "peapod {c} --help has no examples"
+            );
+        }
+        for s in subs {
+            let help = env.ok(&[c, &s, "--help"]);
+            assert!(
+                help.contains("\nExamples:\n"),
+                "peapod {c} {s} --help has no examples"
+            );
+        }
+    }
+    let name = format!("created-{}", unique());
+    let yaml = pod_yaml(
+        &name,
+        &format!(
+            "  containers:\n  - name: app\n    image: {IMAGE}\n    command: [sleep, '3600']\n"
+        ),
+    );
+    let file = env.path().join("create.yaml");
+    std::fs::write(&file, yaml).unwrap();
+    let f = file.to_str().unwrap();
+    assert_eq!(
+        env.ok(&["create", "-f", f]),
+        format!("pod/{name} created\n")
+    );
+    let again = env.run(&["create", "-f", f]);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("AlreadyExists"));
+    // apply of the same file is fine: unchanged.
+    assert_eq!(
+        env.ok(&["apply", "-f", f]),
+        format!("pod/{name} unchanged\n")
+    );
+    // Several types at once.
+    let both = env.ok(&["get", "pods,cm"]);
+    assert!(both.contains(&name), "{both}");
+    env.ok(&["delete", "pod", &name, "--force"]);
+}
