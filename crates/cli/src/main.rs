@@ -10,6 +10,7 @@ mod image;
 mod jsonpath;
 mod logs;
 mod objects;
+mod port_forward;
 mod progress;
 mod run;
 mod serve;
@@ -130,6 +131,14 @@ enum Cmd {
   # Until pod web is gone
   peapod wait pod/web --for=delete")]
     Wait(wait::Args),
+    /// Forward local ports to a pod's ports.
+    #[command(after_help = "Examples:
+  # Local port 8080 to port 80 of pod web, on loopback
+  peapod port-forward pod/web 8080:80
+
+  # A free local port, on every address
+  peapod port-forward pod/web :80 --address 0.0.0.0")]
+    PortForward(port_forward::Args),
     /// Manage images.
     #[command(subcommand)]
     Image(image::Cmd),
@@ -238,6 +247,7 @@ fn run(cli: Cli) -> Result<i32> {
         Cmd::Run(a) => run::run(&cfg, a, &shim_args(&cli, &cfg)),
         Cmd::Get(a) => get::get(&cfg, a),
         Cmd::Wait(a) => wait::run(&cfg, a),
+        Cmd::PortForward(a) => port_forward::run(&cfg, a),
         Cmd::Describe(a) => describe::describe(&cfg, a),
         Cmd::Logs(a) => logs::run(&cfg, a),
         Cmd::Exec(a) => exec::run(&cfg, a),

@@ -44,6 +44,7 @@ use tokio::sync::{broadcast, watch};
 
 pub use cri::{ImageService, RuntimeService};
 pub use exec::ExecSession;
+pub use peapod_oci::ns::connect_tcp_in;
 pub use peapod_oci::spec::Propagation;
 pub use peapod_oci::{DeviceSpec, ExecProcess, ExecRequest, Seccomp, Stdio};
 pub use reaper::reap_unclaimed;

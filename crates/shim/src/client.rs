@@ -54,6 +54,28 @@ pub struct PodHandle {
 }
 
 impl PodHandle {
+    /// A TCP connection to `port` on the pod's loopback, made from inside its network
+    /// namespace (the node's with the host network): what `port-forward` needs.
+    pub fn connect(
+        &self,
+        port: u16,
+        timeout: std::time::Duration,
+    ) -> std::io::Result<std::net::TcpStream> {
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        if self.pod.host_network() {
+            return peapod_runtime::connect_tcp_in(None, addr, timeout);
+        }
+        let pid = self.state.as_ref().map_or(0, |s| s.infra_pid);
+        if pid <= 0 || !self.shim_alive {
+            return Err(std::io::Error::other(format!(
+                "pod {:?} has no running sandbox",
+                self.name()
+            )));
+        }
+        let netns = std::path::PathBuf::from(format!("/proc/{pid}/ns/net"));
+        peapod_runtime::connect_tcp_in(Some(&netns), addr, timeout)
+    }
+
     /// Name.
     pub fn name(&self) -> &str {
         self.pod.name()

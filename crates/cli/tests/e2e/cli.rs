@@ -695,3 +695,50 @@ fn every_command_has_examples_and_create_refuses_what_exists() {
     assert!(both.contains(&name), "{both}");
     env.ok(&["delete", "pod", &name, "--force"]);
 }
+
+#[test]
+fn port_forward_reaches_the_pods_loopback() {
+    use std::io::{BufRead, Read, Write};
+    let env = Env::new();
+    let name = format!("pf-{}", unique());
+    env.apply_ok(&pod_yaml(
+        &name,
+        &format!(
+            "  containers:\n  - name: web\n    image: {IMAGE}\n    command: [sh, -c, 'mkdir -p /www && echo forwarded > /www/index.html && exec httpd -f -p 127.0.0.1:8080 -h /www']\n    ports: [{{name: http, containerPort: 8080}}]\n"
+        ),
+    ));
+    env.wait_phase(&name, "Running");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_peapod"))
+        .arg("--config")
+        .arg(&env.config)
+        .args(["port-forward", &format!("pod/{name}"), ":http"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    let port: u16 = first
+        .strip_prefix("Forwarding from 127.0.0.1:")
+        .and_then(|r| r.split(' ').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("{first}"));
+    assert!(first.ends_with("-> 8080"), "{first}");
+    let mut body = String::new();
+    for _ in 0..50 {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.write_all(b"GET /index.html HTTP/1.0\r\n\r\n").unwrap();
+        body.clear();
+        let _ = s.read_to_string(&mut body);
+        if body.contains("forwarded") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        body.starts_with("HTTP/1.") && body.ends_with("forwarded\n"),
+        "{body}"
+    );
+    env.ok(&["delete", "pod", &name, "--force"]);
+}
