@@ -1,6 +1,7 @@
 //! `peapod`: run Kubernetes pods on one Linux host, with a kubectl-shaped command line.
 
 mod apply;
+mod cp;
 mod delete;
 mod describe;
 mod events;
@@ -131,6 +132,14 @@ enum Cmd {
   # Until pod web is gone
   peapod wait pod/web --for=delete")]
     Wait(wait::Args),
+    /// Copy files and directories to and from containers.
+    #[command(after_help = "Examples:
+  # A file out of pod web
+  peapod cp web:/etc/nginx/nginx.conf ./nginx.conf
+
+  # A directory into container app of pod web
+  peapod cp ./site web:/usr/share/nginx/html -c app")]
+    Cp(cp::Args),
     /// Forward local ports to a pod's ports.
     #[command(after_help = "Examples:
   # Local port 8080 to port 80 of pod web, on loopback
@@ -247,6 +256,7 @@ fn run(cli: Cli) -> Result<i32> {
         Cmd::Run(a) => run::run(&cfg, a, &shim_args(&cli, &cfg)),
         Cmd::Get(a) => get::get(&cfg, a),
         Cmd::Wait(a) => wait::run(&cfg, a),
+        Cmd::Cp(a) => cp::run(&cfg, a),
         Cmd::PortForward(a) => port_forward::run(&cfg, a),
         Cmd::Describe(a) => describe::describe(&cfg, a),
         Cmd::Logs(a) => logs::run(&cfg, a),

@@ -742,3 +742,47 @@ fn port_forward_reaches_the_pods_loopback() {
     );
     env.ok(&["delete", "pod", &name, "--force"]);
 }
+
+#[test]
+fn cp_both_ways_through_tar() {
+    let env = Env::new();
+    let name = format!("cp-{}", unique());
+    env.apply_ok(&pod_yaml(
+        &name,
+        &format!(
+            "  containers:\n  - name: app\n    image: {IMAGE}\n    command: [sleep, '3600']\n"
+        ),
+    ));
+    env.wait_phase(&name, "Running");
+    // A directory in, then read inside.
+    let src = env.path().join("site");
+    std::fs::create_dir_all(src.join("css")).unwrap();
+    std::fs::write(src.join("index.html"), "hello\n").unwrap();
+    std::fs::write(src.join("css/a.css"), "body{}\n").unwrap();
+    env.ok(&["cp", src.to_str().unwrap(), &format!("{name}:/tmp/www")]);
+    let (code, out) = env.exec(
+        &name,
+        "app",
+        &["sh", "-c", "cat /tmp/www/index.html /tmp/www/css/a.css"],
+    );
+    assert_eq!((code, out.as_str()), (0, "hello\nbody{}\n"));
+    // A file out, under a new name.
+    let dest = env.path().join("hostname.copy");
+    env.ok(&[
+        "cp",
+        &format!("{name}:/etc/hostname"),
+        dest.to_str().unwrap(),
+    ]);
+    assert_eq!(std::fs::read_to_string(&dest).unwrap().trim(), name);
+    // A directory out.
+    let back = env.path().join("back");
+    env.ok(&["cp", &format!("{name}:/tmp/www"), back.to_str().unwrap()]);
+    assert_eq!(
+        std::fs::read_to_string(back.join("css/a.css")).unwrap(),
+        "body{}\n"
+    );
+    // Nothing there: an error.
+    let out = env.run(&["cp", &format!("{name}:/nope"), back.to_str().unwrap()]);
+    assert!(!out.status.success());
+    env.ok(&["delete", "pod", &name, "--force"]);
+}
