@@ -355,7 +355,7 @@ pub(crate) async fn serve_ws<R: Backend>(
     }
     let (in_tx, in_rx) = mpsc::channel(16);
     let stdin_wanted = o.stdin;
-    let reader = tokio::spawn(async move {
+    let mut reader = tokio::spawn(async move {
         let mut dec = ResizeDecoder::default();
         while let Some(Ok(m)) = source.next().await {
             let data: Vec<u8> = match m {
@@ -422,13 +422,20 @@ pub(crate) async fn serve_ws<R: Backend>(
         }
     }
     pumping.abort();
-    reader.abort();
     // A normal closure: the client's readers end cleanly, and it then reads the status.
     let normal = tokio_tungstenite::tungstenite::protocol::CloseFrame {
         code: tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode::Normal,
         reason: "".into(),
     };
     let _ = sink.send(Message::Close(Some(normal))).await;
+    // Read on until the client answers the close: a socket closed with unread input is
+    // reset, and a reset can take the client's last unread messages (the status) with it.
+    if tokio::time::timeout(Duration::from_secs(5), &mut reader)
+        .await
+        .is_err()
+    {
+        reader.abort();
+    }
     let _ = sink.close().await;
 }
 
