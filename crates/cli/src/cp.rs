@@ -49,15 +49,7 @@ fn exec(
     stdout: OwnedFd,
 ) -> Result<i32> {
     let h = crate::util::find_pod(cfg, ns, pod)?;
-    let name = crate::logs::pick_container(&h, container)?;
-    let Some(c) = h
-        .state
-        .as_ref()
-        .and_then(|s| s.containers.iter().find(|c| c.name == name))
-        .cloned()
-    else {
-        bail!("container {name:?} in pod {pod:?} has not started");
-    };
+    let c = crate::exec::started_container(&h, container)?;
     let req = ExecRequest {
         args: argv.iter().map(|s| s.to_string()).collect(),
         env: Default::default(),

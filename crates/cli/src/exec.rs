@@ -32,6 +32,19 @@ pub struct Args {
     command: Vec<String>,
 }
 
+/// The running instance of the named container (or the only one) of pod `h`.
+pub(crate) fn started_container(
+    h: &peapod_shim::PodHandle,
+    container: Option<&str>,
+) -> Result<peapod_shim::ContainerRef> {
+    let name = crate::logs::pick_container(h, container)?;
+    h.state
+        .as_ref()
+        .and_then(|s| s.containers.iter().find(|c| c.name == name))
+        .cloned()
+        .ok_or_else(|| anyhow::anyhow!("container {name:?} in pod {:?} has not started", h.name()))
+}
+
 fn dup(fd: impl AsFd) -> Result<OwnedFd> {
     Ok(fd.as_fd().try_clone_to_owned()?)
 }
@@ -42,15 +55,7 @@ pub fn run(cfg: &Config, args: &Args) -> Result<i32> {
     if !h.shim_alive {
         bail!("pod {name:?} is not running (phase Unknown)");
     }
-    let container = crate::logs::pick_container(&h, args.container.as_deref())?;
-    let Some(c) = h
-        .state
-        .as_ref()
-        .and_then(|s| s.containers.iter().find(|c| c.name == container))
-        .cloned()
-    else {
-        bail!("container {container:?} in pod {name:?} has not started");
-    };
+    let c = started_container(&h, args.container.as_deref())?;
     let stdio = if args.tty {
         None
     } else {
@@ -73,7 +78,7 @@ pub fn run(cfg: &Config, args: &Args) -> Result<i32> {
         tty: args.tty,
     };
     let proc = peapod_shim::exec(cfg, &c.id, req)
-        .with_context(|| format!("exec in container {container:?}"))?;
+        .with_context(|| format!("exec in container {:?}", c.name))?;
     // With a terminal: the caller's terminal (if any) goes raw and takes the same size,
     // and the streams are copied both ways until the terminal closes.
     let mut restore = None;

@@ -65,41 +65,20 @@ fn config_error(message: String) -> ConfigError {
 
 /// The value of a downward-API field path.
 fn field_value(f: &PodFacts<'_>, path: &str) -> Result<String, ConfigError> {
-    let m = &f.pod.pod().metadata;
-    let spec = Some(f.pod.spec());
+    if let Some(v) = f.pod.metadata_field(path) {
+        return Ok(v);
+    }
     Ok(match path {
-        "metadata.name" => m.name.clone().unwrap_or_default(),
-        "metadata.namespace" => m.namespace.clone().unwrap_or_default(),
-        "metadata.uid" => m.uid.clone().unwrap_or_default(),
         "spec.nodeName" => f.node_name.to_string(),
-        "spec.serviceAccountName" => spec
-            .and_then(|s| s.service_account_name.clone())
+        "spec.serviceAccountName" => f
+            .pod
+            .spec()
+            .service_account_name
+            .clone()
             .unwrap_or_default(),
         "status.hostIP" | "status.hostIPs" => f.host_ip.to_string(),
         "status.podIP" | "status.podIPs" => f.pod_ip.to_string(),
-        other => {
-            let by_key = |prefix: &str| {
-                other
-                    .strip_prefix(prefix)?
-                    .strip_prefix("['")?
-                    .strip_suffix("']")
-            };
-            if let Some(k) = by_key("metadata.labels") {
-                m.labels
-                    .as_ref()
-                    .and_then(|l| l.get(k))
-                    .cloned()
-                    .unwrap_or_default()
-            } else if let Some(k) = by_key("metadata.annotations") {
-                m.annotations
-                    .as_ref()
-                    .and_then(|a| a.get(k))
-                    .cloned()
-                    .unwrap_or_default()
-            } else {
-                return Err(config_error(format!("unsupported fieldPath: {other}")));
-            }
-        }
+        other => return Err(config_error(format!("unsupported fieldPath: {other}"))),
     })
 }
 
@@ -141,7 +120,7 @@ pub fn environment(f: &PodFacts<'_>, c: &Container) -> Result<Vec<(String, Strin
         };
         for (k, v) in data {
             let k = format!("{prefix}{k}");
-            if env_name_ok(&k) {
+            if peapod_types::validate::is_env_var_name(&k) {
                 set(&mut out, k, v);
             } else {
                 tracing::warn!(key = %k, "skipped: not a valid environment variable name");
@@ -205,11 +184,6 @@ pub fn environment(f: &PodFacts<'_>, c: &Container) -> Result<Vec<(String, Strin
         set(&mut out, e.name.clone(), value);
     }
     Ok(out)
-}
-
-/// `IsEnvVarName` as relaxed in Kubernetes 1.32: printable ASCII other than `=`.
-fn env_name_ok(k: &str) -> bool {
-    !k.is_empty() && !k.contains('=') && k.bytes().all(|b| (0x20..0x7f).contains(&b))
 }
 
 fn resource_value(

@@ -152,36 +152,12 @@ fn downward(
     let m = &pod.pod().metadata;
     for it in items {
         let value = if let Some(f) = &it.field_ref {
-            let by_key = |prefix: &str| {
-                f.field_path
-                    .strip_prefix(prefix)?
-                    .strip_prefix("['")?
-                    .strip_suffix("']")
-                    .map(str::to_string)
-            };
             match f.field_path.as_str() {
-                "metadata.name" => m.name.clone().unwrap_or_default(),
-                "metadata.namespace" => m.namespace.clone().unwrap_or_default(),
-                "metadata.uid" => m.uid.clone().unwrap_or_default(),
                 "metadata.labels" => format_map(m.labels.as_ref()),
                 "metadata.annotations" => format_map(m.annotations.as_ref()),
-                other => {
-                    if let Some(k) = by_key("metadata.labels") {
-                        m.labels
-                            .as_ref()
-                            .and_then(|l| l.get(&k))
-                            .cloned()
-                            .unwrap_or_default()
-                    } else if let Some(k) = by_key("metadata.annotations") {
-                        m.annotations
-                            .as_ref()
-                            .and_then(|a| a.get(&k))
-                            .cloned()
-                            .unwrap_or_default()
-                    } else {
-                        return Err(format!("unsupported fieldPath: {other}"));
-                    }
-                }
+                other => pod
+                    .metadata_field(other)
+                    .ok_or_else(|| format!("unsupported fieldPath: {other}"))?,
             }
         } else if let Some(r) = &it.resource_field_ref {
             let name = r.container_name.as_deref().unwrap_or_default();

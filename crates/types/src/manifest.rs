@@ -120,50 +120,34 @@ pub fn parse(text: &str) -> Result<Manifests, ManifestError> {
 pub fn load(text: &str) -> Result<Manifests, ManifestError> {
     let mut m = parse(text)?;
     let mut problems = Vec::new();
+    let mut report = |kind: &str, meta: &crate::meta::ObjectMeta, errors: Vec<FieldError>| {
+        if !errors.is_empty() {
+            let name = meta.name.clone().unwrap_or_default();
+            problems.push(ObjectErrors {
+                object: format!("{kind} {name:?}"),
+                errors,
+            });
+        }
+    };
     for pod in &mut m.pods {
         let name = pod.metadata.name.clone().unwrap_or_default();
         for w in crate::validate::warnings(pod) {
             m.warnings.push(format!("pod {name:?}: {w}"));
         }
         crate::defaults::pod(pod);
-        let errors = crate::validate::pod(pod);
-        if !errors.is_empty() {
-            let name = pod.metadata.name.clone().unwrap_or_default();
-            problems.push(ObjectErrors {
-                object: format!("pod {name:?}"),
-                errors,
-            });
-        }
+        report("pod", &pod.metadata, crate::validate::pod(pod));
     }
     for cm in &mut m.config_maps {
         let errors = crate::objects::config_map(cm);
-        if !errors.is_empty() {
-            let name = cm.metadata.name.clone().unwrap_or_default();
-            problems.push(ObjectErrors {
-                object: format!("configmap {name:?}"),
-                errors,
-            });
-        }
+        report("configmap", &cm.metadata, errors);
     }
     for c in &mut m.claims {
         let errors = crate::objects::claim(c);
-        if !errors.is_empty() {
-            let name = c.metadata.name.clone().unwrap_or_default();
-            problems.push(ObjectErrors {
-                object: format!("persistentvolumeclaim {name:?}"),
-                errors,
-            });
-        }
+        report("persistentvolumeclaim", &c.metadata, errors);
     }
     for secret in &mut m.secrets {
         let errors = crate::objects::secret(secret);
-        if !errors.is_empty() {
-            let name = secret.metadata.name.clone().unwrap_or_default();
-            problems.push(ObjectErrors {
-                object: format!("secret {name:?}"),
-                errors,
-            });
-        }
+        report("secret", &secret.metadata, errors);
     }
     if !problems.is_empty() {
         return Err(ManifestError::Invalid(problems));

@@ -207,6 +207,27 @@ pub enum Slot {
 pub struct DefaultedPod(Pod);
 
 impl DefaultedPod {
+    /// A metadata field the downward API gives (`metadata.name`, `.namespace`, `.uid`,
+    /// `metadata.labels['KEY']`, `metadata.annotations['KEY']`); an absent label or
+    /// annotation is empty, an unknown path `None`.
+    pub fn metadata_field(&self, path: &str) -> Option<String> {
+        let m = &self.pod().metadata;
+        Some(match path {
+            "metadata.name" => m.name.clone().unwrap_or_default(),
+            "metadata.namespace" => m.namespace.clone().unwrap_or_default(),
+            "metadata.uid" => m.uid.clone().unwrap_or_default(),
+            _ => {
+                let (map, key) = crate::validate::field_subscript(path)?;
+                let map = if map == "metadata.labels" {
+                    m.labels.as_ref()
+                } else {
+                    m.annotations.as_ref()
+                };
+                map.and_then(|l| l.get(key)).cloned().unwrap_or_default()
+            }
+        })
+    }
+
     /// Applies the API server's defaults to `pod` (doing it twice changes nothing).
     pub fn new(mut pod: Pod) -> DefaultedPod {
         crate::defaults::pod(&mut pod);

@@ -22,6 +22,24 @@ pub const FIELD_PATHS: &[&str] = &[
     "status.podIPs",
 ];
 
+/// `metadata.labels['KEY']` or `metadata.annotations['KEY']` → (the map's path, KEY).
+pub fn field_subscript(path: &str) -> Option<(&'static str, &str)> {
+    ["metadata.labels", "metadata.annotations"]
+        .into_iter()
+        .find_map(|prefix| {
+            let key = path
+                .strip_prefix(prefix)?
+                .strip_prefix("['")?
+                .strip_suffix("']")?;
+            Some((prefix, key))
+        })
+}
+
+/// `IsEnvVarName` as relaxed in Kubernetes 1.32: printable ASCII other than `=`.
+pub fn is_env_var_name(s: &str) -> bool {
+    !s.is_empty() && !s.contains('=') && s.bytes().all(|b| (0x20..0x7f).contains(&b))
+}
+
 /// Whether `s` is a DNS-1123 label.
 pub fn is_dns1123_label(s: &str) -> bool {
     let b = s.as_bytes();
@@ -496,9 +514,7 @@ fn projections(path: &str, v: &Volume, errs: &mut Vec<FieldError>) {
                     "metadata.annotations",
                 ]
                 .contains(&f.field_path.as_str())
-                    || ["metadata.labels['", "metadata.annotations['"]
-                        .iter()
-                        .any(|pre| f.field_path.starts_with(pre) && f.field_path.ends_with("']"));
+                    || field_subscript(&f.field_path).is_some();
                 if !ok {
                     errs.push(FieldError::not_supported(
                         format!("{p}.items[{i}].fieldRef.fieldPath"),
@@ -795,7 +811,7 @@ fn container(
         let ep = format!("{path}.env[{i}]");
         if e.name.is_empty() {
             errs.push(FieldError::required(format!("{ep}.name"), ""));
-        } else if e.name.contains('=') || !e.name.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+        } else if !is_env_var_name(&e.name) {
             errs.push(FieldError::invalid(
                 format!("{ep}.name"),
                 &e.name,
@@ -862,7 +878,7 @@ fn container(
             )),
         }
         if let Some(p) = src.prefix.as_deref().filter(|p| !p.is_empty())
-            && (p.contains('=') || !p.bytes().all(|b| (0x20..0x7f).contains(&b)))
+            && !is_env_var_name(p)
         {
             errs.push(FieldError::invalid(
                 format!("{ep}.prefix"),
@@ -1063,16 +1079,8 @@ fn port_name(n: &str) -> Vec<String> {
 /// A downward-API field path for env: one of [`FIELD_PATHS`], or a label or annotation by
 /// key (`metadata.labels['app']`).
 fn field_path(path: &str, value: &str, errs: &mut Vec<FieldError>) {
-    let subscript = ["metadata.labels", "metadata.annotations"]
-        .iter()
-        .find_map(|prefix| {
-            value
-                .strip_prefix(prefix)?
-                .strip_prefix("['")?
-                .strip_suffix("']")
-        });
-    match subscript {
-        Some(key) => {
+    match field_subscript(value) {
+        Some((_, key)) => {
             for msg in crate::names::qualified_name(key) {
                 errs.push(FieldError::invalid(path, key, msg));
             }
