@@ -170,17 +170,16 @@ pub fn first_or_default(
     ConfList::load(&file)
 }
 
-/// Writes `value` to `path` atomically.
+/// Writes `value` to `path` atomically: a temporary file of its own (so that concurrent
+/// writers never share one) renamed over it.
 pub(crate) fn write_json(path: &Path, value: &Value) -> std::io::Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let tmp = path.with_extension("tmp");
-    std::fs::write(
-        &tmp,
-        serde_json::to_vec_pretty(value).expect("JSON values serialize"),
-    )?;
-    std::fs::rename(&tmp, path)
+    use std::io::Write;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    tmp.write_all(&serde_json::to_vec_pretty(value).expect("JSON values serialize"))?;
+    tmp.persist(path)?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -218,5 +217,29 @@ mod tests {
         std::fs::write(d.path().join("00-ignored.txt"), "").unwrap();
         assert_eq!(first_in(d.path()).unwrap().unwrap().name, "a");
         assert!(first_in(&d.path().join("missing")).unwrap().is_none());
+    }
+
+    #[test]
+    fn concurrent_first_use_writes_the_default_once_without_failing() {
+        let d = tempfile::tempdir().unwrap();
+        let net = DefaultNetwork {
+            name: "n".into(),
+            bridge: "nbr0".into(),
+            subnet: "10.1.0.0/16".into(),
+            ipam_dir: d.path().join("ipam"),
+        };
+        std::thread::scope(|s| {
+            let all: Vec<_> = (0..16)
+                .map(|_| s.spawn(|| first_or_default(&d.path().join("net.d"), &net, &[])))
+                .collect();
+            for t in all {
+                assert_eq!(t.join().unwrap().unwrap().name, "n");
+            }
+        });
+        let left: Vec<_> = std::fs::read_dir(d.path().join("net.d"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(left, ["10-peapod.conflist"], "no temporary file is left");
     }
 }

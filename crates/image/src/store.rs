@@ -504,9 +504,11 @@ fn lock_file(p: &Path) -> Result<nix::fcntl::Flock<File>> {
 
 /// Writes `data` to `path` atomically: a synced temporary file renamed over it.
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    let mut f = File::create(&tmp).at("creating", &tmp)?;
-    f.write_all(data).at("writing", &tmp)?;
-    f.sync_all().at("syncing", &tmp)?;
-    fs::rename(&tmp, path).at("renaming", path)
+    // A temporary file of its own: concurrent pulls in one process never share one.
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut f = tempfile::NamedTempFile::new_in(dir).at("creating a file in", dir)?;
+    f.write_all(data).at("writing", f.path())?;
+    f.as_file().sync_all().at("syncing", f.path())?;
+    f.persist(path).map_err(|e| e.error).at("renaming", path)?;
+    Ok(())
 }

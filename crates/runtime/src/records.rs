@@ -45,10 +45,14 @@ const RECORD: &str = "record.json";
 
 pub(crate) fn save<T: Serialize>(dir: &Path, value: &T) -> Result<()> {
     let path = dir.join(RECORD);
-    let tmp = dir.join(".record.json.tmp");
     let data = serde_json::to_vec_pretty(value).expect("records serialize");
-    std::fs::write(&tmp, data).map_err(io("writing", &tmp))?;
-    std::fs::rename(&tmp, &path).map_err(io("renaming", &path))
+    // A temporary file of its own, so that concurrent saves never share one.
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io("creating a file in", dir))?;
+    std::io::Write::write_all(&mut tmp, &data).map_err(io("writing", tmp.path()))?;
+    tmp.persist(&path)
+        .map_err(|e| e.error)
+        .map_err(io("renaming", &path))?;
+    Ok(())
 }
 
 pub(crate) fn load<T: DeserializeOwned>(dir: &Path) -> Option<T> {

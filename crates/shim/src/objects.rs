@@ -111,7 +111,7 @@ impl ObjectStore {
 
     fn write(&self, kind: &str, ns: &str, name: &str, data: &[u8]) -> std::io::Result<Stored> {
         use std::io::Write;
-        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+        use std::os::unix::fs::DirBuilderExt;
         let path = self.file(kind, ns, name);
         let before = std::fs::read(&path).ok();
         if before.as_deref() == Some(data) {
@@ -122,15 +122,10 @@ impl ObjectStore {
             .recursive(true)
             .mode(0o700)
             .create(dir)?;
-        let tmp = dir.join(format!(".{name}.json.tmp"));
-        std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?
-            .write_all(data)?;
-        std::fs::rename(&tmp, &path)?;
+        // A temporary file of its own (mode 0600), so that concurrent writers never share one.
+        let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+        tmp.write_all(data)?;
+        tmp.persist(&path)?;
         Ok(if before.is_some() {
             Stored::Configured
         } else {

@@ -126,11 +126,13 @@ fn mem_total(meminfo: &str) -> Option<u64> {
     Some(kb * 1024)
 }
 
-/// Writes `data` to `path` atomically.
+/// Writes `data` to `path` atomically: a temporary file of its own (concurrent writers never
+/// share one) renamed over it.
 pub(crate) fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, data)?;
-    std::fs::rename(&tmp, path)
+    let mut tmp = tempfile::NamedTempFile::new_in(path.parent().unwrap_or(Path::new(".")))?;
+    std::io::Write::write_all(&mut tmp, data)?;
+    tmp.persist(path)?;
+    Ok(())
 }
 
 #[cfg(test)]
