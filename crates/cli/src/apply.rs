@@ -6,8 +6,6 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use peapod_shim::Paths;
 use peapod_types::config::Config;
 
 use peapod_shim::new_uid;
@@ -72,6 +70,9 @@ pub(crate) fn dry_run(
         v["apiVersion"] = "v1".into();
         v["kind"] = "Pod".into();
         objects.push(("pod".into(), v));
+    }
+    for w in &m.workloads {
+        objects.push((w.resource(), w.to_value()));
     }
     match output {
         None => {
@@ -150,6 +151,7 @@ pub(crate) fn apply_text(
         eprintln!("Warning: {w}");
     }
     let existing = peapod_shim::list_pods(cfg);
+    let store = peapod_shim::objects::ObjectStore::new(cfg);
     // Decide everything before creating anything.
     let mut to_create = Vec::new();
     for mut pod in manifests.pods {
@@ -186,11 +188,25 @@ pub(crate) fn apply_text(
         {
             bail!("pod {name:?} appears twice in {source}");
         }
-        let secrets = pull_secrets(&pod, &manifests.secrets, &ns)?;
+        let secrets = peapod_shim::pull_secrets(
+            &pod,
+            |ns, name| {
+                manifests
+                    .secrets
+                    .iter()
+                    .find(|s| {
+                        s.metadata.name.as_deref() == Some(name)
+                            && s.metadata.namespace.as_deref().unwrap_or("default") == ns
+                    })
+                    .cloned()
+                    .or_else(|| store.get_secret(ns, name))
+            },
+            |w| eprintln!("warning: {w}"),
+        )
+        .map_err(anyhow::Error::msg)?;
         to_create.push((pod, secrets));
     }
     // ConfigMaps and Secrets first, so that the pods of the same file find them.
-    let store = peapod_shim::objects::ObjectStore::new(cfg);
     for cm in &manifests.config_maps {
         let name = cm.metadata.name.clone().unwrap_or_default();
         let done = store.put_config_map(cm).map_err(anyhow::Error::msg)?;
@@ -206,34 +222,34 @@ pub(crate) fn apply_text(
         let done = store.put_claim(c).map_err(anyhow::Error::msg)?;
         println!("persistentvolumeclaim/{name} {done}");
     }
+    if !manifests.workloads.is_empty() {
+        let _lock = store.lock().map_err(anyhow::Error::msg)?;
+        for w in &manifests.workloads {
+            let (ns, name) = w.name();
+            if create_only && store.get_workload(w.plural(), &ns, &name).is_some() {
+                bail!(
+                    "Error from server (AlreadyExists): {}.{} {name:?} already exists",
+                    w.plural(),
+                    w.api_version().trim_end_matches("/v1")
+                );
+            }
+        }
+        for w in &manifests.workloads {
+            let done = store.put_workload(w).map_err(anyhow::Error::msg)?;
+            println!("{}/{} {done}", w.resource(), w.name().1);
+        }
+    }
     let exe = std::env::current_exe().context("locating the peapod executable")?;
+    if !manifests.workloads.is_empty() {
+        peapod_controllers::manager::ensure_running(cfg, &exe, shim_args)
+            .context("starting the workload controllers")?;
+    }
     let mut created = Vec::new();
-    for (mut pod, secrets) in to_create {
-        let uid = new_uid();
-        pod.metadata.uid = Some(uid.clone());
-        pod.metadata.creation_timestamp = Some(Time(jiff::Timestamp::now()));
+    for (pod, secrets) in to_create {
         let name = pod.metadata.name.clone().unwrap_or_default();
         let ns = pod.metadata.namespace.clone().unwrap_or_default();
-        let paths = Paths::new(cfg, &uid);
-        std::fs::create_dir_all(&paths.run_dir)
-            .with_context(|| format!("creating {}", paths.run_dir.display()))?;
-        std::fs::write(paths.pod_file(), serde_json::to_vec(&pod)?)?;
-        if !secrets.is_empty() {
-            use std::io::Write;
-            use std::os::unix::fs::OpenOptionsExt;
-            let file = paths.pull_secrets_file();
-            std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&file)
-                .and_then(|mut f| f.write_all(&serde_json::to_vec(&secrets)?))
-                .with_context(|| format!("writing {}", file.display()))?;
-        }
-        if let Err(e) = peapod_shim::spawn(&exe, shim_args, &uid, &paths.run_dir) {
-            let _ = std::fs::remove_dir_all(&paths.run_dir);
-            return Err(e).with_context(|| format!("starting pod {name:?}"));
-        }
+        peapod_shim::create_pod(cfg, pod, &secrets, &exe, shim_args)
+            .with_context(|| format!("starting pod {name:?}"))?;
         println!("pod/{name} created");
         created.push((ns, name));
     }
@@ -241,60 +257,6 @@ pub(crate) fn apply_text(
         return wait(cfg, &created, timeout);
     }
     Ok(0)
-}
-
-/// The Docker configs of the Secrets a pod names in `imagePullSecrets`, in order. A Secret
-/// that is not in the file is reported and skipped, as the kubelet does; one of the wrong
-/// type or without its key is an error.
-fn pull_secrets(
-    pod: &peapod_types::api::Pod,
-    secrets: &[peapod_types::api::Secret],
-    ns: &str,
-) -> Result<Vec<serde_json::Value>> {
-    let name = pod.metadata.name.clone().unwrap_or_default();
-    let mut out = Vec::new();
-    let refs = pod
-        .spec
-        .as_ref()
-        .and_then(|s| s.image_pull_secrets.as_ref());
-    for (i, r) in refs.into_iter().flatten().enumerate() {
-        let field = format!("pod {name:?}: spec.imagePullSecrets[{i}]");
-        let Some(s) = secrets.iter().find(|s| {
-            s.metadata.name.as_deref() == Some(r.name.as_str())
-                && s.metadata.namespace.as_deref().unwrap_or("default") == ns
-        }) else {
-            eprintln!(
-                "warning: {field}: secret {:?} is not in this file; pulling without it",
-                r.name
-            );
-            continue;
-        };
-        let ty = s.type_.as_deref().unwrap_or("Opaque");
-        let key = match ty {
-            "kubernetes.io/dockerconfigjson" => ".dockerconfigjson",
-            "kubernetes.io/dockercfg" => ".dockercfg",
-            other => bail!(
-                "{field}: secret {:?} has type {other:?}; image pull secrets are of type kubernetes.io/dockerconfigjson",
-                r.name
-            ),
-        };
-        let data: Vec<u8> = match (
-            s.data.as_ref().and_then(|d| d.get(key)),
-            s.string_data.as_ref().and_then(|d| d.get(key)),
-        ) {
-            (_, Some(text)) => text.as_bytes().to_vec(),
-            (Some(bytes), None) => bytes.0.clone(),
-            (None, None) => bail!("{field}: secret {:?} has no data[{key:?}]", r.name),
-        };
-        let v: serde_json::Value = serde_json::from_slice(&data)
-            .with_context(|| format!("{field}: secret {:?}: data[{key:?}]", r.name))?;
-        // Check it now, so a bad secret is reported before anything is created.
-        peapod_types::credentials::Keyring::new()
-            .add_docker_config(&data, &format!("secret {:?}", r.name))
-            .with_context(|| field.clone())?;
-        out.push(v);
-    }
-    Ok(out)
 }
 
 /// Waits until each pod is Running, Succeeded or Failed; 1 if any failed or timed out.

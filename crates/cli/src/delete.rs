@@ -1,16 +1,16 @@
 //! `peapod delete pod NAME…` and `peapod delete -f FILE`.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use peapod_shim::{PodHandle, Request};
+use peapod_shim::PodHandle;
 use peapod_types::config::Config;
 
 /// Arguments of `delete`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// `pod` (or `pods`), followed by names.
+    /// A type (`pod`, `configmap`, `secret`, `pvc`, `deployment`, `replicaset`, `daemonset`,
+    /// `job`, or their plurals and short names) followed by names; or `TYPE/NAME…`.
     #[arg(value_name = "pod NAME")]
     targets: Vec<String>,
     /// Delete the pods a manifest names.
@@ -31,7 +31,9 @@ pub struct Args {
 fn kind_of(word: &str) -> Option<&'static str> {
     match word {
         "pod" | "pods" | "po" => Some("pod"),
-        other => crate::objects::kind_of(other).map(|k| k.trim_end_matches('s')),
+        other => crate::objects::kind_of(other)
+            .map(|k| k.trim_end_matches('s'))
+            .or_else(|| crate::workloads::kind_of(other)),
     }
 }
 
@@ -63,13 +65,17 @@ pub fn run(cfg: &Config, args: &Args) -> Result<i32> {
             let (ns, name) = meta(&c.metadata);
             targets.push(("persistentvolumeclaim", ns, name));
         }
+        for w in &m.workloads {
+            let (ns, name) = w.name();
+            targets.push((w.plural(), ns, name));
+        }
     } else {
         let mut it = args.targets.iter().peekable();
         // `TYPE NAME...`, or `TYPE/NAME...`.
         let kind = match it.peek().map(|s| s.as_str()) {
             Some(w) if !w.contains('/') => {
                 let k = kind_of(w).ok_or_else(|| {
-                    anyhow::anyhow!("unsupported resource type {w:?}: pods, configmaps and secrets can be deleted")
+                    anyhow::anyhow!("unsupported resource type {w:?}: pods, configmaps, secrets, persistentvolumeclaims, deployments, replicasets, daemonsets and jobs can be deleted")
                 })?;
                 it.next();
                 Some(k)
@@ -100,6 +106,10 @@ pub fn run(cfg: &Config, args: &Args) -> Result<i32> {
     let store = peapod_shim::objects::ObjectStore::new(cfg);
     let mut code = 0;
     for (kind, ns, name) in targets {
+        if peapod_types::workloads::KINDS.contains(&kind) {
+            code = code.max(crate::workloads::delete(cfg, kind, &ns, &name, grace)?);
+            continue;
+        }
         if kind == "persistentvolumeclaim" {
             let users: Vec<String> = peapod_shim::list_pods(cfg)
                 .into_iter()
@@ -154,24 +164,5 @@ pub fn run(cfg: &Config, args: &Args) -> Result<i32> {
 
 /// Deletes one pod through its shim, or directly when the shim is gone.
 pub fn delete(cfg: &Config, pod: &PodHandle, grace: Option<i64>) -> Result<()> {
-    let pod_grace = pod.pod.grace_period();
-    let wait = Duration::from_secs((grace.unwrap_or(pod_grace).max(0) as u64) + 60);
-    if pod.shim_alive {
-        match peapod_shim::request(&pod.paths.socket(), &Request::Delete { grace }, wait) {
-            Ok(r) if r.ok => return Ok(()),
-            Ok(r) => bail!("{}", r.error),
-            Err(e) if peapod_shim::list_pods(cfg).iter().all(|p| p.uid != pod.uid) => {
-                tracing::debug!("shim closed early: {e}");
-                return Ok(());
-            }
-            Err(e) => {
-                tracing::warn!("the shim did not complete the deletion ({e}); cleaning up directly")
-            }
-        }
-    }
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    rt.block_on(peapod_shim::cleanup_orphan(cfg, pod))?;
-    Ok(())
+    Ok(peapod_shim::delete_pod(cfg, pod, grace)?)
 }

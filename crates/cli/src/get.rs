@@ -11,7 +11,8 @@ use crate::util::{age, column_widths, format_row, print_table};
 /// Arguments of `get`.
 #[derive(clap::Args, Clone)]
 pub struct GetArgs {
-    /// `pods` (`pod`, `po`), `events` (`ev`), `configmaps` (`cm`) or `secrets`; or
+    /// `pods` (`pod`, `po`), `events` (`ev`), `configmaps` (`cm`), `secrets`, `pvc`,
+    /// `deployments` (`deploy`), `replicasets` (`rs`), `daemonsets` (`ds`) or `jobs`; or
     /// `TYPE/NAME`.
     pub(crate) resource: String,
     /// Only this pod.
@@ -151,12 +152,17 @@ pub fn get(cfg: &Config, args: &GetArgs) -> Result<i32> {
     match args.resource.as_str() {
         "pods" | "pod" | "po" => {}
         "events" | "event" | "ev" => return crate::events::get_events(cfg, args),
-        other => match crate::objects::kind_of(other) {
-            Some(kind) => return crate::objects::get(cfg, args, kind),
-            None => bail!(
-                "unsupported resource type {other:?}: peapod knows pods, events, configmaps, secrets and persistentvolumeclaims"
-            ),
-        },
+        other => {
+            if let Some(kind) = crate::objects::kind_of(other) {
+                return crate::objects::get(cfg, args, kind);
+            }
+            if let Some(kind) = crate::workloads::kind_of(other) {
+                return crate::workloads::get(cfg, args, kind);
+            }
+            bail!(
+                "unsupported resource type {other:?}: peapod knows pods, events, configmaps, secrets, persistentvolumeclaims, deployments, replicasets, daemonsets and jobs"
+            )
+        }
     }
     let mut pods = Vec::new();
     for h in selected(cfg, args)? {

@@ -17,6 +17,7 @@ mod run;
 mod serve;
 mod util;
 mod wait;
+mod workloads;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -166,6 +167,9 @@ enum Cmd {
         /// The pod's UID.
         uid: String,
     },
+    /// Run the workload controllers (started by `apply`).
+    #[command(name = "__controllers", hide = true)]
+    Controllers,
     /// Run the supervising process of one CRI sandbox (started by `serve`).
     #[command(name = "__cri-shim", hide = true)]
     CriShim {
@@ -224,7 +228,7 @@ fn main() {
     let cli = Cli::parse();
     let shim = matches!(
         cli.command,
-        Cmd::Shim { .. } | Cmd::CriShim { .. } | Cmd::Serve(_)
+        Cmd::Shim { .. } | Cmd::CriShim { .. } | Cmd::Serve(_) | Cmd::Controllers
     );
     let filter = tracing_subscriber::EnvFilter::try_from_env("PEAPOD_LOG").unwrap_or_else(|_| {
         // libcontainer logs from inside the container's own processes, before they exec:
@@ -266,6 +270,12 @@ fn run(cli: Cli) -> Result<i32> {
         Cmd::Serve(a) => serve::run(&cfg, a, shim_args(&cli, &cfg)),
         Cmd::Shim { uid } => {
             peapod_shim::run(cfg, uid).with_context(|| format!("shim of pod {uid}"))?;
+            Ok(0)
+        }
+        Cmd::Controllers => {
+            let exe = std::env::current_exe().context("locating the peapod executable")?;
+            peapod_controllers::manager::run(&cfg, exe, shim_args(&cli, &cfg))
+                .map_err(anyhow::Error::msg)?;
             Ok(0)
         }
         Cmd::CriShim { id } => {

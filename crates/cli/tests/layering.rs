@@ -51,7 +51,11 @@ fn set(names: &[&str]) -> BTreeSet<String> {
 fn dependency_edges_are_the_stated_ones() {
     let e = edges();
     let want: BTreeMap<String, BTreeSet<String>> = [
-        ("cli", set(&["shim", "cri", "image", "types"])),
+        (
+            "cli",
+            set(&["controllers", "shim", "cri", "image", "types"]),
+        ),
+        ("controllers", set(&["shim", "types"])),
         ("cri", set(&["runtime", "types"])),
         ("shim", set(&["kubelet", "runtime", "types"])),
         ("kubelet", set(&["runtime", "types"])),

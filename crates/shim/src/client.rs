@@ -200,6 +200,123 @@ pub fn spawn(
     }
 }
 
+/// Creates a pod: gives it a UID and creation time, writes its `pod.json` (and the Docker
+/// configs of its pull secrets, 0600), and starts its shim. Returns the UID; on failure
+/// nothing is left.
+pub fn create_pod(
+    cfg: &Config,
+    mut pod: Pod,
+    pull_secrets: &[serde_json::Value],
+    exe: &Path,
+    shim_args: &[std::ffi::OsString],
+) -> Result<String, ShimError> {
+    let uid = crate::objects::new_uid();
+    pod.metadata.uid = Some(uid.clone());
+    pod.metadata.creation_timestamp = Some(peapod_types::meta::Time(jiff::Timestamp::now()));
+    let paths = Paths::new(cfg, &uid);
+    let result = (|| {
+        std::fs::create_dir_all(&paths.run_dir)?;
+        std::fs::write(paths.pod_file(), serde_json::to_vec(&pod)?)?;
+        if !pull_secrets.is_empty() {
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(paths.pull_secrets_file())?
+                .write_all(&serde_json::to_vec(pull_secrets)?)?;
+        }
+        spawn(exe, shim_args, &uid, &paths.run_dir)
+    })();
+    match result {
+        Ok(()) => Ok(uid),
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&paths.run_dir);
+            Err(e)
+        }
+    }
+}
+
+/// Deletes one pod through its shim (with `grace`, or the pod's own grace period), or has
+/// the runtime remove what it left when the shim is gone. Returns when it is gone.
+pub fn delete_pod(cfg: &Config, pod: &PodHandle, grace: Option<i64>) -> Result<(), ShimError> {
+    let pod_grace = pod.pod.grace_period();
+    let wait = Duration::from_secs((grace.unwrap_or(pod_grace).max(0) as u64) + 60);
+    if pod.shim_alive {
+        match request(&pod.paths.socket(), &Request::Delete { grace }, wait) {
+            Ok(r) if r.ok => return Ok(()),
+            Ok(r) => return Err(ShimError::Shim(r.error)),
+            Err(e) if list_pods(cfg).iter().all(|p| p.uid != pod.uid) => {
+                tracing::debug!("shim closed early: {e}");
+                return Ok(());
+            }
+            Err(e) => {
+                tracing::warn!("the shim did not complete the deletion ({e}); cleaning up directly")
+            }
+        }
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(cleanup_orphan(cfg, pod))
+}
+
+/// The Docker configs of the Secrets a pod names in `imagePullSecrets`, in order, found
+/// through `lookup(namespace, name)`. A Secret that is missing is reported through `warn`
+/// and skipped, as the kubelet does; one of the wrong type or without its key is an error.
+pub fn pull_secrets(
+    pod: &Pod,
+    lookup: impl Fn(&str, &str) -> Option<peapod_types::api::Secret>,
+    warn: impl Fn(&str),
+) -> Result<Vec<serde_json::Value>, String> {
+    let name = pod.metadata.name.clone().unwrap_or_default();
+    let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
+    let mut out = Vec::new();
+    let refs = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.image_pull_secrets.as_ref());
+    for (i, r) in refs.into_iter().flatten().enumerate() {
+        let field = format!("pod {name:?}: spec.imagePullSecrets[{i}]");
+        let Some(s) = lookup(ns, &r.name) else {
+            warn(&format!(
+                "{field}: secret {:?} was not found; pulling without it",
+                r.name
+            ));
+            continue;
+        };
+        let ty = s.type_.as_deref().unwrap_or("Opaque");
+        let key = match ty {
+            "kubernetes.io/dockerconfigjson" => ".dockerconfigjson",
+            "kubernetes.io/dockercfg" => ".dockercfg",
+            other => {
+                return Err(format!(
+                    "{field}: secret {:?} has type {other:?}; image pull secrets are of type kubernetes.io/dockerconfigjson",
+                    r.name
+                ));
+            }
+        };
+        let data: Vec<u8> = match (
+            s.data.as_ref().and_then(|d| d.get(key)),
+            s.string_data.as_ref().and_then(|d| d.get(key)),
+        ) {
+            (_, Some(text)) => text.as_bytes().to_vec(),
+            (Some(bytes), None) => bytes.0.clone(),
+            (None, None) => {
+                return Err(format!("{field}: secret {:?} has no data[{key:?}]", r.name));
+            }
+        };
+        let v: serde_json::Value = serde_json::from_slice(&data)
+            .map_err(|e| format!("{field}: secret {:?}: data[{key:?}]: {e}", r.name))?;
+        // Checked now, so that a bad secret is reported before anything is created.
+        peapod_types::credentials::Keyring::new()
+            .add_docker_config(&data, &format!("secret {:?}", r.name))
+            .map_err(|e| format!("{field}: {e}"))?;
+        out.push(v);
+    }
+    Ok(out)
+}
+
 /// Sends one request to a shim and reads its answer.
 pub fn request(socket: &Path, req: &Request, timeout: Duration) -> Result<Response, ShimError> {
     let mut s = UnixStream::connect(socket)?;

@@ -32,7 +32,8 @@ pub mod sandbox_shim;
 mod server;
 
 pub use client::{
-    PodHandle, ShimError, cleanup_orphan, containers, exec, list_pods, request, spawn,
+    PodHandle, ShimError, cleanup_orphan, containers, create_pod, delete_pod, exec, list_pods,
+    pull_secrets, request, spawn,
 };
 pub use objects::new_uid;
 pub use paths::{CGROUP_ROOT, Paths, host_ip, node_name};

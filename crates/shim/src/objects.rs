@@ -5,6 +5,8 @@
 //! <run_root>/objects/<namespace>/secrets/<name>.json   (0600, under the volatile root)
 //! <root>/objects/<namespace>/persistentvolumeclaims/<name>.json
 //! <root>/claims/<namespace>/<name>/                  a claim's data, kept across pods
+//! <root>/objects/<namespace>/<deployments|replicasets|daemonsets|jobs>/<name>.json
+//! <root>/objects/.lock                               taken by writers of workloads
 //! ```
 //!
 //! Pods' supervisors read them at every use, so a change reaches the next container start.
@@ -14,6 +16,7 @@ use std::path::{Path, PathBuf};
 use peapod_kubelet::objects::ObjectSource;
 use peapod_types::api::{ConfigMap, PersistentVolumeClaim, PersistentVolumeClaimStatus, Secret};
 use peapod_types::config::Config;
+use peapod_types::workloads::Workload;
 
 /// The object store of one configuration.
 #[derive(Debug, Clone)]
@@ -274,6 +277,131 @@ impl ObjectStore {
             .collect();
         out.sort();
         out
+    }
+}
+
+/// The store's lock, held while it lives.
+pub type StoreLock = nix::fcntl::Flock<std::fs::File>;
+
+impl ObjectStore {
+    /// Takes the store's lock: apply's writes of workloads and a controller pass over them
+    /// exclude each other, so neither undoes the other's change.
+    pub fn lock(&self) -> Result<StoreLock, String> {
+        std::fs::create_dir_all(&self.config_maps)
+            .map_err(|e| format!("creating {}: {e}", self.config_maps.display()))?;
+        let path = self.config_maps.join(".lock");
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| format!("opening {}: {e}", path.display()))?;
+        nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusive)
+            .map_err(|(_, e)| format!("locking {}: {e}", path.display()))
+    }
+
+    /// Stores a (defaulted, validated) workload as `apply` does, keeping what its
+    /// controller recorded: UID, creation time and status. A changed spec raises
+    /// `metadata.generation`; fields the API server makes immutable may not change.
+    pub fn put_workload(&self, w: &Workload) -> Result<Stored, String> {
+        let (ns, name) = w.name();
+        let plural = w.plural();
+        let old = self.get_workload(plural, &ns, &name);
+        let mut w = w.clone();
+        let what = format!("{} {name:?}", w.kind().to_lowercase());
+        match &old {
+            Some(old) => {
+                let uid = old.metadata().uid.clone().unwrap_or_default();
+                peapod_types::workloads::assign_uid(&mut w, &uid);
+                let (m, o) = (w.metadata().clone(), old.metadata());
+                if old.spec_value() == w.spec_value()
+                    && m.labels == o.labels
+                    && m.annotations == o.annotations
+                {
+                    return Ok(Stored::Unchanged);
+                }
+                if let Some(field) = immutable_change(old, &w) {
+                    return Err(format!(
+                        "{what} is invalid: {field}: Invalid value: field is immutable"
+                    ));
+                }
+                let generation =
+                    o.generation.unwrap_or(1) + i64::from(old.spec_value() != w.spec_value());
+                let meta = w.metadata_mut();
+                meta.creation_timestamp = o.creation_timestamp.clone();
+                meta.generation = Some(generation);
+                set_status_of(&mut w, old);
+            }
+            None => {
+                peapod_types::workloads::assign_uid(&mut w, &new_uid());
+                let meta = w.metadata_mut();
+                meta.creation_timestamp = Some(peapod_types::meta::Time(jiff::Timestamp::now()));
+                meta.generation = Some(1);
+            }
+        }
+        self.save_workload(&w)
+            .map_err(|e| format!("storing {what}: {e}"))
+    }
+
+    /// Writes a workload as it is (a controller recording its status).
+    pub fn save_workload(&self, w: &Workload) -> std::io::Result<Stored> {
+        let (ns, name) = w.name();
+        let data = serde_json::to_vec(&w.to_value()).expect("workloads serialize");
+        self.write(w.plural(), &ns, &name, &data)
+    }
+
+    /// A stored workload of the kind whose plural is `plural`.
+    pub fn get_workload(&self, plural: &str, ns: &str, name: &str) -> Option<Workload> {
+        let v: serde_json::Value = self.read(plural, ns, name)?;
+        Workload::from_value(plural, v)
+    }
+
+    /// Every stored workload of the kind whose plural is `plural`, in every namespace.
+    pub fn workloads(&self, plural: &str) -> Vec<Workload> {
+        let mut out = Vec::new();
+        for ns in self.namespaces(plural) {
+            for name in self.names(plural, &ns) {
+                out.extend(self.get_workload(plural, &ns, &name));
+            }
+        }
+        out
+    }
+}
+
+/// The first field whose change the API server refuses, if any.
+fn immutable_change(old: &Workload, new: &Workload) -> Option<&'static str> {
+    if old.selector() != new.selector() && !matches!(new, Workload::Job(_)) {
+        return Some("spec.selector");
+    }
+    if let (Workload::Job(o), Workload::Job(n)) = (old, new) {
+        let (mut o, mut n) = (o.spec.clone()?, n.spec.clone()?);
+        if o.template.spec != n.template.spec {
+            return Some("spec.template");
+        }
+        // What may change on a Job: parallelism, the deadline, the TTL.
+        o.parallelism = None;
+        n.parallelism = None;
+        o.active_deadline_seconds = None;
+        n.active_deadline_seconds = None;
+        o.ttl_seconds_after_finished = None;
+        n.ttl_seconds_after_finished = None;
+        (o.template, n.template) = (Default::default(), Default::default());
+        o.selector = None;
+        n.selector = None;
+        if o != n {
+            return Some("spec");
+        }
+    }
+    None
+}
+
+fn set_status_of(w: &mut Workload, from: &Workload) {
+    match (w, from) {
+        (Workload::Deployment(a), Workload::Deployment(b)) => a.status = b.status.clone(),
+        (Workload::ReplicaSet(a), Workload::ReplicaSet(b)) => a.status = b.status.clone(),
+        (Workload::DaemonSet(a), Workload::DaemonSet(b)) => a.status = b.status.clone(),
+        (Workload::Job(a), Workload::Job(b)) => a.status = b.status.clone(),
+        _ => {}
     }
 }
 

@@ -31,6 +31,7 @@ pub mod pod;
 pub mod quantity;
 pub mod selector;
 pub mod validate;
+pub mod workloads;
 pub mod yaml;
 
 /// The Kubernetes release whose `v1` API peapod follows.

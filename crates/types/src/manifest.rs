@@ -1,5 +1,6 @@
-//! Manifests: YAML or JSON, one or many documents, `kind: Pod`, `kind: List`, `kind: Secret`
-//! and `kind: ConfigMap`.
+//! Manifests: YAML or JSON, one or many documents: `Pod`, `List`, `Secret`, `ConfigMap`,
+//! `PersistentVolumeClaim`, and the workloads `Deployment`, `ReplicaSet`, `DaemonSet` (apps/v1)
+//! and `Job` (batch/v1).
 //! YAML is read as `kubectl` reads it ([`crate::yaml`]).
 //!
 //! Decoding is strict, like `kubectl apply --validate=strict`: a field the schema does not
@@ -24,6 +25,8 @@ pub struct Manifests {
     pub config_maps: Vec<ConfigMap>,
     /// PersistentVolumeClaims.
     pub claims: Vec<PersistentVolumeClaim>,
+    /// Deployments, ReplicaSets, DaemonSets and Jobs.
+    pub workloads: Vec<crate::workloads::Workload>,
     /// The API server's warnings about what was accepted, as `Warning: ...` lines say them.
     pub warnings: Vec<String>,
 }
@@ -110,6 +113,7 @@ pub fn parse(text: &str) -> Result<Manifests, ManifestError> {
         && out.secrets.is_empty()
         && out.config_maps.is_empty()
         && out.claims.is_empty()
+        && out.workloads.is_empty()
     {
         return Err(ManifestError::Empty);
     }
@@ -144,6 +148,12 @@ pub fn load(text: &str) -> Result<Manifests, ManifestError> {
     for c in &mut m.claims {
         let errors = crate::objects::claim(c);
         report("persistentvolumeclaim", &c.metadata, errors);
+    }
+    for w in &mut m.workloads {
+        crate::workloads::defaults(w);
+        let errors = crate::workloads::validate(w);
+        let kind = w.kind().to_lowercase();
+        report(&kind, &w.metadata().clone(), errors);
     }
     for secret in &mut m.secrets {
         let errors = crate::objects::secret(secret);
@@ -191,15 +201,45 @@ fn object(
             vec![FieldError::required(format!("{prefix}kind"), "")],
         );
     }
-    if api_version != "v1" {
+    let want = match kind.as_str() {
+        "Deployment" | "ReplicaSet" | "DaemonSet" => "apps/v1",
+        "Job" => "batch/v1",
+        _ => "v1",
+    };
+    if api_version != want {
         let e = if api_version.is_empty() {
             FieldError::required(format!("{prefix}apiVersion"), "")
         } else {
-            FieldError::not_supported(format!("{prefix}apiVersion"), api_version, &["v1"])
+            FieldError::not_supported(format!("{prefix}apiVersion"), api_version, &[want])
         };
         return fail(problems, vec![e]);
     }
+    use crate::workloads::Workload;
+    if want == "apps/v1" && value.get("spec").is_some() && value.pointer("/spec/selector").is_none()
+    {
+        // The typed spec would take a missing selector for an empty one.
+        return fail(
+            problems,
+            vec![FieldError::required(format!("{prefix}spec.selector"), "")],
+        );
+    }
     match kind.as_str() {
+        "Deployment" => match strict(&value, prefix) {
+            Ok(o) => out.workloads.push(Workload::Deployment(o)),
+            Err(errors) => fail(problems, errors),
+        },
+        "ReplicaSet" => match strict(&value, prefix) {
+            Ok(o) => out.workloads.push(Workload::ReplicaSet(o)),
+            Err(errors) => fail(problems, errors),
+        },
+        "DaemonSet" => match strict(&value, prefix) {
+            Ok(o) => out.workloads.push(Workload::DaemonSet(o)),
+            Err(errors) => fail(problems, errors),
+        },
+        "Job" => match strict(&value, prefix) {
+            Ok(o) => out.workloads.push(Workload::Job(o)),
+            Err(errors) => fail(problems, errors),
+        },
         "Pod" => match strict::<Pod>(&value, prefix) {
             Ok(pod) => out.pods.push(pod),
             Err(errors) => fail(problems, errors),
@@ -244,6 +284,10 @@ fn object(
                     "Secret",
                     "ConfigMap",
                     "PersistentVolumeClaim",
+                    "Deployment",
+                    "ReplicaSet",
+                    "DaemonSet",
+                    "Job",
                 ],
             )],
         ),
@@ -430,7 +474,7 @@ mod tests {
         let err = parse("apiVersion: v1\nkind: Service\nmetadata: {name: a}\n").unwrap_err();
         assert_eq!(
             err.to_string(),
-            "service \"a\" is invalid: kind: Unsupported value: \"Service\": supported values: \"Pod\", \"List\", \"Secret\", \"ConfigMap\", \"PersistentVolumeClaim\""
+            "service \"a\" is invalid: kind: Unsupported value: \"Service\": supported values: \"Pod\", \"List\", \"Secret\", \"ConfigMap\", \"PersistentVolumeClaim\", \"Deployment\", \"ReplicaSet\", \"DaemonSet\", \"Job\""
         );
     }
 }

@@ -267,6 +267,14 @@ impl Env {
         left
     }
 
+    /// Whether this environment's controller process runs (holds its lock).
+    pub fn controllers_running(&self) -> bool {
+        let Ok(f) = std::fs::File::open(self.path().join("run/controllers.lock")) else {
+            return false;
+        };
+        nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockSharedNonblock).is_err()
+    }
+
     /// How many addresses this environment's network has leased.
     pub fn leases(&self) -> usize {
         peapod_testkit::leased_addresses(&self.path().join("lib/cni/networks/peapod")).len()
@@ -275,6 +283,17 @@ impl Env {
 
 impl Drop for Env {
     fn drop(&mut self) {
+        // Workloads first, so that no controller makes new pods; then its process is gone.
+        for kind in ["deployments", "replicasets", "daemonsets", "jobs"] {
+            let out = self.run(&["get", kind, "-A", "-o", "name"]);
+            for name in String::from_utf8_lossy(&out.stdout).lines() {
+                let _ = self.run(&["delete", name, "--force"]);
+            }
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.controllers_running() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+        }
         for name in self.pod_names() {
             let _ = self.run(&["delete", "pod", &name, "--force"]);
         }

@@ -19,3 +19,4 @@ mod security;
 mod shim;
 mod sidecars;
 mod volumes;
+mod workloads;
