@@ -50,8 +50,8 @@ fn dup(fd: impl AsFd) -> Result<OwnedFd> {
 }
 
 pub fn run(cfg: &Config, args: &Args) -> Result<i32> {
-    let name = args.name.trim_start_matches("pod/");
-    let h = crate::util::find_pod(cfg, &args.namespace, name)?;
+    let h = crate::util::resolve_pod(cfg, &args.namespace, &args.name)?;
+    let name = h.name().to_string();
     if !h.shim_alive {
         bail!("pod {name:?} is not running (phase Unknown)");
     }

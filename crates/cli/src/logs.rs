@@ -92,11 +92,7 @@ fn restart_count(h: &PodHandle, container: &str) -> Option<i32> {
 
 pub fn run(cfg: &Config, args: &Args) -> Result<i32> {
     let pods: Vec<PodHandle> = match (&args.name, &args.selector) {
-        (Some(n), _) => vec![crate::util::find_pod(
-            cfg,
-            &args.namespace,
-            n.trim_start_matches("pod/"),
-        )?],
+        (Some(n), _) => vec![crate::util::resolve_pod(cfg, &args.namespace, n)?],
         (None, Some(sel)) => {
             let sel = peapod_types::selector::parse(sel).map_err(anyhow::Error::msg)?;
             peapod_shim::list_pods(cfg)

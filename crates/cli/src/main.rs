@@ -111,10 +111,13 @@ enum Cmd {
   # One command, its exit code passed on
   peapod exec web -- cat /etc/hostname")]
     Exec(exec::Args),
-    /// Delete pods, ConfigMaps, Secrets and claims, by name or by manifest.
+    /// Delete pods, workloads, ConfigMaps, Secrets and claims, by name or by manifest.
     #[command(after_help = "Examples:
   # A pod, at once
   peapod delete pod web --force
+
+  # A Deployment with its ReplicaSets and pods
+  peapod delete deployment web
 
   # What a file made
   peapod delete -f pod.yaml
@@ -122,10 +125,14 @@ enum Cmd {
   # By TYPE/NAME
   peapod delete cm/settings secret/db pvc/data")]
     Delete(delete::Args),
-    /// Wait for a condition, a deletion or a JSONPath value of pods.
+    /// Wait for a condition, a deletion or a JSONPath value of pods or workloads.
     #[command(after_help = "Examples:
   # Until pod web is Ready, for at most a minute
   peapod wait pod/web --for=condition=Ready --timeout=60s
+
+  # Until deployment web is available, and job pi complete
+  peapod wait deployment/web --for=condition=Available
+  peapod wait job/pi --for=condition=complete --timeout=5m
 
   # Until the pods labelled app=job have succeeded
   peapod wait pods -l app=job --for=jsonpath='{.status.phase}'=Succeeded

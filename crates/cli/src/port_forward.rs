@@ -70,12 +70,7 @@ fn pipe(a: TcpStream, b: TcpStream) {
 }
 
 pub fn run(cfg: &Config, args: &Args) -> Result<i32> {
-    let name = match args.pod.split_once('/') {
-        Some(("pod" | "pods" | "po", n)) => n,
-        Some((k, _)) => bail!("unsupported resource type {k:?}: peapod forwards to pods"),
-        None => args.pod.as_str(),
-    };
-    let h = crate::util::find_pod(cfg, &args.namespace, name)?;
+    let h = crate::util::resolve_pod(cfg, &args.namespace, &args.pod)?;
     let phase = h.current().status.and_then(|s| s.phase).unwrap_or_default();
     if phase != "Running" {
         bail!("unable to forward port because pod is not running. Current status={phase}");

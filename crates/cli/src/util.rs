@@ -27,6 +27,88 @@ pub fn find_pod(cfg: &Config, namespace: &str, name: &str) -> Result<PodHandle> 
     }
 }
 
+/// The pod `target` names, as kubectl's `logs`, `exec` and `port-forward` take it: `NAME`,
+/// `pod/NAME`, or `deployment/NAME`, `rs/NAME`, `ds/NAME`, `job/NAME` for one of that
+/// workload's pods (a running, ready one first; kubectl's note on stderr when there are
+/// several).
+pub fn resolve_pod(cfg: &Config, namespace: &str, target: &str) -> Result<PodHandle> {
+    let (kind, name) = match target.split_once('/') {
+        None | Some(("pod" | "pods" | "po", _)) => {
+            let name = target.rsplit('/').next().unwrap_or(target);
+            return find_pod(cfg, namespace, name);
+        }
+        Some((k, n)) => (
+            crate::workloads::kind_of(k)
+                .ok_or_else(|| anyhow::anyhow!("unsupported resource type {k:?}"))?,
+            n,
+        ),
+    };
+    let store = peapod_shim::objects::ObjectStore::new(cfg);
+    let Some(w) = store.get_workload(kind, namespace, name) else {
+        bail!(
+            "{kind}.{} {name:?} not found in namespace {namespace:?}",
+            crate::workloads::resource(kind)
+                .split('.')
+                .nth(1)
+                .unwrap_or_default()
+        );
+    };
+    let mut owners: Vec<String> = w.metadata().uid.iter().cloned().collect();
+    if kind == "deployments" {
+        for rs in store.workloads("replicasets") {
+            let owned =
+                rs.metadata().owner_references.iter().flatten().any(|o| {
+                    o.controller == Some(true) && Some(&o.uid) == w.metadata().uid.as_ref()
+                });
+            if owned {
+                owners.extend(rs.metadata().uid.clone());
+            }
+        }
+    }
+    let mut pods: Vec<(PodHandle, peapod_types::api::Pod)> = peapod_shim::list_pods(cfg)
+        .into_iter()
+        .map(|h| {
+            let p = h.current();
+            (h, p)
+        })
+        .filter(|(_, p)| {
+            p.metadata
+                .owner_references
+                .iter()
+                .flatten()
+                .any(|o| o.controller == Some(true) && owners.contains(&o.uid))
+        })
+        .collect();
+    let rank = |p: &peapod_types::api::Pod| {
+        let st = p.status.clone().unwrap_or_default();
+        let running = st.phase.as_deref() == Some("Running");
+        let ready = st
+            .conditions
+            .iter()
+            .flatten()
+            .any(|c| c.type_ == "Ready" && c.status == "True");
+        (
+            std::cmp::Reverse(running),
+            std::cmp::Reverse(ready),
+            std::cmp::Reverse(p.metadata.creation_timestamp.clone().map(|t| t.0)),
+        )
+    };
+    pods.sort_by_key(|(_, p)| rank(p));
+    let count = pods.len();
+    match pods.into_iter().next() {
+        None => bail!(
+            "no pods of {}/{name} found",
+            crate::workloads::resource(kind)
+        ),
+        Some((h, _)) => {
+            if count > 1 {
+                eprintln!("Found {count} pods, using pod/{}", h.name());
+            }
+            Ok(h)
+        }
+    }
+}
+
 /// A duration as kubectl prints ages (`HumanDuration`).
 pub fn human_duration(d: std::time::Duration) -> String {
     let secs = d.as_secs();

@@ -1,5 +1,5 @@
 //! `peapod wait`, as `kubectl wait`: for a condition, for a deletion, or for a JSONPath
-//! value, on pods named or selected, with a timeout.
+//! value, on pods or workloads named or selected, with a timeout.
 
 use std::time::{Duration, Instant};
 
@@ -9,7 +9,8 @@ use peapod_types::config::Config;
 /// Arguments of `wait`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// Pods: `pod/NAME`, or `pod NAME...` (or all of them, with -l or --all).
+    /// `pod/NAME`, `deployment/NAME`, `job/NAME`, ... or `TYPE NAME...` (or all of a type,
+    /// with -l or --all).
     targets: Vec<String>,
     /// `condition=Ready` (any condition type, `=false` for the opposite), `delete`, or
     /// `jsonpath={.status.phase}=Running`.
@@ -76,77 +77,134 @@ fn want(s: &str) -> Result<Want> {
     bail!("unrecognized condition: {s:?} (give condition=TYPE, delete or jsonpath={{...}}=VALUE)")
 }
 
+/// The plural of a kind `wait` takes: pods and the workload kinds.
+fn kind_of(word: &str) -> Result<&'static str> {
+    match word {
+        "pod" | "pods" | "po" => Ok("pods"),
+        w => crate::workloads::kind_of(w).ok_or_else(|| {
+            anyhow::anyhow!(
+                "unsupported resource type {w:?}: peapod waits for pods, deployments, replicasets, daemonsets and jobs"
+            )
+        }),
+    }
+}
+
+/// kubectl's name of a kind in `KIND/NAME condition met`.
+fn printed(kind: &str) -> &'static str {
+    if kind == "pods" {
+        "pod"
+    } else {
+        crate::workloads::resource(kind)
+    }
+}
+
+/// The object as JSON, if it exists.
+fn fetch(cfg: &Config, kind: &str, ns: &str, name: &str) -> Option<serde_json::Value> {
+    if kind == "pods" {
+        peapod_shim::list_pods(cfg)
+            .into_iter()
+            .find(|p| p.namespace() == ns && p.name() == name)
+            .and_then(|p| serde_json::to_value(p.current()).ok())
+    } else {
+        peapod_shim::objects::ObjectStore::new(cfg)
+            .get_workload(kind, ns, name)
+            .map(|w| w.to_value())
+    }
+}
+
+/// The names of the objects of `kind` in `ns` whose labels `sel` selects.
+fn selected(
+    cfg: &Config,
+    kind: &str,
+    ns: &str,
+    sel: &peapod_types::selector::Selector,
+) -> Vec<String> {
+    if kind == "pods" {
+        peapod_shim::list_pods(cfg)
+            .into_iter()
+            .filter(|p| p.namespace() == ns && sel.matches(p.current().metadata.labels.as_ref()))
+            .map(|p| p.name().to_string())
+            .collect()
+    } else {
+        peapod_shim::objects::ObjectStore::new(cfg)
+            .workloads(kind)
+            .into_iter()
+            .filter(|w| w.name().0 == ns && sel.matches(w.metadata().labels.as_ref()))
+            .map(|w| w.name().1)
+            .collect()
+    }
+}
+
+/// Whether `value` (an object as JSON) satisfies `want`.
+fn met(want: &Want, value: &serde_json::Value) -> Result<bool> {
+    Ok(match want {
+        Want::Delete => false,
+        Want::Condition(t, v) => value["status"]["conditions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|c| {
+                c["type"].as_str().unwrap_or_default().to_lowercase() == *t
+                    && c["status"].as_str().unwrap_or_default().to_lowercase() == *v
+            }),
+        Want::JsonPath(expr, v) => {
+            crate::jsonpath::lookup(value, expr)?.is_some_and(|x| crate::jsonpath::text(x) == *v)
+        }
+    })
+}
+
 pub fn run(cfg: &Config, args: &Args) -> Result<i32> {
     let want = want(&args.for_)?;
     let timeout = parse_duration(&args.timeout)?;
-    let mut names: Vec<String> = Vec::new();
+    // (kind, name)
+    let mut targets: Vec<(&'static str, String)> = Vec::new();
     let mut it = args.targets.iter().peekable();
-    if it
-        .peek()
-        .is_some_and(|t| matches!(t.as_str(), "pod" | "pods" | "po"))
-    {
-        it.next();
+    let mut kind = "pods";
+    if let Some(first) = it.peek().filter(|t| !t.contains('/')) {
+        if let Ok(k) = kind_of(first) {
+            kind = k;
+            it.next();
+        }
     }
     for t in it {
-        let name = match t.split_once('/') {
-            Some(("pod" | "pods" | "po", n)) => n,
-            Some((k, _)) => bail!("unsupported resource type {k:?}: peapod waits for pods"),
-            None => t.as_str(),
-        };
-        names.push(name.to_string());
+        match t.split_once('/') {
+            Some((k, n)) => targets.push((kind_of(k)?, n.to_string())),
+            None => targets.push((kind, t.clone())),
+        }
     }
     if args.all || args.selector.is_some() {
         let sel = match &args.selector {
             Some(s) => peapod_types::selector::parse(s).map_err(anyhow::Error::msg)?,
             None => Default::default(),
         };
-        for p in peapod_shim::list_pods(cfg) {
-            if p.namespace() == args.namespace && sel.matches(p.current().metadata.labels.as_ref())
-            {
-                names.push(p.name().to_string());
-            }
-        }
-        if names.is_empty() {
+        let found = selected(cfg, kind, &args.namespace, &sel);
+        if found.is_empty() {
             bail!("no matching resources found");
         }
+        targets.extend(found.into_iter().map(|n| (kind, n)));
     }
-    if names.is_empty() {
-        bail!("give the pods to wait for: pod/NAME, -l SELECTOR or --all");
+    if targets.is_empty() {
+        bail!("give what to wait for: pod/NAME, deployment/NAME, job/NAME, -l SELECTOR or --all");
     }
     let deadline = Instant::now() + timeout;
     let mut code = 0;
-    for name in names {
+    for (kind, name) in targets {
         loop {
-            let pod = peapod_shim::list_pods(cfg)
-                .into_iter()
-                .find(|p| p.namespace() == args.namespace && p.name() == name);
-            let met = match (&want, &pod) {
+            let done = match (&want, fetch(cfg, kind, &args.namespace, &name)) {
                 (Want::Delete, None) => true,
-                (Want::Delete, Some(_)) => false,
                 (_, None) => {
-                    eprintln!("Error from server (NotFound): pods {name:?} not found");
+                    eprintln!("Error from server (NotFound): {kind} {name:?} not found");
                     code = 1;
                     break;
                 }
-                (Want::Condition(t, v), Some(p)) => p
-                    .current()
-                    .status
-                    .and_then(|s| s.conditions)
-                    .unwrap_or_default()
-                    .iter()
-                    .any(|c| c.type_.to_lowercase() == *t && c.status.to_lowercase() == *v),
-                (Want::JsonPath(expr, v), Some(p)) => {
-                    let value = serde_json::to_value(p.current())?;
-                    crate::jsonpath::lookup(&value, expr)?
-                        .is_some_and(|x| crate::jsonpath::text(x) == *v)
-                }
+                (w, Some(v)) => met(w, &v)?,
             };
-            if met {
-                println!("pod/{name} condition met");
+            if done {
+                println!("{}/{name} condition met", printed(kind));
                 break;
             }
             if Instant::now() >= deadline {
-                eprintln!("error: timed out waiting for the condition on pods/{name}");
+                eprintln!("error: timed out waiting for the condition on {kind}/{name}");
                 code = 1;
                 break;
             }

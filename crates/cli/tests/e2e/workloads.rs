@@ -103,6 +103,15 @@ fn a_deployment_scales_heals_rolls_out_and_goes_with_its_pods() {
     wait_get(&env, "deployment/web", Duration::from_secs(30), |d| {
         d["status"]["readyReplicas"] == 2 && d["status"]["availableReplicas"] == 2
     });
+    assert_eq!(
+        env.ok(&[
+            "wait",
+            "deployment/web",
+            "--for=condition=Available",
+            "--timeout=30s"
+        ]),
+        "deployment.apps/web condition met\n"
+    );
     let table = env.ok(&["get", "deployments"]);
     assert!(table.starts_with("NAME"), "{table}");
     assert!(table.contains("web    2/2     2            2"), "{table}");
@@ -169,6 +178,14 @@ fn a_deployment_scales_heals_rolls_out_and_goes_with_its_pods() {
         assert_eq!((code, out.as_str()), (0, "two\n"));
     }
 
+    // exec takes a workload for one of its pods, as kubectl's do.
+    let out = env.run(&["exec", "deploy/web", "--", "sh", "-c", "echo $VERSION"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "two\n");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).starts_with("Found 3 pods, using pod/web-"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // Deleting the Deployment takes its ReplicaSets and pods, and the controllers stop.
     assert_eq!(
         env.ok(&["delete", "deployment", "web"]),
@@ -212,11 +229,18 @@ fn jobs_complete_their_completions_or_fail_at_their_backoff_limit() {
         "  completions: 3\n  parallelism: 2\n",
         "echo done",
     ));
-    let j = wait_get(&env, "job/count", Duration::from_secs(60), |j| {
-        j["status"]["conditions"]
-            .as_array()
-            .is_some_and(|c| c.iter().any(|c| c["type"] == "Complete"))
-    });
+    assert_eq!(
+        env.ok(&[
+            "wait",
+            "--for=condition=complete",
+            "job/count",
+            "--timeout=60s"
+        ]),
+        "job.batch/count condition met\n"
+    );
+    // logs takes a Job for one of its pods, as kubectl's does.
+    assert_eq!(env.ok(&["logs", "job/count"]), "done\n");
+    let j = get(&env, "job/count");
     assert_eq!(j["status"]["succeeded"], 3);
     assert!(j["status"]["completionTime"].is_string());
     let uid = j["metadata"]["uid"].as_str().unwrap();
