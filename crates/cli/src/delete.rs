@@ -25,6 +25,50 @@ pub struct Args {
     /// Kill at once (grace period 0).
     #[arg(long)]
     force: bool,
+    /// Everything of the type whose labels match: `k=v`, `k!=v`, `k in (a,b)`, ...
+    #[arg(short = 'l', long)]
+    selector: Option<String>,
+    /// Everything of the type in the namespace.
+    #[arg(long)]
+    all: bool,
+}
+
+/// The names of the objects of `kind` (as [`kind_of`] names it) in `ns` that `sel` selects.
+fn labelled(
+    cfg: &Config,
+    kind: &str,
+    ns: &str,
+    sel: &peapod_types::selector::Selector,
+) -> Vec<String> {
+    let store = peapod_shim::objects::ObjectStore::new(cfg);
+    if kind == "pod" {
+        return peapod_shim::list_pods(cfg)
+            .into_iter()
+            .filter(|p| p.namespace() == ns && sel.matches(p.current().metadata.labels.as_ref()))
+            .map(|p| p.name().to_string())
+            .collect();
+    }
+    if peapod_types::workloads::KINDS.contains(&kind) {
+        return store
+            .workloads(kind)
+            .into_iter()
+            .filter(|w| w.name().0 == ns && sel.matches(w.metadata().labels.as_ref()))
+            .map(|w| w.name().1)
+            .collect();
+    }
+    let plural = format!("{kind}s");
+    store
+        .names(&plural, ns)
+        .into_iter()
+        .filter(|n| {
+            let labels = match kind {
+                "configmap" => store.get_config_map(ns, n).and_then(|o| o.metadata.labels),
+                "secret" => store.get_secret(ns, n).and_then(|o| o.metadata.labels),
+                _ => store.get_claim(ns, n).and_then(|o| o.metadata.labels),
+            };
+            sel.matches(labels.as_ref())
+        })
+        .collect()
 }
 
 /// A kind `delete` takes, by any of kubectl's names for it.
@@ -93,6 +137,21 @@ pub fn run(cfg: &Config, args: &Args) -> Result<i32> {
                 (None, None) => bail!("give the type of {t:?}"),
             };
             targets.push((k, args.namespace.clone(), name.to_string()));
+        }
+        if args.selector.is_some() || args.all {
+            let Some(kind) = kind else {
+                bail!("give the type of what -l or --all selects: delete pods -l app=web");
+            };
+            let sel = match &args.selector {
+                Some(s) => peapod_types::selector::parse(s).map_err(anyhow::Error::msg)?,
+                None => Default::default(),
+            };
+            let found = labelled(cfg, kind, &args.namespace, &sel);
+            if found.is_empty() && targets.is_empty() {
+                eprintln!("No resources found");
+                return Ok(0);
+            }
+            targets.extend(found.into_iter().map(|n| (kind, args.namespace.clone(), n)));
         }
         if targets.is_empty() {
             bail!("give the name of what to delete");

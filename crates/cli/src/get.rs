@@ -42,6 +42,96 @@ pub struct GetArgs {
     /// No header line.
     #[arg(long)]
     pub(crate) no_headers: bool,
+    /// Sort by the value of a JSONPath expression (`.metadata.name`, `{.status.phase}`).
+    #[arg(long, value_name = "JSONPATH")]
+    pub(crate) sort_by: Option<String>,
+}
+
+/// Sorts `items` as kubectl's `--sort-by` does: by the value `expr` names in each (as
+/// `value` gives it), numbers numerically, strings (timestamps too) lexically, a missing
+/// value first.
+pub(crate) fn sort_by<T>(
+    items: &mut Vec<T>,
+    value: impl Fn(&T) -> serde_json::Value,
+    expr: &str,
+) -> Result<()> {
+    let expr = expr.trim();
+    let expr = expr
+        .strip_prefix('{')
+        .and_then(|e| e.strip_suffix('}'))
+        .unwrap_or(expr);
+    crate::jsonpath::lookup(&serde_json::Value::Null, expr)?;
+    let mut keyed: Vec<(Option<serde_json::Value>, usize)> = items
+        .iter()
+        .enumerate()
+        .map(|(i, it)| {
+            let v = value(it);
+            (crate::jsonpath::lookup(&v, expr).ok().flatten().cloned(), i)
+        })
+        .collect();
+    keyed.sort_by(|(a, _), (b, _)| {
+        use serde_json::Value as V;
+        match (a, b) {
+            (None, None) => std::cmp::Ordering::Equal,
+            (None, _) => std::cmp::Ordering::Less,
+            (_, None) => std::cmp::Ordering::Greater,
+            (Some(V::Number(x)), Some(V::Number(y))) => x
+                .as_f64()
+                .partial_cmp(&y.as_f64())
+                .unwrap_or(std::cmp::Ordering::Equal),
+            (Some(x), Some(y)) => crate::jsonpath::text(x).cmp(&crate::jsonpath::text(y)),
+        }
+    });
+    let mut slots: Vec<Option<T>> = std::mem::take(items).into_iter().map(Some).collect();
+    *items = keyed
+        .into_iter()
+        .map(|(_, i)| slots[i].take().expect("each index once"))
+        .collect();
+    Ok(())
+}
+
+/// kubectl's `-o custom-columns=HEADER:EXPR,...` table over `values` (several results of
+/// one expression joined by commas, `<none>` for none).
+pub(crate) fn custom_columns(
+    spec: &str,
+    values: &[serde_json::Value],
+    no_headers: bool,
+) -> Result<Vec<Vec<String>>> {
+    let mut cols = Vec::new();
+    for c in spec.split(',') {
+        let Some((head, expr)) = c.split_once(':') else {
+            bail!(
+                "custom-columns format specified but found no column named in {c:?}: give HEADER:JSONPATH"
+            );
+        };
+        let expr = expr.trim();
+        let expr = expr
+            .strip_prefix('{')
+            .and_then(|e| e.strip_suffix('}'))
+            .unwrap_or(expr);
+        crate::jsonpath::lookup(&serde_json::Value::Null, expr)?;
+        cols.push((head.to_string(), expr.to_string()));
+    }
+    let mut rows = Vec::new();
+    if !no_headers {
+        rows.push(cols.iter().map(|(h, _)| h.clone()).collect());
+    }
+    for v in values {
+        let mut row = Vec::new();
+        for (_, expr) in &cols {
+            let found: Vec<String> = crate::jsonpath::lookup_all(v, expr)?
+                .into_iter()
+                .map(crate::jsonpath::text)
+                .collect();
+            row.push(if found.is_empty() {
+                "<none>".into()
+            } else {
+                found.join(",")
+            });
+        }
+        rows.push(row);
+    }
+    Ok(rows)
 }
 
 /// A field selector's requirements: (field, wanted value, equal or not).
@@ -170,7 +260,16 @@ pub fn get(cfg: &Config, args: &GetArgs) -> Result<i32> {
             pods.push(h);
         }
     }
-    let objects: Vec<Pod> = pods.iter().map(PodHandle::current).collect();
+    let mut objects: Vec<Pod> = pods.iter().map(PodHandle::current).collect();
+    if let Some(expr) = &args.sort_by {
+        let mut both: Vec<(PodHandle, Pod)> = pods.into_iter().zip(objects).collect();
+        sort_by(
+            &mut both,
+            |(_, p)| serde_json::to_value(p).unwrap_or_default(),
+            expr,
+        )?;
+        (pods, objects) = both.into_iter().unzip();
+    }
     match args.output.as_deref() {
         Some("yaml") | Some("json") => {
             let value = if args.name.is_some() && objects.len() == 1 {
@@ -195,6 +294,17 @@ pub fn get(cfg: &Config, args: &GetArgs) -> Result<i32> {
             };
             print!("{}", crate::jsonpath::render(template, &value)?);
         }
+        Some(o) if o.starts_with("custom-columns=") => {
+            let values: Vec<serde_json::Value> = objects
+                .iter()
+                .map(serde_json::to_value)
+                .collect::<Result<_, _>>()?;
+            print_table(&custom_columns(
+                &o["custom-columns=".len()..],
+                &values,
+                args.no_headers,
+            )?);
+        }
         Some("wide") | None => {
             if objects.is_empty() && !args.watch {
                 eprintln!("No resources found in {} namespace.", args.namespace);
@@ -218,7 +328,7 @@ pub fn get(cfg: &Config, args: &GetArgs) -> Result<i32> {
             return Ok(0);
         }
         Some(other) => bail!(
-            "unsupported output format {other:?}: use wide, yaml, json, name or jsonpath=TEMPLATE"
+            "unsupported output format {other:?}: use wide, yaml, json, name, jsonpath=TEMPLATE or custom-columns=SPEC"
         ),
     }
     if args.watch {

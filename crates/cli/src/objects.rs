@@ -53,6 +53,9 @@ pub fn get(cfg: &Config, args: &GetArgs, kind: &'static str) -> Result<i32> {
             }
         }
     }
+    if let Some(expr) = &args.sort_by {
+        crate::get::sort_by(&mut items, |(_, v)| v.clone(), expr)?;
+    }
     let singular = kind.trim_end_matches('s');
     if let Some(n) = &args.name
         && items.is_empty()
@@ -60,10 +63,10 @@ pub fn get(cfg: &Config, args: &GetArgs, kind: &'static str) -> Result<i32> {
         eprintln!("Error from server (NotFound): {kind} {n:?} not found");
         return Ok(1);
     }
-    let kind_name = if kind == "secrets" {
-        "Secret"
-    } else {
-        "ConfigMap"
+    let kind_name = match kind {
+        "secrets" => "Secret",
+        "persistentvolumeclaims" => "PersistentVolumeClaim",
+        _ => "ConfigMap",
     };
     match args.output.as_deref() {
         Some("yaml") | Some("json") => {
@@ -86,6 +89,14 @@ pub fn get(cfg: &Config, args: &GetArgs, kind: &'static str) -> Result<i32> {
                     v["metadata"]["name"].as_str().unwrap_or_default()
                 );
             }
+        }
+        Some(o) if o.starts_with("custom-columns=") => {
+            let values: Vec<serde_json::Value> = items.into_iter().map(|(_, v)| v).collect();
+            print_table(&crate::get::custom_columns(
+                &o["custom-columns=".len()..],
+                &values,
+                args.no_headers,
+            )?);
         }
         None | Some("wide") => {
             if items.is_empty() {

@@ -78,7 +78,7 @@ pub fn get(cfg: &Config, args: &GetArgs, plural: &'static str) -> Result<i32> {
         Some(s) => Some(peapod_types::selector::parse(s).map_err(anyhow::Error::msg)?),
         None => None,
     };
-    let items: Vec<Workload> = store
+    let mut items: Vec<Workload> = store
         .workloads(plural)
         .into_iter()
         .filter(|w| args.all_namespaces || w.name().0 == args.namespace)
@@ -89,6 +89,9 @@ pub fn get(cfg: &Config, args: &GetArgs, plural: &'static str) -> Result<i32> {
                 .is_none_or(|s| s.matches(w.metadata().labels.as_ref()))
         })
         .collect();
+    if let Some(expr) = &args.sort_by {
+        crate::get::sort_by(&mut items, Workload::to_value, expr)?;
+    }
     if let Some(n) = &args.name
         && items.is_empty()
     {
@@ -119,6 +122,14 @@ pub fn get(cfg: &Config, args: &GetArgs, plural: &'static str) -> Result<i32> {
                 "{}",
                 crate::jsonpath::render(&o["jsonpath=".len()..], &as_value())?
             );
+        }
+        Some(o) if o.starts_with("custom-columns=") => {
+            let values: Vec<serde_json::Value> = items.iter().map(Workload::to_value).collect();
+            print_table(&crate::get::custom_columns(
+                &o["custom-columns=".len()..],
+                &values,
+                args.no_headers,
+            )?);
         }
         None | Some("wide") => {
             if items.is_empty() {

@@ -233,6 +233,80 @@ fn get_output_formats() {
     assert!(!out.status.success());
 }
 
+/// `--sort-by`, `-o custom-columns`, JSONPath ranges and `delete -l`, as kubectl has them.
+#[test]
+fn sort_by_custom_columns_ranges_and_delete_by_label() {
+    let env = Env::new();
+    let id = unique();
+    // Created in the order c, a, b; tiers 2, 1, 2.
+    for (n, tier, extra) in [
+        ("c", "2", ""),
+        (
+            "a",
+            "1",
+            ", {name: side, image: IMAGE, command: [sleep, '3600']}",
+        ),
+        ("b", "2", ""),
+    ] {
+        env.apply_ok(&format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: {n}-{id}, labels: {{tier: '{tier}'}}}}\nspec:\n  terminationGracePeriodSeconds: 1\n  containers: [{{name: app, image: {IMAGE}, command: [sleep, '3600']}}{}]\n",
+            extra.replace("IMAGE", IMAGE)
+        ));
+    }
+    let out = env.ok(&[
+        "get",
+        "pods",
+        "--sort-by=.metadata.name",
+        "-o",
+        "custom-columns=NAME:.metadata.name,TIER:.metadata.labels.tier,CONTAINERS:.spec.containers[*].name,NODE:.spec.nodeNameX",
+    ]);
+    let rows: Vec<Vec<&str>> = out
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(rows[0], ["NAME", "TIER", "CONTAINERS", "NODE"]);
+    let (a, b, c) = (format!("a-{id}"), format!("b-{id}"), format!("c-{id}"));
+    assert_eq!(rows[1], [a.as_str(), "1", "app,side", "<none>"]);
+    assert_eq!(rows[2][0], b);
+    assert_eq!(rows[3][0], c);
+    // Sorted by creation time: the order of creation.
+    let names = env.ok(&[
+        "get",
+        "pods",
+        "--sort-by={.metadata.creationTimestamp}",
+        "-o",
+        "jsonpath={range .items[*]}{.metadata.name}{\"\\n\"}{end}",
+    ]);
+    assert_eq!(names, format!("{c}\n{a}\n{b}\n"));
+    let out = env.ok(&[
+        "get",
+        "pods",
+        "--no-headers",
+        "-o",
+        "custom-columns=N:.metadata.name",
+    ]);
+    assert_eq!(out.lines().count(), 3, "{out}");
+
+    let out = env.ok(&["delete", "pods", "-l", "tier=2"]);
+    let mut deleted: Vec<&str> = out.lines().collect();
+    deleted.sort();
+    assert_eq!(
+        deleted,
+        [
+            format!("pod \"{b}\" deleted"),
+            format!("pod \"{c}\" deleted")
+        ]
+    );
+    assert_eq!(env.pod_names(), std::slice::from_ref(&a));
+    let out = env.run(&["delete", "pods", "-l", "tier=9"]);
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "No resources found\n");
+    assert!(
+        !env.run(&["delete", "-l", "tier=1"]).status.success(),
+        "a type is needed"
+    );
+}
+
 /// `exec -t`: the process leads a new session whose controlling terminal is a terminal of
 /// the container's own devpts; output comes through it and the exit code still passes.
 #[test]
