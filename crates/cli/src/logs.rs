@@ -171,6 +171,21 @@ pub fn run(cfg: &Config, args: &Args) -> Result<i32> {
     Ok(0)
 }
 
+/// Prints what the current (or last) instance of `container` of pod `h` has logged.
+pub(crate) fn print_log_of(h: &PodHandle, container: &str) -> Result<()> {
+    let Some(n) = restart_count(h, container) else {
+        return Ok(());
+    };
+    let shape = Shape {
+        timestamps: false,
+        tail: None,
+        since: None,
+        prefix: None,
+    };
+    let path = h.paths.log_dir.join(container).join(format!("{n}.log"));
+    print_log(&path, &shape, || false)
+}
+
 /// Prints the CRI log at `path` as `shape` says, then, while `more()`, what is added.
 fn print_log(path: &std::path::Path, shape: &Shape, more: impl Fn() -> bool) -> Result<()> {
     let file = match std::fs::File::open(path) {

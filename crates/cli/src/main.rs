@@ -1,6 +1,7 @@
 //! `peapod`: run Kubernetes pods on one Linux host, with a kubectl-shaped command line.
 
 mod apply;
+mod attach;
 mod cp;
 mod delete;
 mod describe;
@@ -67,7 +68,10 @@ enum Cmd {
   peapod run hello --image=localhost/peapod/busybox:1.0 --restart=Never -- echo hi
 
   # With a variable and a port, the arguments given as the command
-  peapod run web --image=nginx --env=MODE=dev --port=80 --command -- nginx -g 'daemon off;'")]
+  peapod run web --image=nginx --env=MODE=dev --port=80 --command -- nginx -g 'daemon off;'
+
+  # A shell in a new pod, removed when the shell exits
+  peapod run -it --rm --restart=Never tmp --image=localhost/peapod/busybox:1.0 -- sh")]
     Run(run::Args),
     /// Show pods, events, ConfigMaps, Secrets or claims.
     #[command(after_help = "Examples:
@@ -103,6 +107,14 @@ enum Cmd {
   # Every container of the pods labelled app=web, each line prefixed
   peapod logs -l app=web --all-containers --prefix")]
     Logs(logs::Args),
+    /// Attach to the main process of a running container.
+    #[command(after_help = "Examples:
+  # The output of pod web's only container, from now on
+  peapod attach web
+
+  # Input and a terminal too (the container has stdin: true and tty: true)
+  peapod attach -it shell -c sh")]
+    Attach(attach::Args),
     /// Run a command in a container.
     #[command(after_help = "Examples:
   # A shell in container web of pod web
@@ -272,6 +284,7 @@ fn run(cli: Cli) -> Result<i32> {
         Cmd::Describe(a) => describe::describe(&cfg, a),
         Cmd::Logs(a) => logs::run(&cfg, a),
         Cmd::Exec(a) => exec::run(&cfg, a),
+        Cmd::Attach(a) => attach::run(&cfg, a),
         Cmd::Delete(a) => delete::run(&cfg, a),
         Cmd::Image(c) => image::run(&cfg, c),
         Cmd::Serve(a) => serve::run(&cfg, a, shim_args(&cli, &cfg)),

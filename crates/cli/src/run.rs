@@ -42,13 +42,13 @@ pub struct Args {
     /// With --dry-run: yaml, json or name.
     #[arg(short, long)]
     output: Option<String>,
-    /// Remove the pod when it ends (with -i): not supported yet.
+    /// Delete the pod once the attached session ends (with -i or -t).
     #[arg(long)]
     rm: bool,
-    /// Attach to the container's input: not supported yet.
-    #[arg(short, long)]
+    /// Keep the container's standard input open and attach to it (`stdin`, `stdinOnce`).
+    #[arg(short = 'i', long)]
     stdin: bool,
-    /// A terminal: not supported yet.
+    /// Give the container a terminal and attach to it.
     #[arg(short, long)]
     tty: bool,
     /// Arguments (or, with --command, the command).
@@ -89,6 +89,13 @@ fn pod(a: &Args) -> Result<serde_json::Value> {
     if let Some(p) = &a.image_pull_policy {
         c["imagePullPolicy"] = json!(p);
     }
+    if a.stdin {
+        c["stdin"] = json!(true);
+        c["stdinOnce"] = json!(true);
+    }
+    if a.tty {
+        c["tty"] = json!(true);
+    }
     Ok(json!({
         "apiVersion": "v1",
         "kind": "Pod",
@@ -98,10 +105,9 @@ fn pod(a: &Args) -> Result<serde_json::Value> {
 }
 
 pub fn run(cfg: &Config, a: &Args, shim_args: &[OsString]) -> Result<i32> {
-    if a.rm || a.stdin || a.tty {
-        bail!(
-            "--rm, -i and -t are not supported by peapod run yet: use `peapod exec -it` on a running pod"
-        );
+    let attach = a.stdin || a.tty;
+    if a.rm && !attach {
+        bail!("--rm should only be used for attached containers (give -i or -t)");
     }
     let text = serde_json::to_string(&pod(a)?)?;
     if let Some(mode) = &a.dry_run {
@@ -115,7 +121,55 @@ pub fn run(cfg: &Config, a: &Args, shim_args: &[OsString]) -> Result<i32> {
     if a.output.is_some() {
         bail!("-o is for --dry-run");
     }
-    crate::apply::apply_text(cfg, &text, "run", true, None, shim_args)
+    let code = crate::apply::apply_text(cfg, &text, "run", true, None, shim_args)?;
+    if !attach || code != 0 {
+        return Ok(code);
+    }
+    let result = attach_and_wait(cfg, a);
+    if a.rm {
+        let h = crate::util::find_pod(cfg, &a.namespace, &a.name)?;
+        crate::delete::delete(cfg, &h, None)?;
+        println!("pod \"{}\" deleted", a.name);
+    }
+    result
+}
+
+/// Waits for the container to start, attaches to it until its output ends, and returns
+/// its exit code when it has ended (0 while it runs on), as `kubectl run -i` does.
+fn attach_and_wait(cfg: &Config, a: &Args) -> Result<i32> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
+    let terminated = |p: &peapod_types::api::Pod| -> Option<i32> {
+        let s = p.status.as_ref()?.container_statuses.as_ref()?.first()?;
+        s.state.as_ref()?.terminated.as_ref().map(|t| t.exit_code)
+    };
+    loop {
+        let h = crate::util::find_pod(cfg, &a.namespace, &a.name)?;
+        let pod = h.current();
+        let phase = pod.status.as_ref().and_then(|s| s.phase.clone());
+        if let Some(code) = terminated(&pod) {
+            // It ended before we could attach: its log says what it printed.
+            crate::logs::print_log_of(&h, &a.name)?;
+            return Ok(code);
+        }
+        if phase.as_deref() == Some("Running") {
+            crate::attach::attach(cfg, &h, None, a.stdin, a.tty)?;
+            break;
+        }
+        if std::time::Instant::now() > deadline {
+            bail!("timed out waiting for pod {:?} to start", a.name);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // The session ended: the container has exited, or is about to.
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while std::time::Instant::now() < until {
+        let h = crate::util::find_pod(cfg, &a.namespace, &a.name)?;
+        if let Some(code) = terminated(&h.current()) {
+            return Ok(code);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    Ok(0)
 }
 
 #[cfg(test)]

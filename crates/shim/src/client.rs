@@ -317,6 +317,41 @@ pub fn pull_secrets(
     Ok(out)
 }
 
+/// Attaches to the streams of container `container_id` of the pod whose shim listens on
+/// `socket` (`kubectl attach`): its output from now on, and with `stdin` its input.
+pub async fn attach(
+    socket: &Path,
+    container_id: &str,
+    stdin: bool,
+    tty: bool,
+) -> Result<peapod_runtime::StreamSession, ShimError> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::UnixStream::connect(socket).await?;
+    let req = Request::Attach {
+        container_id: container_id.to_string(),
+        stdin,
+    };
+    let line = serde_json::to_string(&req)? + "\n";
+    s.write_all(line.as_bytes()).await?;
+    // Byte by byte: the frames after the answer must stay unread.
+    let mut answer = Vec::new();
+    let mut b = [0u8; 1];
+    loop {
+        if s.read(&mut b).await? == 0 {
+            return Err(ShimError::Shim("the shim closed the connection".into()));
+        }
+        if b[0] == b'\n' {
+            break;
+        }
+        answer.push(b[0]);
+    }
+    let r: Response = serde_json::from_slice(&answer)?;
+    if !r.ok {
+        return Err(ShimError::Shim(r.error));
+    }
+    Ok(crate::frames::client(s, tty, stdin))
+}
+
 /// Sends one request to a shim and reads its answer.
 pub fn request(socket: &Path, req: &Request, timeout: Duration) -> Result<Response, ShimError> {
     let mut s = UnixStream::connect(socket)?;

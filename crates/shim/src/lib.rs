@@ -32,13 +32,13 @@ pub mod sandbox_shim;
 mod server;
 
 pub use client::{
-    PodHandle, ShimError, cleanup_orphan, containers, create_pod, delete_pod, exec, list_pods,
-    pull_secrets, request, spawn,
+    PodHandle, ShimError, attach, cleanup_orphan, containers, create_pod, delete_pod, exec,
+    list_pods, pull_secrets, request, spawn,
 };
 pub use objects::new_uid;
 pub use paths::{CGROUP_ROOT, Paths, host_ip, node_name};
 pub use peapod_kubelet::{ContainerRef, Event, PodState};
-pub use peapod_runtime::{ContainerStatus, ExecProcess, ExecRequest, Stdio};
+pub use peapod_runtime::{ContainerStatus, ExecProcess, ExecRequest, OutputStream, Stdio};
 pub use server::{CRI_SCOPE, PODS_SCOPE, pause_path, run, runtime_config, runtime_config_for};
 
 use serde::{Deserialize, Serialize};
@@ -53,6 +53,14 @@ pub enum Request {
     Delete {
         /// Grace period in seconds; the pod's own when absent.
         grace: Option<i64>,
+    },
+    /// Attach to a container's streams: after the answer, the connection carries the
+    /// session's frames (see `frames`).
+    Attach {
+        /// The container's runtime ID.
+        container_id: String,
+        /// Whether to send input.
+        stdin: bool,
     },
 }
 

@@ -117,7 +117,7 @@ async fn serve(cfg: Config, pod: DefaultedPod, paths: Paths, uid: String) -> Res
     };
     let (cmd_tx, cmd_rx) = mpsc::channel(8);
     let (waiter_tx, mut waiter_rx) = mpsc::unbounded_channel::<UnixStream>();
-    tokio::spawn(accept(listener, cmd_tx, waiter_tx));
+    tokio::spawn(accept(listener, cmd_tx, waiter_tx, Arc::clone(&rt)));
 
     let worker = PodWorker::new(Arc::clone(&rt), pod, kcfg, Arc::new(SystemClock))
         .with_objects(Arc::new(crate::objects::ObjectStore::new(&cfg)));
@@ -167,12 +167,13 @@ async fn accept(
     listener: UnixListener,
     cmds: mpsc::Sender<Command>,
     waiters: mpsc::UnboundedSender<UnixStream>,
+    rt: Arc<Runtime>,
 ) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             continue;
         };
-        let (cmds, waiters) = (cmds.clone(), waiters.clone());
+        let (cmds, waiters, rt) = (cmds.clone(), waiters.clone(), Arc::clone(&rt));
         tokio::spawn(async move {
             let mut reader = BufReader::new(stream);
             let mut line = String::new();
@@ -196,6 +197,22 @@ async fn accept(
                 Ok(Request::Delete { grace }) => {
                     let _ = waiters.send(stream);
                     let _ = cmds.send(Command::Delete { grace }).await;
+                }
+                Ok(Request::Attach {
+                    container_id,
+                    stdin,
+                }) => {
+                    use peapod_runtime::RuntimeService;
+                    let (ok, error, session) = match rt.attach_streams(&container_id, stdin).await {
+                        Ok(s) => (true, String::new(), Some(s)),
+                        Err(e) => (false, e.to_string(), None),
+                    };
+                    let answer = reply(Response { ok, error });
+                    if stream.write_all(answer.as_bytes()).await.is_ok()
+                        && let Some(session) = session
+                    {
+                        crate::frames::serve(stream, session).await;
+                    }
                 }
                 Err(e) => {
                     let _ = stream

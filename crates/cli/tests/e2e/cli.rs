@@ -307,6 +307,121 @@ fn sort_by_custom_columns_ranges_and_delete_by_label() {
     );
 }
 
+/// Runs `peapod ARGS` with `input` on its standard input; returns (code, stdout, stderr).
+fn run_with_input(env: &Env, args: &[&str], input: &str) -> (i32, String, String) {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_peapod"))
+        .arg("--config")
+        .arg(&env.config)
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).replace("\r\n", "\n"),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `attach` (output from now on; input with -i) and `run -i/-t --rm`, as kubectl's.
+#[test]
+fn attach_and_run_interactively() {
+    let env = Env::new();
+    let id = unique();
+    // run -i --rm --restart=Never: input reaches the container, its exit code is ours, and
+    // the pod is gone afterwards.
+    let t1 = format!("t1-{id}");
+    let (code, out, err) = run_with_input(
+        &env,
+        &[
+            "run",
+            "-i",
+            "--rm",
+            "--restart=Never",
+            &t1,
+            &format!("--image={IMAGE}"),
+            "--",
+            "sh",
+            "-c",
+            "read x; echo got $x; exit 3",
+        ],
+        "hello\n",
+    );
+    assert_eq!(code, 3, "{out}{err}");
+    assert_eq!(
+        out,
+        format!("pod/{t1} created\ngot hello\npod \"{t1}\" deleted\n")
+    );
+    assert!(env.pod_names().is_empty());
+    // With a terminal too.
+    let t2 = format!("t2-{id}");
+    let (code, out, err) = run_with_input(
+        &env,
+        &[
+            "run",
+            "-it",
+            "--rm",
+            "--restart=Never",
+            &t2,
+            &format!("--image={IMAGE}"),
+            "--",
+            "sh",
+            "-c",
+            "read x; [ -t 0 ] && echo tty:$x",
+        ],
+        "hi\n",
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("tty:hi"), "{out}");
+    assert!(
+        err.contains("If you don't see a command prompt, try pressing enter."),
+        "{err}"
+    );
+    assert!(env.pod_names().is_empty());
+    assert!(
+        !env.run(&["run", "--rm", &t2, &format!("--image={IMAGE}")])
+            .status
+            .success(),
+        "--rm needs -i or -t"
+    );
+
+    // attach: the output from now on, until the container exits.
+    let ticker = format!("ticker-{id}");
+    env.apply_ok(&pod_yaml(
+        &ticker,
+        &format!("  restartPolicy: Never\n  containers:\n  - name: c\n    image: {IMAGE}\n    command: [sh, -c, 'i=0; while [ $i -lt 15 ]; do echo tick $i; i=$((i+1)); sleep 0.2; done']\n"),
+    ));
+    env.wait_phase(&ticker, "Running");
+    let out = env.ok(&["attach", &ticker]);
+    assert!(out.ends_with("tick 14\n"), "{out}");
+    assert!(
+        !out.contains("tick 0\n"),
+        "only what comes after attaching: {out}"
+    );
+    // attach -i to a container with stdinOnce: our input, then its end.
+    let echo = format!("echo-{id}");
+    env.apply_ok(&pod_yaml(
+        &echo,
+        &format!("  restartPolicy: Never\n  containers:\n  - name: c\n    image: {IMAGE}\n    stdin: true\n    stdinOnce: true\n    command: [sh, -c, 'while read l; do echo echo:$l; done; echo bye']\n"),
+    ));
+    env.wait_phase(&echo, "Running");
+    let (code, out, err) = run_with_input(&env, &["attach", "-i", &echo], "a\nb\n");
+    assert_eq!((code, out.as_str()), (0, "echo:a\necho:b\nbye\n"), "{err}");
+    // -i to a container without stdin is refused.
+    let out = env.run(&["attach", "-i", &ticker]);
+    assert!(!out.status.success());
+}
+
 /// `exec -t`: the process leads a new session whose controlling terminal is a terminal of
 /// the container's own devpts; output comes through it and the exit code still passes.
 #[test]
