@@ -21,10 +21,11 @@ fn ns_inode(pid: i32, kind: &str) -> Option<u64> {
 /// Arguments of `describe`.
 #[derive(clap::Args)]
 pub struct DescribeArgs {
-    /// `pod` (or `pods`, `po`).
+    /// `pod` (`pods`, `po`), `configmap`, `secret`, `pvc`, `deployment`, `replicaset`,
+    /// `daemonset` or `job`; or `TYPE/NAME`.
     resource: String,
-    /// The pod's name.
-    name: String,
+    /// The name.
+    name: Option<String>,
     /// Namespace.
     #[arg(short, long, default_value = "default")]
     namespace: String,
@@ -74,13 +75,16 @@ fn state_text(s: &ContainerState, indent: &str) -> String {
 }
 
 pub fn describe(cfg: &Config, args: &DescribeArgs) -> Result<i32> {
-    if !matches!(args.resource.as_str(), "pod" | "pods" | "po") {
-        bail!(
-            "unsupported resource type {:?}: peapod describes pods",
-            args.resource
-        );
+    let (kind, name) = match (args.resource.split_once('/'), &args.name) {
+        (Some((k, n)), None) => (k, n),
+        (None, Some(n)) => (args.resource.as_str(), n.as_str()),
+        (Some(_), Some(_)) => bail!("there is already a name in {:?}", args.resource),
+        (None, None) => bail!("give a name: describe TYPE NAME or TYPE/NAME"),
+    };
+    if let Some(plural) = crate::describe_objects::kind_of(kind)? {
+        return crate::describe_objects::describe(cfg, plural, &args.namespace, name);
     }
-    let h = crate::util::find_pod(cfg, &args.namespace, &args.name)?;
+    let h = crate::util::find_pod(cfg, &args.namespace, name)?;
     let pod = h.current();
     let spec = pod.spec.clone().unwrap_or_default();
     let st = pod.status.clone().unwrap_or_default();

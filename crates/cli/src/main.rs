@@ -5,6 +5,7 @@ mod attach;
 mod cp;
 mod delete;
 mod describe;
+mod describe_objects;
 mod events;
 mod exec;
 mod get;

@@ -112,6 +112,23 @@ fn a_deployment_scales_heals_rolls_out_and_goes_with_its_pods() {
         ]),
         "deployment.apps/web condition met\n"
     );
+    let d = env.ok(&["describe", "deployment/web"]);
+    assert!(
+        d.contains(
+            "Replicas:               2 desired | 2 updated | 2 total | 2 available | 0 unavailable"
+        ),
+        "{d}"
+    );
+    assert!(
+        d.contains(&format!(
+            "NewReplicaSet:   {rs_name} (2/2 replicas created)"
+        )),
+        "{d}"
+    );
+    assert!(
+        d.contains("  Available     True    MinimumReplicasAvailable"),
+        "{d}"
+    );
     let table = env.ok(&["get", "deployments"]);
     assert!(table.starts_with("NAME"), "{table}");
     assert!(table.contains("web    2/2     2            2"), "{table}");
@@ -267,6 +284,25 @@ fn jobs_complete_their_completions_or_fail_at_their_backoff_limit() {
         let name = p["metadata"]["name"].as_str().unwrap();
         assert_eq!(env.ok(&["logs", name]), "done\n");
     }
+    let d = env.ok(&["describe", "job", "count"]);
+    assert!(
+        d.contains("Pods Statuses:      0 Active (0 Ready) / 3 Succeeded / 0 Failed"),
+        "{d}"
+    );
+    assert!(
+        d.contains("  Complete             True    CompletionsReached"),
+        "{d}"
+    );
+    // ConfigMaps and Secrets are described as kubectl describes them.
+    env.apply_ok("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: game}\ndata: {lives: '3'}\n---\napiVersion: v1\nkind: Secret\nmetadata: {name: db}\nstringData: {password: secret}\n");
+    assert_eq!(
+        env.ok(&["describe", "cm", "game"]),
+        "Name:         game\nNamespace:    default\nLabels:       <none>\nAnnotations:  <none>\n\nData\n====\nlives:\n----\n3\n\n\nBinaryData\n====\n\nEvents:  <none>\n"
+    );
+    assert!(
+        env.ok(&["describe", "secret/db"])
+            .ends_with("Type:  Opaque\n\nData\n====\npassword:  6 bytes\n")
+    );
     let table = env.ok(&["get", "jobs"]);
     assert!(table.contains("count   Complete   3/3"), "{table}");
 
