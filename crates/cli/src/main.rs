@@ -2,6 +2,7 @@
 
 mod apply;
 mod attach;
+mod completion;
 mod cp;
 mod delete;
 mod describe;
@@ -187,6 +188,20 @@ enum Cmd {
         /// The pod's UID.
         uid: String,
     },
+    /// Print the shell completion script for bash, zsh or fish.
+    #[command(after_help = "Examples:
+  # In this bash session
+  source <(peapod completion bash)
+
+  # For every zsh session
+  peapod completion zsh > \"${fpath[1]}/_peapod\"
+
+  # fish
+  peapod completion fish | source")]
+    Completion {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: String,
+    },
     /// Run the workload controllers (started by `apply`).
     #[command(name = "__controllers", hide = true)]
     Controllers,
@@ -245,6 +260,8 @@ fn shim_args(cli: &Cli, cfg: &Config) -> Vec<OsString> {
 }
 
 fn main() {
+    // A shell asking for completions gets them, and nothing else runs.
+    completion::complete();
     let cli = Cli::parse();
     let shim = matches!(
         cli.command,
@@ -293,6 +310,7 @@ fn run(cli: Cli) -> Result<i32> {
             peapod_shim::run(cfg, uid).with_context(|| format!("shim of pod {uid}"))?;
             Ok(0)
         }
+        Cmd::Completion { shell } => completion::script(shell),
         Cmd::Controllers => {
             let exe = std::env::current_exe().context("locating the peapod executable")?;
             peapod_controllers::manager::run(&cfg, exe, shim_args(&cli, &cfg))

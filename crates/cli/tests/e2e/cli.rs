@@ -422,6 +422,64 @@ fn attach_and_run_interactively() {
     assert!(!out.status.success());
 }
 
+/// Completions as the shell asks for them (`COMPLETE=fish peapod -- peapod ...`): types,
+/// pod and workload names, `TYPE/NAME`, and a pod's containers for `-c`.
+#[test]
+fn shell_completion_names_what_exists() {
+    let env = Env::new();
+    let id = unique();
+    let pod = format!("comp-{id}");
+    env.apply_ok(&pod_yaml(
+        &pod,
+        &format!("  initContainers: [{{name: init, image: {IMAGE}, command: ['true']}}]\n  containers:\n  - {{name: app, image: {IMAGE}, command: [sleep, '3600']}}\n  - {{name: side, image: {IMAGE}, command: [sleep, '3600']}}\n"),
+    ));
+    env.apply_ok("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings}\ndata: {a: b}\n");
+    let complete = |line: &str| -> Vec<String> {
+        let mut words = vec!["peapod", "--config", env.config.to_str().unwrap()];
+        words.extend(line.split(' '));
+        let out = Command::new(env!("CARGO_BIN_EXE_peapod"))
+            .env("COMPLETE", "fish")
+            .arg("--")
+            .args(&words)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| l.split('\t').next().unwrap().to_string())
+            .filter(|l| !l.starts_with('-'))
+            .collect()
+    };
+    assert_eq!(complete("exec comp"), std::slice::from_ref(&pod));
+    assert_eq!(complete("logs comp"), std::slice::from_ref(&pod));
+    assert_eq!(
+        complete(&format!("exec {pod} -c ")),
+        ["app", "init", "side"]
+    );
+    assert!(complete("logs -c s").is_empty(), "no pod named yet");
+    assert_eq!(complete(&format!("attach {pod} -c s")), ["side"]);
+    assert!(complete("exec x -- ").is_empty(), "a command, not a pod");
+    assert_eq!(complete("get dep"), ["deployments"]);
+    assert_eq!(complete("get pods c"), std::slice::from_ref(&pod));
+    assert_eq!(complete("describe cm "), ["settings"]);
+    assert_eq!(complete("delete configmap/s"), ["configmap/settings"]);
+    assert_eq!(complete("get pods c -n elsewhere").len(), 0);
+    // The scripts to source.
+    let bash = env.ok(&["completion", "bash"]);
+    assert!(
+        bash.contains("COMPLETE=\"bash\"") || bash.contains("COMPLETE=bash"),
+        "{bash}"
+    );
+    assert!(bash.contains("complete "), "{bash}");
+    assert!(!env.ok(&["completion", "zsh"]).is_empty());
+    assert!(!env.ok(&["completion", "fish"]).is_empty());
+    assert!(!env.run(&["completion", "tcsh"]).status.success());
+}
+
 /// `exec -t`: the process leads a new session whose controlling terminal is a terminal of
 /// the container's own devpts; output comes through it and the exit code still passes.
 #[test]
