@@ -19,6 +19,9 @@ pub struct Args {
     /// Namespace.
     #[arg(short, long, default_value = "default")]
     namespace: String,
+    /// With -f and several containers (-l, --all-containers): at most this many streams.
+    #[arg(long, default_value_t = 5)]
+    max_log_requests: usize,
     /// Keep printing new lines until the container stops.
     #[arg(short, long)]
     follow: bool,
@@ -125,14 +128,20 @@ pub fn run(cfg: &Config, args: &Args) -> Result<i32> {
             targets.push((h.clone(), n));
         }
     }
-    if args.follow && targets.len() > 1 {
-        bail!("-f follows one container: name one with -c");
+    if args.follow && targets.len() > args.max_log_requests {
+        bail!(
+            "you are attempting to follow {} log streams, but maximum allowed concurrency is {}, use --max-log-requests to increase the limit",
+            targets.len(),
+            args.max_log_requests
+        );
     }
     let since = match &args.since {
         Some(d) => Some(jiff::Timestamp::now() - crate::wait::parse_duration(d)?),
         None => None,
     };
     let several = targets.len() > 1;
+    // (pod, container, instance count, log file, shape)
+    let mut streams = Vec::new();
     for (h, container) in &targets {
         let Some(count) = restart_count(h, container) else {
             if several {
@@ -163,9 +172,30 @@ pub fn run(cfg: &Config, args: &Args) -> Result<i32> {
                 .then(|| format!("[pod/{}/{container}] ", h.name())),
         };
         let path: PathBuf = h.paths.log_dir.join(container).join(format!("{n}.log"));
-        let follow = args.follow && !args.previous;
-        print_log(&path, &shape, || {
-            follow && still_running(cfg, h, container, count)
+        streams.push((h, container, count, path, shape));
+    }
+    let follow = args.follow && !args.previous;
+    if follow && streams.len() > 1 {
+        // Every stream at once, each on a thread of its own, until each container stops.
+        return std::thread::scope(|s| {
+            let all: Vec<_> = streams
+                .iter()
+                .map(|(h, container, count, path, shape)| {
+                    s.spawn(move || {
+                        print_log(path, shape, || still_running(cfg, h, container, *count))
+                    })
+                })
+                .collect();
+            for t in all {
+                t.join()
+                    .map_err(|_| anyhow::anyhow!("a log stream failed"))??;
+            }
+            Ok(0)
+        });
+    }
+    for (h, container, count, path, shape) in &streams {
+        print_log(path, shape, || {
+            follow && still_running(cfg, h, container, *count)
         })?;
     }
     Ok(0)
@@ -194,20 +224,28 @@ fn print_log(path: &std::path::Path, shape: &Shape, more: impl Fn() -> bool) -> 
         Err(e) => return Err(e.into()),
     };
     let mut reader = BufReader::new(file);
-    let mut out = std::io::stdout().lock();
+    // Each line is written whole under the lock, so that several followed containers'
+    // lines interleave only between lines.
+    let out = std::io::stdout();
     let mut partial = String::new();
     let mut line = String::new();
     // What is there already, so that --tail can count back from its end.
     let mut backlog: Vec<(String, String)> = Vec::new();
     let mut caught_up = false;
-    let emit = |out: &mut std::io::StdoutLock<'_>, time: &str, text: &str| -> Result<()> {
+    let emit = |out: &std::io::Stdout, time: &str, text: &str| -> Result<()> {
+        let mut line = String::new();
         if let Some(p) = &shape.prefix {
-            write!(out, "{p}")?;
+            line.push_str(p);
         }
         if shape.timestamps {
-            write!(out, "{time} ")?;
+            line.push_str(time);
+            line.push(' ');
         }
-        writeln!(out, "{text}")?;
+        line.push_str(text);
+        line.push('\n');
+        let mut o = out.lock();
+        o.write_all(line.as_bytes())?;
+        o.flush()?;
         Ok(())
     };
     loop {
@@ -222,7 +260,7 @@ fn print_log(path: &std::path::Path, shape: &Shape, more: impl Fn() -> bool) -> 
                         .is_none_or(|s| rec.time.parse::<jiff::Timestamp>().is_ok_and(|t| t >= s));
                     if fresh {
                         if caught_up {
-                            emit(&mut out, rec.time, &partial)?;
+                            emit(&out, rec.time, &partial)?;
                         } else {
                             backlog.push((rec.time.to_string(), partial.clone()));
                         }
@@ -240,14 +278,13 @@ fn print_log(path: &std::path::Path, shape: &Shape, more: impl Fn() -> bool) -> 
         if !caught_up {
             let skip = shape.tail.map_or(0, |t| backlog.len().saturating_sub(t));
             for (time, text) in backlog.drain(..).skip(skip) {
-                emit(&mut out, &time, &text)?;
+                emit(&out, &time, &text)?;
             }
             caught_up = true;
         }
         if !more() {
             break;
         }
-        out.flush()?;
         std::thread::sleep(Duration::from_millis(100));
     }
     Ok(())

@@ -480,6 +480,46 @@ fn shell_completion_names_what_exists() {
     assert!(!env.run(&["completion", "tcsh"]).status.success());
 }
 
+/// `logs -f` of several containers follows them all at once, each line whole.
+#[test]
+fn logs_follow_several_containers_at_once() {
+    let env = Env::new();
+    let pod = format!("multi-{}", unique());
+    let c = |n: &str| {
+        format!(
+            "  - {{name: {n}, image: {IMAGE}, command: [sh, -c, 'i=0; while [ $i -lt 6 ]; do echo {n}$i; i=$((i+1)); sleep 0.3; done']}}\n"
+        )
+    };
+    env.apply_ok(&pod_yaml(
+        &pod,
+        &format!(
+            "  restartPolicy: Never\n  containers:\n{}{}",
+            c("a"),
+            c("b")
+        ),
+    ));
+    env.wait_phase(&pod, "Running");
+    let out = env.ok(&["logs", "-f", "--all-containers", "--prefix", &pod]);
+    let mut lines: Vec<&str> = out.lines().collect();
+    lines.sort();
+    let mut want: Vec<String> = Vec::new();
+    for n in ["a", "b"] {
+        for i in 0..6 {
+            want.push(format!("[pod/{pod}/{n}] {n}{i}"));
+        }
+    }
+    want.sort();
+    assert_eq!(lines, want, "{out}");
+    let out = env.run(&[
+        "logs",
+        "-f",
+        "--all-containers",
+        "--max-log-requests=1",
+        &pod,
+    ]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("maximum allowed concurrency is 1"));
+}
+
 /// `exec -t`: the process leads a new session whose controlling terminal is a terminal of
 /// the container's own devpts; output comes through it and the exit code still passes.
 #[test]
@@ -831,7 +871,14 @@ fn logs_tail_since_prefix_all_containers_and_selectors() {
     );
     std::thread::sleep(std::time::Duration::from_millis(2100));
     assert_eq!(env.ok(&["logs", &name, "-c", "b", "--since=1s"]), "");
-    let out = env.run(&["logs", &name, "--all-containers", "-f"]);
+    // Following three containers is more than two streams allow.
+    let out = env.run(&[
+        "logs",
+        &name,
+        "--all-containers",
+        "-f",
+        "--max-log-requests=2",
+    ]);
     assert!(!out.status.success());
     env.ok(&["delete", "pod", &name, "--force"]);
 }
