@@ -18,6 +18,7 @@ mod port_forward;
 mod progress;
 mod run;
 mod serve;
+mod top;
 mod util;
 mod wait;
 mod workloads;
@@ -109,6 +110,14 @@ enum Cmd {
   # Every container of the pods labelled app=web, each line prefixed
   peapod logs -l app=web --all-containers --prefix")]
     Logs(logs::Args),
+    /// CPU and memory use of running pods, as `kubectl top pod`.
+    #[command(after_help = "Examples:
+  # Every pod of the namespace
+  peapod top pod
+
+  # Each container of pod web
+  peapod top pod web --containers")]
+    Top(top::Args),
     /// Attach to the main process of a running container.
     #[command(after_help = "Examples:
   # The output of pod web's only container, from now on
@@ -303,6 +312,7 @@ fn run(cli: Cli) -> Result<i32> {
         Cmd::Logs(a) => logs::run(&cfg, a),
         Cmd::Exec(a) => exec::run(&cfg, a),
         Cmd::Attach(a) => attach::run(&cfg, a),
+        Cmd::Top(a) => top::run(&cfg, a),
         Cmd::Delete(a) => delete::run(&cfg, a),
         Cmd::Image(c) => image::run(&cfg, c),
         Cmd::Serve(a) => serve::run(&cfg, a, shim_args(&cli, &cfg)),

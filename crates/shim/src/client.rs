@@ -384,6 +384,19 @@ pub fn exec(cfg: &Config, container_id: &str, req: ExecRequest) -> Result<ExecPr
     Ok(rt.exec(container_id, req)?)
 }
 
+/// The CPU and memory figures of containers `ids` (those whose cgroup exists), from the
+/// same cgroups the CRI's `ContainerStats` reads.
+pub fn container_stats(
+    cfg: &Config,
+    ids: &[String],
+) -> Result<Vec<peapod_runtime::ContainerStats>, ShimError> {
+    let rt = Runtime::new(crate::server::runtime_config(cfg))?;
+    Ok(ids
+        .iter()
+        .filter_map(|id| rt.container_stats(id).ok())
+        .collect())
+}
+
 /// Every container the runtime has, of every pod (to tell which images are in use).
 pub fn containers(cfg: &Config) -> Result<Vec<ContainerStatus>, ShimError> {
     let rt = Runtime::new(crate::server::runtime_config(cfg))?;

@@ -32,8 +32,8 @@ pub mod sandbox_shim;
 mod server;
 
 pub use client::{
-    PodHandle, ShimError, attach, cleanup_orphan, containers, create_pod, delete_pod, exec,
-    list_pods, pull_secrets, request, spawn,
+    PodHandle, ShimError, attach, cleanup_orphan, container_stats, containers, create_pod,
+    delete_pod, exec, list_pods, pull_secrets, request, spawn,
 };
 pub use objects::new_uid;
 pub use paths::{CGROUP_ROOT, Paths, host_ip, node_name};

@@ -520,6 +520,57 @@ fn logs_follow_several_containers_at_once() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("maximum allowed concurrency is 1"));
 }
 
+/// `top pod`: millicores over a second and working-set memory, per pod and per container.
+#[test]
+fn top_shows_cpu_and_memory_from_the_cgroups() {
+    let env = Env::new();
+    let pod = format!("burn-{}", unique());
+    env.apply_ok(&pod_yaml(
+        &pod,
+        &format!(
+            "  terminationGracePeriodSeconds: 1
+  containers:
+  - {{name: busy, image: {IMAGE}, command: [sh, -c, 'while :; do :; done']}}
+  - {{name: capped, image: {IMAGE}, command: [sh, -c, 'while :; do :; done'], resources: {{limits: {{cpu: 200m}}}}}}
+  - {{name: mem, image: {IMAGE}, command: [sh, -c, 'x=$(yes | head -c 30000000); echo held; while :; do sleep 1; done']}}
+"
+        ),
+    ));
+    env.wait_phase(&pod, "Running");
+    // Until the memory is held.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !env.ok(&["logs", &pod, "-c", "mem"]).contains("held") {
+        assert!(
+            Instant::now() < deadline,
+            "the mem container never held its memory"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let out = env.ok(&["top", "pod", &pod, "--containers", "--no-headers"]);
+    let figures: std::collections::HashMap<String, (u64, u64)> = out
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            assert_eq!(f[0], pod, "{out}");
+            let cpu = f[2].trim_end_matches('m').parse().unwrap();
+            let mem = f[3].trim_end_matches("Mi").parse().unwrap();
+            (f[1].to_string(), (cpu, mem))
+        })
+        .collect();
+    assert!(figures["busy"].0 >= 100, "{out}");
+    assert!(
+        figures["capped"].0 <= 300,
+        "the CFS quota holds it near 200m: {out}"
+    );
+    assert!(figures["mem"].1 >= 25, "{out}");
+    let total = env.ok(&["top", "pod"]);
+    assert!(total.starts_with("NAME"), "{total}");
+    assert!(total.contains(&pod), "{total}");
+    env.ok(&["delete", "pod", &pod, "--force"]);
+    let out = env.run(&["top", "pod", &pod]);
+    assert!(!out.status.success());
+}
+
 /// `exec -t`: the process leads a new session whose controlling terminal is a terminal of
 /// the container's own devpts; output comes through it and the exit code still passes.
 #[test]
