@@ -119,6 +119,8 @@ pub fn sandbox_config(c: &pb::PodSandboxConfig) -> Result<rt::SandboxConfig, Sta
         labels: map(&c.labels),
         annotations: map(&c.annotations),
         cgroup_parent: linux.cgroup_parent,
+        // A kubelet makes and sizes its pods' cgroups itself.
+        pod_resources: None,
         namespaces,
         sysctls: map(&linux.sysctls),
         privileged: linux

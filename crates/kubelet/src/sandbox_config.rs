@@ -66,6 +66,14 @@ pub fn sandbox_config(pod: &DefaultedPod, f: &SandboxFacts<'_>, attempt: u32) ->
         .collect(),
         annotations: pod.pod().metadata.annotations.clone().unwrap_or_default(),
         cgroup_parent: f.cgroup_parent.to_string(),
+        pod_resources: Some({
+            let c = peapod_types::cgroups::pod_cgroup(pod.spec());
+            peapod_runtime::Resources {
+                memory_limit_in_bytes: c.memory,
+                cpu_quota: c.cpu_quota,
+                cpu_shares: Some(c.cpu_shares),
+            }
+        }),
         namespaces: NamespaceOptions {
             network: node(host_net),
             pid: if pod.host_pid() {

@@ -309,6 +309,53 @@ pub fn limit_files(dir: &Path, l: &Limits) -> Vec<(PathBuf, String)> {
     out
 }
 
+/// Makes cgroup `rel` in the hierarchies its limits are written in: the v1 hierarchies of
+/// the `cpu` and `memory` controllers, and a cgroup2 hierarchy with those controllers
+/// enabled from its root down to `rel`'s parent; then writes `l` to it. (The other v1
+/// hierarchies are left to the runtime that makes the cgroups below it.)
+pub fn ensure(rel: &str, l: &Limits) -> std::io::Result<()> {
+    let rel = rel.trim_start_matches('/');
+    for h in hierarchies() {
+        let v1 = h.join("cpu.shares").exists() || h.join("memory.limit_in_bytes").exists();
+        let v2 = h.join("cgroup.controllers").exists();
+        if !v1 && !v2 {
+            continue;
+        }
+        if v2 {
+            let available =
+                std::fs::read_to_string(h.join("cgroup.controllers")).unwrap_or_default();
+            let wanted: Vec<&str> = ["cpu", "memory", "pids"]
+                .into_iter()
+                .filter(|c| available.split_whitespace().any(|a| a == *c))
+                .collect();
+            if wanted.is_empty() {
+                // A cgroup2 hierarchy with no controllers (the hybrid layout's): nothing
+                // to write there.
+                continue;
+            }
+            // Each ancestor hands the controllers down to its children.
+            let mut dir = h.clone();
+            let parts: Vec<&str> = rel.split('/').filter(|p| !p.is_empty()).collect();
+            for part in &parts {
+                let control: String = wanted.iter().map(|c| format!("+{c} ")).collect();
+                std::fs::write(dir.join("cgroup.subtree_control"), control.trim_end()).map_err(
+                    |e| {
+                        std::io::Error::new(
+                            e.kind(),
+                            format!("enabling {wanted:?} in {}: {e}", dir.display()),
+                        )
+                    },
+                )?;
+                dir = dir.join(part);
+                std::fs::create_dir_all(&dir)?;
+            }
+        } else {
+            std::fs::create_dir_all(h.join(rel))?;
+        }
+    }
+    update(rel, l)
+}
+
 /// Writes `l` to cgroup `rel` in every hierarchy that has it.
 pub fn update(rel: &str, l: &Limits) -> std::io::Result<()> {
     for d in dirs(rel) {

@@ -213,6 +213,7 @@ impl Runtime {
                 "the infra image has neither entrypoint nor cmd".into(),
             ));
         }
+        self.ensure_pod_cgroup(config)?;
         let spec = ContainerSpec {
             rootfs,
             readonly_rootfs: readonly,
@@ -369,6 +370,26 @@ impl Runtime {
         }
         crate::container::remove_dir(&dir)?;
         Ok(())
+    }
+
+    /// Makes the pod's parent cgroup with the pod's limits (the kubelet's pod container
+    /// manager does this for its own pods), when it lies within the runtime's cgroup root.
+    fn ensure_pod_cgroup(&self, config: &SandboxConfig) -> Result<()> {
+        let Some(r) = &config.pod_resources else {
+            return Ok(());
+        };
+        let root = self.cfg.cgroup_root.trim_end_matches('/');
+        let parent = config.cgroup_parent.trim_end_matches('/');
+        if root.is_empty() || !parent.starts_with(&format!("{root}/")) {
+            return Ok(());
+        }
+        let limits = peapod_oci::cgroup::Limits {
+            memory: r.memory_limit_in_bytes,
+            cpu_quota: r.cpu_quota,
+            cpu_shares: r.cpu_shares,
+        };
+        peapod_oci::cgroup::ensure(parent, &limits)
+            .map_err(|e| Error::State(format!("making the pod's cgroup {parent}: {e}")))
     }
 
     /// Removes `cgroup` and its ancestors while they are empty, if they lie within the

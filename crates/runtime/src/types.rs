@@ -83,8 +83,12 @@ pub struct SandboxConfig {
     pub labels: BTreeMap<String, String>,
     /// Annotations, opaque to the runtime.
     pub annotations: BTreeMap<String, String>,
-    /// The pod's parent cgroup, e.g. `/peapod/pod<uid>`.
+    /// The pod's parent cgroup, e.g. `/peapod/kubepods/burstable/pod<uid>`.
     pub cgroup_parent: String,
+    /// The pod's own limits (CRI `LinuxPodSandboxConfig.resources`): when given and the
+    /// parent lies within the runtime's cgroup root, the parent is made with them.
+    #[serde(default)]
+    pub pod_resources: Option<Resources>,
     /// Namespace choices.
     pub namespaces: NamespaceOptions,
     /// Kernel parameters of the pod's namespaces (`net.*`, `kernel.shm*`, ...).

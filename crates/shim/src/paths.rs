@@ -31,9 +31,10 @@ impl Paths {
         cfg.run_root.join("pods")
     }
 
-    /// The pod's parent cgroup.
-    pub fn cgroup_parent(uid: &str) -> String {
-        format!("{CGROUP_ROOT}/pod{uid}")
+    /// The pod's cgroup, where the kubelet's cgroupfs driver would put it (below peapod's
+    /// own root): `/peapod/kubepods[/burstable|/besteffort]/pod<uid>`.
+    pub fn cgroup_parent(spec: &peapod_types::api::PodSpec, uid: &str) -> String {
+        peapod_types::cgroups::pod_cgroup_path(CGROUP_ROOT, spec, uid)
     }
 
     /// `pod.json`.
@@ -152,7 +153,11 @@ mod tests {
         assert_eq!(p.log_dir, Path::new("/var/lib/peapod/pods/u-1/logs"));
         assert_eq!(p.socket(), Path::new("/run/peapod/pods/u-1/shim.sock"));
         assert_eq!(p.state_file(), Path::new("/run/peapod/pods/u-1/state.json"));
-        assert_eq!(Paths::cgroup_parent("u-1"), "/peapod/podu-1");
+        let spec = peapod_types::api::PodSpec::default();
+        assert_eq!(
+            Paths::cgroup_parent(&spec, "u-1"),
+            "/peapod/kubepods/besteffort/podu-1"
+        );
     }
 
     #[test]

@@ -107,7 +107,7 @@ async fn serve(cfg: Config, pod: DefaultedPod, paths: Paths, uid: String) -> Res
         backoff: cfg.backoff,
         cluster_dns: cfg.dns.cluster_dns.clone(),
         cluster_domain: cfg.dns.cluster_domain.clone(),
-        cgroup_parent: Paths::cgroup_parent(&uid),
+        cgroup_parent: Paths::cgroup_parent(pod.spec(), &uid),
         pull_keyring: pull_keyring(&paths),
         node: node_capacity(),
         host_resolv_conf: std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),

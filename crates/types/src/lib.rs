@@ -16,6 +16,7 @@
 
 pub mod admission;
 pub mod backoff;
+pub mod cgroups;
 pub mod config;
 pub mod credentials;
 pub mod cri_log;

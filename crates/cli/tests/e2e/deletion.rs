@@ -91,8 +91,10 @@ fn twenty_pods_leave_nothing_behind() {
         assert!(!alive(*p), "process {p} survived");
     }
     for uid in &uids {
-        let dirs = peapod_oci::cgroup::dirs(&format!("/peapod/pod{uid}"));
-        assert!(dirs.is_empty(), "cgroups left: {dirs:?}");
+        for qos in ["", "burstable/", "besteffort/"] {
+            let dirs = peapod_oci::cgroup::dirs(&format!("/peapod/kubepods/{qos}pod{uid}"));
+            assert!(dirs.is_empty(), "cgroups left: {dirs:?}");
+        }
     }
     assert!(env.leftovers().is_empty(), "{:?}", env.leftovers());
 }

@@ -15,6 +15,7 @@ mod network;
 mod probes;
 mod readonly;
 mod registry;
+mod resources;
 mod security;
 mod shim;
 mod sidecars;

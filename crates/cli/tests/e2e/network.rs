@@ -463,7 +463,8 @@ fn attachments_left_by_a_reboot_are_released_by_the_next_pod() {
         .as_str()
         .unwrap()
         .to_string();
-    peapod_oci::cgroup::remove(&format!("/peapod/pod{uid}")).unwrap();
+    // A BestEffort pod: its cgroup is under kubepods/besteffort.
+    peapod_oci::cgroup::remove(&format!("/peapod/kubepods/besteffort/pod{uid}")).unwrap();
     let run = env.path().join("run");
     let mut targets: Vec<String> = std::fs::read_to_string("/proc/self/mountinfo")
         .unwrap()

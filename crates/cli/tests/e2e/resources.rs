@@ -1,0 +1,88 @@
+//! Pod cgroups as the kubelet lays them out: by QoS class under `kubepods`, with the
+//! pod-level CPU shares, quota and memory limit its containers add up to.
+
+use crate::harness::*;
+
+/// The value of cgroup file `v1`/`v2` for cgroup `rel`, in whichever layout has it.
+fn read(rel: &str, v1: &str, v2: &str) -> Option<String> {
+    for d in peapod_oci::cgroup::dirs(rel) {
+        for f in [v1, v2] {
+            if let Ok(s) = std::fs::read_to_string(d.join(f)) {
+                return Some(s.trim().to_string());
+            }
+        }
+    }
+    None
+}
+
+#[test]
+fn pods_get_cgroups_by_qos_class_with_their_limits() {
+    let env = Env::new();
+    let id = unique();
+    let pod = |name: &str, resources: &str| {
+        pod_yaml(
+            &format!("{name}-{id}"),
+            &format!(
+                "  terminationGracePeriodSeconds: 1\n  containers:\n  - {{name: c, image: {IMAGE}, command: [sleep, '3600']{resources}}}\n  - {{name: d, image: {IMAGE}, command: [sleep, '3600']{resources}}}\n"
+            ),
+        )
+    };
+    env.apply_ok(&pod(
+        "g",
+        ", resources: {limits: {cpu: 250m, memory: 32Mi}}",
+    ));
+    env.apply_ok(&pod("b", ", resources: {requests: {cpu: 100m}}"));
+    env.apply_ok(&pod("e", ""));
+    let mut uids = Vec::new();
+    for (name, qos, parent) in [
+        ("g", "Guaranteed", "kubepods"),
+        ("b", "Burstable", "kubepods/burstable"),
+        ("e", "BestEffort", "kubepods/besteffort"),
+    ] {
+        let name = format!("{name}-{id}");
+        let p = env.wait_phase(&name, "Running");
+        assert_eq!(p["status"]["qosClass"], qos);
+        let uid = p["metadata"]["uid"].as_str().unwrap().to_string();
+        let rel = format!("/peapod/{parent}/pod{uid}");
+        // The containers' processes live below the pod's cgroup.
+        let state = env.state(&name);
+        let pid = state["containers"][0]["pid"].as_i64().unwrap();
+        let cg = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+        assert!(cg.contains(&format!("{rel}/")), "{rel} not in\n{cg}");
+        let describe = env.ok(&["describe", "pod", &name]);
+        assert!(
+            describe.contains(&format!("QoS Class:    {qos}")),
+            "{describe}"
+        );
+        uids.push((rel, qos));
+    }
+    // Pod-level limits: the sum of the containers' (the kubelet's ResourceConfigForPod).
+    let (g, _) = &uids[0];
+    let shares = read(g, "cpu.shares", "cpu.weight").unwrap();
+    assert!(shares == "512" || shares == "20", "{shares}");
+    let quota = read(g, "cpu.cfs_quota_us", "cpu.max").unwrap();
+    assert!(quota == "50000" || quota == "50000 100000", "{quota}");
+    let mem = read(g, "memory.limit_in_bytes", "memory.max").unwrap();
+    assert_eq!(mem, (64u64 << 20).to_string());
+    // Burstable without limits: shares from the requests (2 × 100m), no quota, no limit.
+    let (b, _) = &uids[1];
+    let shares = read(b, "cpu.shares", "cpu.weight").unwrap();
+    assert!(shares == "204" || shares == "8", "{shares}");
+    let quota = read(b, "cpu.cfs_quota_us", "cpu.max").unwrap();
+    assert!(quota == "-1" || quota.starts_with("max"), "{quota}");
+    // BestEffort: the minimum shares.
+    let (e, _) = &uids[2];
+    let shares = read(e, "cpu.shares", "cpu.weight").unwrap();
+    assert!(shares == "2" || shares == "1", "{shares}");
+
+    for n in ["g", "b", "e"] {
+        env.ok(&["delete", "pod", &format!("{n}-{id}")]);
+    }
+    for (rel, _) in &uids {
+        assert!(
+            peapod_oci::cgroup::dirs(rel).is_empty(),
+            "{rel} left behind"
+        );
+    }
+    assert!(env.leftovers().is_empty(), "{:?}", env.leftovers());
+}
