@@ -405,6 +405,7 @@ pub fn resources(res: &pb::LinuxContainerResources) -> rt::Resources {
         memory_limit_in_bytes: (res.memory_limit_in_bytes > 0).then_some(res.memory_limit_in_bytes),
         cpu_quota,
         cpu_shares: (res.cpu_shares > 0).then_some(res.cpu_shares as u64),
+        pids_limit: None,
     }
 }
 

@@ -479,6 +479,7 @@ pub fn container_config(
             .and_then(|r| r.get("cpu"))
             .and_then(|q| millicores(&q.0))
             .map(|m| (m * 1024 / 1000).max(2)),
+        pids_limit: None,
     };
 
     let m = &pod.pod().metadata;

@@ -264,6 +264,7 @@ impl<R: RuntimeService + ImageService> PodWorker<R> {
             host_resolv_conf: &self.cfg.host_resolv_conf,
             log_dir: &self.cfg.log_dir,
             cgroup_parent: &self.cfg.cgroup_parent,
+            pod_pids_limit: self.cfg.pod_pids_limit,
         };
         let config = sandbox_config(&self.pod, &facts, attempt);
         let id = self

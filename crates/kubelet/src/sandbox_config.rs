@@ -22,6 +22,8 @@ pub struct SandboxFacts<'a> {
     pub log_dir: &'a Path,
     /// The pod's parent cgroup.
     pub cgroup_parent: &'a str,
+    /// The most processes the pod may have (the kubelet's `podPidsLimit`).
+    pub pod_pids_limit: Option<i64>,
 }
 
 /// The sandbox config of `pod`'s sandbox number `attempt`.
@@ -72,6 +74,7 @@ pub fn sandbox_config(pod: &DefaultedPod, f: &SandboxFacts<'_>, attempt: u32) ->
                 memory_limit_in_bytes: c.memory,
                 cpu_quota: c.cpu_quota,
                 cpu_shares: Some(c.cpu_shares),
+                pids_limit: f.pod_pids_limit,
             }
         }),
         namespaces: NamespaceOptions {
@@ -223,6 +226,7 @@ mod tests {
             host_resolv_conf: HOST,
             log_dir: Path::new("/logs"),
             cgroup_parent: "/peapod/podu1",
+            pod_pids_limit: Some(1024),
         }
     }
 

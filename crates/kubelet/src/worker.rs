@@ -47,6 +47,8 @@ pub struct KubeletConfig {
     pub cluster_domain: String,
     /// The pod's parent cgroup.
     pub cgroup_parent: String,
+    /// The most processes a pod may have (`podPidsLimit`); unlimited when `None`.
+    pub pod_pids_limit: Option<i64>,
     /// Credentials from the pod's `imagePullSecrets`, tried before the node's.
     pub pull_keyring: Keyring,
     /// What the node has.

@@ -36,6 +36,7 @@ fn config(dir: &std::path::Path) -> KubeletConfig {
         cluster_dns: Vec::new(),
         cluster_domain: "cluster.local".into(),
         cgroup_parent: "/peapod/podu1".into(),
+        pod_pids_limit: None,
         pull_keyring: Default::default(),
         node: NodeCapacity {
             cpus: 2,

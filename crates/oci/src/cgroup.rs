@@ -270,6 +270,42 @@ pub struct Limits {
     pub cpu_quota: Option<i64>,
     /// CPU shares (v1 `cpu.shares`; cgroup v2 gets the weight they convert to).
     pub cpu_shares: Option<u64>,
+    /// Most processes at once (`pids.max`).
+    pub pids: Option<i64>,
+}
+
+/// Each cgroup hierarchy with its controllers: a v1 mount's from its options (`cpu`,
+/// `memory`, `pids`, ...), a cgroup2 mount's from its root's `cgroup.controllers`.
+pub fn hierarchy_controllers() -> Vec<(PathBuf, Vec<String>)> {
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return Vec::new();
+    };
+    let mut out: Vec<(PathBuf, Vec<String>)> = Vec::new();
+    for l in info.lines() {
+        let Some((pre, post)) = l.split_once(" - ") else {
+            continue;
+        };
+        let mut post = post.split(' ');
+        let (Some(fstype), _, Some(opts)) = (post.next(), post.next(), post.next()) else {
+            continue;
+        };
+        let Some(point) = pre.split(' ').nth(4).map(PathBuf::from) else {
+            continue;
+        };
+        let controllers: Vec<String> = match fstype {
+            "cgroup" => opts.split(',').map(str::to_string).collect(),
+            "cgroup2" => std::fs::read_to_string(point.join("cgroup.controllers"))
+                .unwrap_or_default()
+                .split_whitespace()
+                .map(str::to_string)
+                .collect(),
+            _ => continue,
+        };
+        if !out.iter().any(|(p, _)| *p == point) {
+            out.push((point, controllers));
+        }
+    }
+    out
 }
 
 /// The cgroup v2 `cpu.weight` of v1 CPU shares (the conversion runc and the kubelet use:
@@ -299,6 +335,12 @@ pub fn limit_files(dir: &Path, l: &Limits) -> Vec<(PathBuf, String)> {
             out.push((dir.join("cpu.max"), format!("{q} 100000")));
         }
     }
+    if let Some(p) = l.pids
+        && has("pids.max")
+    {
+        let v = if p > 0 { p.to_string() } else { "max".into() };
+        out.push((dir.join("pids.max"), v));
+    }
     if let Some(s) = l.cpu_shares {
         if has("cpu.shares") {
             out.push((dir.join("cpu.shares"), s.to_string()));
@@ -310,39 +352,31 @@ pub fn limit_files(dir: &Path, l: &Limits) -> Vec<(PathBuf, String)> {
 }
 
 /// Makes cgroup `rel` in the hierarchies its limits are written in: the v1 hierarchies of
-/// the `cpu` and `memory` controllers, and a cgroup2 hierarchy with those controllers
-/// enabled from its root down to `rel`'s parent; then writes `l` to it. (The other v1
+/// the `cpu`, `memory` and `pids` controllers, and a cgroup2 hierarchy with those
+/// controllers enabled from its root down to `rel`'s parent; then writes `l` to it. (The other v1
 /// hierarchies are left to the runtime that makes the cgroups below it.)
 pub fn ensure(rel: &str, l: &Limits) -> std::io::Result<()> {
     let rel = rel.trim_start_matches('/');
-    for h in hierarchies() {
-        let v1 = h.join("cpu.shares").exists() || h.join("memory.limit_in_bytes").exists();
-        let v2 = h.join("cgroup.controllers").exists();
-        if !v1 && !v2 {
+    const WANTED: [&str; 3] = ["cpu", "memory", "pids"];
+    for (h, controllers) in hierarchy_controllers() {
+        let ours: Vec<&str> = WANTED
+            .into_iter()
+            .filter(|c| controllers.iter().any(|x| x == c))
+            .collect();
+        if ours.is_empty() {
+            // Not one of these controllers (or the hybrid layout's empty cgroup2).
             continue;
         }
-        if v2 {
-            let available =
-                std::fs::read_to_string(h.join("cgroup.controllers")).unwrap_or_default();
-            let wanted: Vec<&str> = ["cpu", "memory", "pids"]
-                .into_iter()
-                .filter(|c| available.split_whitespace().any(|a| a == *c))
-                .collect();
-            if wanted.is_empty() {
-                // A cgroup2 hierarchy with no controllers (the hybrid layout's): nothing
-                // to write there.
-                continue;
-            }
-            // Each ancestor hands the controllers down to its children.
+        if h.join("cgroup.controllers").exists() {
+            // cgroup2: each ancestor hands the controllers down to its children.
             let mut dir = h.clone();
-            let parts: Vec<&str> = rel.split('/').filter(|p| !p.is_empty()).collect();
-            for part in &parts {
-                let control: String = wanted.iter().map(|c| format!("+{c} ")).collect();
-                std::fs::write(dir.join("cgroup.subtree_control"), control.trim_end()).map_err(
+            for part in rel.split('/').filter(|p| !p.is_empty()) {
+                let control: Vec<String> = ours.iter().map(|c| format!("+{c}")).collect();
+                std::fs::write(dir.join("cgroup.subtree_control"), control.join(" ")).map_err(
                     |e| {
                         std::io::Error::new(
                             e.kind(),
-                            format!("enabling {wanted:?} in {}: {e}", dir.display()),
+                            format!("enabling {ours:?} in {}: {e}", dir.display()),
                         )
                     },
                 )?;
@@ -376,6 +410,16 @@ mod limit_tests {
     use super::*;
 
     #[test]
+    fn the_hosts_hierarchies_name_their_controllers() {
+        // Whatever the layout (v1, hybrid, v2), the memory controller is somewhere.
+        let all = hierarchy_controllers();
+        assert!(
+            all.iter().any(|(_, c)| c.iter().any(|c| c == "memory")),
+            "{all:?}"
+        );
+    }
+
+    #[test]
     fn limits_go_to_the_files_each_layout_has() {
         let d = tempfile::tempdir().unwrap();
         let v1 = d.path().join("v1");
@@ -383,9 +427,17 @@ mod limit_tests {
         for (dir, files) in [
             (
                 &v1,
-                &["memory.limit_in_bytes", "cpu.cfs_quota_us", "cpu.shares"][..],
+                &[
+                    "memory.limit_in_bytes",
+                    "cpu.cfs_quota_us",
+                    "cpu.shares",
+                    "pids.max",
+                ][..],
             ),
-            (&v2, &["memory.max", "cpu.max", "cpu.weight"][..]),
+            (
+                &v2,
+                &["memory.max", "cpu.max", "cpu.weight", "pids.max"][..],
+            ),
         ] {
             std::fs::create_dir_all(dir).unwrap();
             for f in files {
@@ -396,6 +448,7 @@ mod limit_tests {
             memory: Some(64 << 20),
             cpu_quota: Some(50_000),
             cpu_shares: Some(1024),
+            pids: Some(100),
         };
         let names = |dir: &Path| -> Vec<(String, String)> {
             limit_files(dir, &l)
@@ -409,6 +462,7 @@ mod limit_tests {
                 ("memory.limit_in_bytes".to_string(), "67108864".to_string()),
                 ("cpu.cfs_period_us".into(), "100000".into()),
                 ("cpu.cfs_quota_us".into(), "50000".into()),
+                ("pids.max".into(), "100".into()),
                 ("cpu.shares".into(), "1024".into()),
             ]
         );
@@ -417,6 +471,7 @@ mod limit_tests {
             [
                 ("memory.max".to_string(), "67108864".to_string()),
                 ("cpu.max".into(), "50000 100000".into()),
+                ("pids.max".into(), "100".into()),
                 ("cpu.weight".into(), "39".into()),
             ]
         );

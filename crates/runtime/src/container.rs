@@ -185,6 +185,7 @@ impl Runtime {
                 memory: res.memory_limit_in_bytes,
                 cpu_quota: res.cpu_quota,
                 cpu_shares: res.cpu_shares,
+                pids: res.pids_limit,
             };
             peapod_oci::cgroup::update(&rel, &limits).map_err(|e| {
                 Error::State(format!("updating the resources of container {id}: {e}"))

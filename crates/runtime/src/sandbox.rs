@@ -387,6 +387,7 @@ impl Runtime {
             memory: r.memory_limit_in_bytes,
             cpu_quota: r.cpu_quota,
             cpu_shares: r.cpu_shares,
+            pids: r.pids_limit,
         };
         peapod_oci::cgroup::ensure(parent, &limits)
             .map_err(|e| Error::State(format!("making the pod's cgroup {parent}: {e}")))

@@ -270,6 +270,9 @@ pub struct Resources {
     pub cpu_quota: Option<i64>,
     /// CPU shares.
     pub cpu_shares: Option<u64>,
+    /// Most processes at once (a pod's `podPidsLimit`); `None` leaves it as it is.
+    #[serde(default)]
+    pub pids_limit: Option<i64>,
 }
 
 /// What a container is made from (CRI `ContainerConfig`).

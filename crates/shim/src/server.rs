@@ -108,6 +108,7 @@ async fn serve(cfg: Config, pod: DefaultedPod, paths: Paths, uid: String) -> Res
         cluster_dns: cfg.dns.cluster_dns.clone(),
         cluster_domain: cfg.dns.cluster_domain.clone(),
         cgroup_parent: Paths::cgroup_parent(pod.spec(), &uid),
+        pod_pids_limit: cfg.pod_pids_limit.filter(|p| *p > 0),
         pull_keyring: pull_keyring(&paths),
         node: node_capacity(),
         host_resolv_conf: std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),

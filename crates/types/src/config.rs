@@ -28,6 +28,9 @@ pub struct Config {
     /// `kubernetes.io/arch`; pods' `nodeSelector` and node affinity are checked against
     /// them.
     pub node_labels: BTreeMap<String, String>,
+    /// The most processes a pod may have at once (the kubelet's `podPidsLimit`, its pod
+    /// cgroup's `pids.max`); unlimited when absent or not positive.
+    pub pod_pids_limit: Option<i64>,
     /// Crash-loop and image-pull back-off.
     pub backoff: Backoff,
     /// DNS settings given to pods.
@@ -139,6 +142,7 @@ impl Default for Config {
             infra_image: None,
             node_name: None,
             node_labels: BTreeMap::new(),
+            pod_pids_limit: None,
             backoff: Backoff::default(),
             dns: Dns {
                 cluster_dns: Vec::new(),

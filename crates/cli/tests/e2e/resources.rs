@@ -17,7 +17,8 @@ fn read(rel: &str, v1: &str, v2: &str) -> Option<String> {
 
 #[test]
 fn pods_get_cgroups_by_qos_class_with_their_limits() {
-    let env = Env::new();
+    // The node's podPidsLimit applies to every pod's cgroup.
+    let env = Env::with_config(0.2, 1.0, "pod_pids_limit = 40");
     let id = unique();
     let pod = |name: &str, resources: &str| {
         pod_yaml(
@@ -74,6 +75,23 @@ fn pods_get_cgroups_by_qos_class_with_their_limits() {
     let (e, _) = &uids[2];
     let shares = read(e, "cpu.shares", "cpu.weight").unwrap();
     assert!(shares == "2" || shares == "1", "{shares}");
+    // The pids limit holds: the pod already runs a few processes, so 60 more cannot start.
+    assert_eq!(read(e, "pids.max", "pids.max").as_deref(), Some("40"));
+    let out = env.run(&[
+        "exec",
+        &format!("e-{id}"),
+        "-c",
+        "c",
+        "--",
+        "sh",
+        "-c",
+        "n=0; for i in $(seq 60); do sleep 3 & n=$((n+1)); done; wait",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("can't fork") || err.contains("Resource temporarily unavailable"),
+        "{err}"
+    );
 
     for n in ["g", "b", "e"] {
         env.ok(&["delete", "pod", &format!("{n}-{id}")]);
