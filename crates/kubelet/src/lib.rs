@@ -11,6 +11,7 @@ pub mod cleanup;
 pub mod clock;
 pub mod config;
 pub mod events;
+pub mod eviction;
 mod execute;
 mod grpc;
 mod hooks;

@@ -113,6 +113,11 @@ pub(crate) struct Memory {
     /// Instances being stopped in the background (a liveness or startup failure, a
     /// changed spec): they are not killed twice, and nothing else waits for them.
     pub killing: std::collections::HashSet<String>,
+    /// When local storage was last measured for the eviction checks.
+    pub storage_checked: Option<Timestamp>,
+    /// The grace period the terminal phase's kills get, when not the pod's (0 for an
+    /// eviction, as the eviction manager kills).
+    pub terminal_grace: Option<Duration>,
 }
 
 /// What woke the worker.
@@ -186,6 +191,8 @@ impl<R: RuntimeService + peapod_runtime::ImageService> PodWorker<R> {
                 volumes: None,
                 start_time: now,
                 killing: Default::default(),
+                storage_checked: None,
+                terminal_grace: None,
             },
             cfg,
             recorder: Recorder::new(Arc::clone(&clock)),
@@ -361,7 +368,10 @@ impl<R: RuntimeService + peapod_runtime::ImageService> PodWorker<R> {
                 }
                 // Terminal: what still runs (sidecars) stops within the grace period, and
                 // the sandbox goes; the status is published by the next pass.
-                let grace = Duration::from_secs(self.pod.grace_period() as u64);
+                let grace = self
+                    .mem
+                    .terminal_grace
+                    .unwrap_or_else(|| Duration::from_secs(self.pod.grace_period() as u64));
                 self.kill_all(&snap, grace).await;
                 if let Some((_, stopped)) = self.mem.terminal.as_mut() {
                     *stopped = true;
@@ -409,6 +419,19 @@ impl<R: RuntimeService + peapod_runtime::ImageService> PodWorker<R> {
                 }
                 self.mem.volumes = Some(v);
             }
+            if let Some(message) = self.storage_violation(&snap, now).await {
+                self.recorder.warning("Evicted", "", message.clone());
+                self.mem.terminal = Some((
+                    Terminal {
+                        phase: "Failed",
+                        reason: Some(("Evicted".to_string(), message)),
+                        rejected: false,
+                    },
+                    false,
+                ));
+                self.mem.terminal_grace = Some(Duration::ZERO);
+                continue;
+            }
             self.start_probes(&snap, now);
             let probes = &self.mem.probes;
             let probe = |id: &str, k: ProbeKind| probes.result(id, k);
@@ -452,8 +475,56 @@ impl<R: RuntimeService + peapod_runtime::ImageService> PodWorker<R> {
                 .flatten()
                 .any(crate::projection::is_projected)
                 .then(|| after(now, VOLUME_REFRESH));
-            return earliest(earliest(wake, deadline_at), refresh);
+            let storage = self
+                .mem
+                .storage_checked
+                .filter(|_| crate::eviction::watched(self.pod.spec()))
+                .map(|t| after(t, crate::eviction::INTERVAL));
+            return earliest(earliest(earliest(wake, deadline_at), refresh), storage);
         }
+    }
+
+    /// The eviction manager's local-storage check, when due (every
+    /// [`crate::eviction::INTERVAL`]) and the pod has limits it watches: emptyDir volumes
+    /// on disk, and each running container's writable layer and logs.
+    async fn storage_violation(&mut self, snap: &PodSnapshot, now: Timestamp) -> Option<String> {
+        if !crate::eviction::watched(self.pod.spec()) {
+            return None;
+        }
+        if self
+            .mem
+            .storage_checked
+            .is_some_and(|t| now < after(t, crate::eviction::INTERVAL))
+        {
+            return None;
+        }
+        self.mem.storage_checked = Some(now);
+        let mut usage = crate::eviction::StorageUsage::default();
+        if let Some(vols) = &self.mem.volumes {
+            for v in self.pod.spec().volumes.iter().flatten() {
+                let on_disk = v
+                    .empty_dir
+                    .as_ref()
+                    .is_some_and(|e| e.medium.as_deref() != Some("Memory"));
+                if let (true, Some(path)) = (on_disk, vols.get(&v.name)) {
+                    usage
+                        .empty_dirs
+                        .push((v.name.clone(), crate::eviction::disk_usage(path)));
+                }
+            }
+        }
+        for s in snap.running() {
+            let name = s.metadata.name.clone();
+            let layer = self
+                .rt
+                .container_stats(&s.id)
+                .ok()
+                .and_then(|st| st.writable_layer)
+                .map_or(0, |w| w.used_bytes);
+            let logs = crate::eviction::disk_usage(&self.cfg.log_dir.join(&name));
+            usage.containers.push((name, layer + logs));
+        }
+        crate::eviction::violation(self.pod.spec(), &usage)
     }
 
     /// Hands the due probe runs to tasks of their own; outcomes come back to the loop.

@@ -104,3 +104,54 @@ fn pods_get_cgroups_by_qos_class_with_their_limits() {
     }
     assert!(env.leftovers().is_empty(), "{:?}", env.leftovers());
 }
+
+/// The eviction manager's local-storage limits: an emptyDir over its sizeLimit, a
+/// container over its ephemeral-storage limit; the pod is Failed with reason Evicted and
+/// the kubelet's message, its containers killed.
+#[test]
+fn pods_over_their_local_storage_limits_are_evicted() {
+    let env = Env::new();
+    let id = unique();
+    let dir = format!("dir-{id}");
+    env.apply_ok(&pod_yaml(
+        &dir,
+        &format!(
+            "  containers:\n  - {{name: c, image: {IMAGE}, command: [sh, -c, 'head -c 8000000 /dev/zero > /cache/f; sleep 3600'], volumeMounts: [{{name: cache, mountPath: /cache}}]}}\n  volumes: [{{name: cache, emptyDir: {{sizeLimit: 5Mi}}}}]\n"
+        ),
+    ));
+    let layer = format!("layer-{id}");
+    env.apply_ok(&pod_yaml(
+        &layer,
+        &format!(
+            "  containers:\n  - {{name: c, image: {IMAGE}, command: [sh, -c, 'head -c 6000000 /dev/zero > /big; sleep 3600'], resources: {{limits: {{ephemeral-storage: 2Mi}}}}}}\n"
+        ),
+    ));
+    let evicted = |name: &str| {
+        env.wait_for(name, std::time::Duration::from_secs(40), |p| {
+            p["status"]["phase"] == "Failed" && cstatus(p, "c")["state"]["terminated"].is_object()
+        })
+    };
+    let p = evicted(&dir);
+    assert_eq!(p["status"]["reason"], "Evicted");
+    assert_eq!(
+        p["status"]["message"],
+        "Usage of EmptyDir volume \"cache\" exceeds the limit \"5Mi\". "
+    );
+    assert_eq!(
+        cstatus(&p, "c")["state"]["terminated"]["exitCode"],
+        137,
+        "{p}"
+    );
+    let p = evicted(&layer);
+    assert_eq!(p["status"]["reason"], "Evicted");
+    assert_eq!(
+        p["status"]["message"],
+        "Pod ephemeral local storage usage exceeds the total limit of containers 2Mi. "
+    );
+    let events = env.ok(&["get", "events"]);
+    assert!(events.contains("Evicted"), "{events}");
+    for n in [&dir, &layer] {
+        env.ok(&["delete", "pod", n]);
+    }
+    assert!(env.leftovers().is_empty(), "{:?}", env.leftovers());
+}
