@@ -262,7 +262,7 @@ pub fn pod_status(
         .snap
         .latest_sandbox()
         .is_some_and(|s| s.state == SandboxState::Ready);
-    let conds: Vec<PodCondition> = conditions(spec, &inits, &apps, phase, sandbox_ready)
+    let mut conds: Vec<PodCondition> = conditions(spec, &inits, &apps, phase, sandbox_ready)
         .into_iter()
         .map(|c| {
             let entry = times.0.entry(c.type_).or_insert((c.status, now));
@@ -280,6 +280,24 @@ pub fn pod_status(
             }
         })
         .collect();
+    // An eviction says so, as the eviction manager marks the pods it kills.
+    if let Some(Terminal {
+        reason: Some((reason, message)),
+        ..
+    }) = input.terminal
+        && reason == "Evicted"
+    {
+        let entry = times.0.entry("DisruptionTarget").or_insert((true, now));
+        conds.push(PodCondition {
+            type_: "DisruptionTarget".into(),
+            status: "True".into(),
+            reason: Some("TerminationByKubelet".into()),
+            message: Some(message.clone()),
+            last_transition_time: Some(Time(entry.1)),
+            last_probe_time: None,
+            observed_generation: None,
+        });
+    }
     let ips = pod_ips(pod, input.snap, input.host_ip);
     let pod_ips: Vec<PodIP> = ips.iter().map(|ip| PodIP { ip: ip.clone() }).collect();
     let host_ip = input.host_ip.to_string();

@@ -268,6 +268,46 @@ fn termination_messages_share_twelve_kib() {
 }
 
 #[test]
+fn an_evicted_pod_carries_the_disruption_target_condition() {
+    let snap = Snap::ready().run("a", 0);
+    let mut c = Case::new(pod("Always", &[], &["a"]), snap);
+    let message = "Usage of EmptyDir volume \"cache\" exceeds the limit \"5Mi\". ";
+    c.terminal = Some(Terminal {
+        phase: "Failed",
+        reason: Some(("Evicted".into(), message.into())),
+        rejected: false,
+    });
+    let s = c.status();
+    assert_eq!(
+        (s["phase"].as_str(), s["reason"].as_str()),
+        (Some("Failed"), Some("Evicted"))
+    );
+    let d = s["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "DisruptionTarget")
+        .expect("a DisruptionTarget condition");
+    assert_eq!(d["status"], "True");
+    assert_eq!(d["reason"], "TerminationByKubelet");
+    assert_eq!(d["message"], message);
+    // Other terminal reasons do not have it.
+    c.terminal = Some(Terminal {
+        phase: "Failed",
+        reason: Some(("DeadlineExceeded".into(), DEADLINE_MESSAGE.into())),
+        rejected: false,
+    });
+    let s = c.status();
+    assert!(
+        !s["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["type"] == "DisruptionTarget")
+    );
+}
+
+#[test]
 fn a_terminal_phase_sticks_with_its_reason() {
     let snap = Snap::ready().run("a", 0);
     let mut c = Case::new(pod("Always", &[], &["a"]), snap);

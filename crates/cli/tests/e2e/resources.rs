@@ -142,6 +142,14 @@ fn pods_over_their_local_storage_limits_are_evicted() {
         137,
         "{p}"
     );
+    let disruption = p["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "DisruptionTarget")
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(disruption["reason"], "TerminationByKubelet", "{p}");
     let p = evicted(&layer);
     assert_eq!(p["status"]["reason"], "Evicted");
     assert_eq!(
