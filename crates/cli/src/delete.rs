@@ -170,18 +170,7 @@ pub fn run(cfg: &Config, args: &Args) -> Result<i32> {
             continue;
         }
         if kind == "persistentvolumeclaim" {
-            let users: Vec<String> = peapod_shim::list_pods(cfg)
-                .into_iter()
-                .filter(|p| {
-                    p.namespace() == ns
-                        && p.pod.spec().volumes.iter().flatten().any(|v| {
-                            v.persistent_volume_claim
-                                .as_ref()
-                                .is_some_and(|c| c.claim_name == name)
-                        })
-                })
-                .map(|p| p.name().to_string())
-                .collect();
+            let users: Vec<String> = crate::objects::claim_users(cfg, &ns, &name);
             if !users.is_empty() {
                 eprintln!(
                     "error: persistentvolumeclaim {name:?} is in use by pod {}: delete the pod first",

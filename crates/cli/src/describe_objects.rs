@@ -94,18 +94,7 @@ pub fn describe(cfg: &Config, plural: &str, ns: &str, name: &str) -> Result<i32>
         "persistentvolumeclaims" => store.get_claim(ns, name).map(|c| {
             let spec = c.spec.clone().unwrap_or_default();
             let st = c.status.clone().unwrap_or_default();
-            let users: Vec<String> = peapod_shim::list_pods(cfg)
-                .into_iter()
-                .filter(|p| {
-                    p.namespace() == ns
-                        && p.pod.spec().volumes.iter().flatten().any(|v| {
-                            v.persistent_volume_claim
-                                .as_ref()
-                                .is_some_and(|c| c.claim_name == name)
-                        })
-                })
-                .map(|p| p.name().to_string())
-                .collect();
+            let users: Vec<String> = crate::objects::claim_users(cfg, ns, name);
             let mut f = Fields::default();
             f.add("Name", name)
                 .add("Namespace", ns)

@@ -21,6 +21,22 @@ pub(crate) fn kind_of(word: &str) -> Option<&'static str> {
     }
 }
 
+/// The names of the pods in `ns` that mount claim `name`.
+pub(crate) fn claim_users(cfg: &Config, ns: &str, name: &str) -> Vec<String> {
+    peapod_shim::list_pods(cfg)
+        .into_iter()
+        .filter(|p| {
+            p.namespace() == ns
+                && p.pod.spec().volumes.iter().flatten().any(|v| {
+                    v.persistent_volume_claim
+                        .as_ref()
+                        .is_some_and(|c| c.claim_name == name)
+                })
+        })
+        .map(|p| p.name().to_string())
+        .collect()
+}
+
 /// Lists or shows ConfigMaps or Secrets.
 pub fn get(cfg: &Config, args: &GetArgs, kind: &'static str) -> Result<i32> {
     let store = ObjectStore::new(cfg);
