@@ -16,6 +16,9 @@ pub struct Args {
     /// Manifest file (YAML or JSON, one or more documents); `-` reads standard input.
     #[arg(short = 'f', long = "filename", value_name = "FILE")]
     file: PathBuf,
+    /// Namespace of the objects that name none (one that names another is refused).
+    #[arg(short, long)]
+    namespace: Option<String>,
     /// Wait until every pod is Running or finished.
     #[arg(long)]
     wait: bool,
@@ -37,6 +40,7 @@ pub(crate) fn dry_run(
     file: &std::path::Path,
     mode: &str,
     output: Option<&str>,
+    namespace: Option<&str>,
 ) -> Result<i32> {
     let (server, suffix) = match mode {
         "client" => (false, "(dry run)"),
@@ -44,9 +48,14 @@ pub(crate) fn dry_run(
         other => bail!("invalid --dry-run value {other:?}: use client or server"),
     };
     let m = if server {
-        peapod_types::manifest::load(text)
+        peapod_types::manifest::load_in(text, namespace)
     } else {
-        peapod_types::manifest::parse(text)
+        peapod_types::manifest::parse(text).and_then(|mut m| {
+            if let Some(ns) = namespace {
+                m.in_namespace(ns)?;
+            }
+            Ok(m)
+        })
     }
     .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
     for w in &m.warnings {
@@ -124,14 +133,30 @@ pub fn read_manifest(file: &std::path::Path) -> Result<String> {
 pub fn run(cfg: &Config, args: &Args, shim_args: &[OsString], create_only: bool) -> Result<i32> {
     let text = read_manifest(&args.file)?;
     if let Some(mode) = &args.dry_run {
-        return dry_run(&text, &args.file, mode, args.output.as_deref());
+        return dry_run(
+            &text,
+            &args.file,
+            mode,
+            args.output.as_deref(),
+            args.namespace.as_deref(),
+        );
     }
     if args.output.is_some() {
         bail!("-o is for --dry-run; use `peapod get` to see what was applied");
     }
     let source = args.file.display().to_string();
     let wait = args.wait.then(|| Duration::from_secs(args.timeout));
-    apply_text(cfg, &text, &source, create_only, wait, shim_args)
+    let target = Target {
+        source: &source,
+        namespace: args.namespace.as_deref(),
+    };
+    apply_text(cfg, &text, &target, create_only, wait, shim_args)
+}
+
+/// Where a manifest comes from (for messages) and the namespace `-n` asked for.
+pub(crate) struct Target<'a> {
+    pub source: &'a str,
+    pub namespace: Option<&'a str>,
 }
 
 /// Applies manifest `text` (from `source`, for messages): objects stored, pods created.
@@ -140,13 +165,14 @@ pub fn run(cfg: &Config, args: &Args, shim_args: &[OsString], create_only: bool)
 pub(crate) fn apply_text(
     cfg: &Config,
     text: &str,
-    source: &str,
+    target: &Target,
     create_only: bool,
     wait_for: Option<Duration>,
     shim_args: &[OsString],
 ) -> Result<i32> {
-    let manifests =
-        peapod_types::manifest::load(text).map_err(|e| anyhow::anyhow!("{source}: {e}"))?;
+    let source = target.source;
+    let manifests = peapod_types::manifest::load_in(text, target.namespace)
+        .map_err(|e| anyhow::anyhow!("{source}: {e}"))?;
     for w in &manifests.warnings {
         eprintln!("Warning: {w}");
     }

@@ -57,6 +57,9 @@ enum Cmd {
   # Read the manifest from standard input
   cat pod.yaml | peapod apply -f -
 
+  # Put the objects that name no namespace in namespace dev
+  peapod apply -n dev -f pod.yaml
+
   # Show the pod as it would run (defaulted and validated), creating nothing
   peapod apply -f pod.yaml --dry-run=server -o yaml")]
     Apply(apply::Args),

@@ -116,12 +116,23 @@ pub fn run(cfg: &Config, a: &Args, shim_args: &[OsString]) -> Result<i32> {
             std::path::Path::new("run"),
             mode,
             a.output.as_deref(),
+            None,
         );
     }
     if a.output.is_some() {
         bail!("-o is for --dry-run");
     }
-    let code = crate::apply::apply_text(cfg, &text, "run", true, None, shim_args)?;
+    let code = crate::apply::apply_text(
+        cfg,
+        &text,
+        &crate::apply::Target {
+            source: "run",
+            namespace: None,
+        },
+        true,
+        None,
+        shim_args,
+    )?;
     if !attach || code != 0 {
         return Ok(code);
     }

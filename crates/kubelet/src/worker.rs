@@ -61,6 +61,8 @@ pub struct KubeletConfig {
     pub seccomp_root: PathBuf,
     /// The node's labels, for admission (`nodeSelector`, node affinity).
     pub node_labels: std::collections::BTreeMap<String, String>,
+    /// Whether the host enforces AppArmor (pods that ask for it are refused otherwise).
+    pub apparmor_enabled: bool,
 }
 
 /// What a worker can be told.
@@ -173,7 +175,15 @@ impl<R: RuntimeService + peapod_runtime::ImageService> PodWorker<R> {
         let (killed_tx, killed_rx) = mpsc::channel(64);
         let now = clock.now();
         let admission =
-            peapod_types::admission::admit(pod.spec(), &cfg.node_name, &cfg.node_labels);
+            peapod_types::admission::admit(pod.spec(), &cfg.node_name, &cfg.node_labels).and_then(
+                |()| {
+                    peapod_types::admission::admit_apparmor(
+                        pod.pod().metadata.annotations.as_ref(),
+                        pod.spec(),
+                        cfg.apparmor_enabled,
+                    )
+                },
+            );
         let mut worker = PodWorker {
             rt,
             pod,

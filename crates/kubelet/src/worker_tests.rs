@@ -46,6 +46,7 @@ fn config(dir: &std::path::Path) -> KubeletConfig {
         host_hosts: String::new(),
         seccomp_root: dir.join("seccomp"),
         node_labels: peapod_types::admission::node_labels("node-1", &Default::default()),
+        apparmor_enabled: false,
     }
 }
 

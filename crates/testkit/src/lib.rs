@@ -77,6 +77,17 @@ pub fn busybox_layer(busybox: &Path) -> Result<Vec<u8>> {
         let mut h = header(&format!("bin/{a}"), tar::EntryType::Symlink, 0o777, 0);
         t.append_link(&mut h, format!("bin/{a}"), "busybox")?;
     }
+    // Debian's busybox is built without `printenv`, which the upstream image has.
+    if !applets.iter().any(|a| a == "printenv") {
+        let script = "#!/bin/sh\n[ $# -eq 0 ] && exec env\nfor v; do eval \"[ -n \\\"\\${$v+x}\\\" ] && printf '%s\\\\n' \\\"\\$$v\\\"\"; done\n";
+        let mut h = header(
+            "bin/printenv",
+            tar::EntryType::Regular,
+            0o755,
+            script.len() as u64,
+        );
+        t.append_data(&mut h, "bin/printenv", script.as_bytes())?;
+    }
     let passwd = "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n\
                   default-user:x:1000:1000::/tmp:/bin/sh\n";
     let group = "root:x:0:\nnobody:x:65534:\ndefault-user:x:1000:\n\

@@ -1,6 +1,7 @@
 //! The kubelet's admission of a pod it is given directly (a static pod): the node's labels
 //! must satisfy the pod's `nodeSelector` and required node affinity
-//! (`GeneralPredicates` in `pkg/kubelet/lifecycle`). A refused pod is `Failed`.
+//! (`GeneralPredicates` in `pkg/kubelet/lifecycle`), and a pod that asks for AppArmor needs
+//! a host that enforces it (`appArmorAdmitHandler`). A refused pod is `Failed`.
 
 use std::collections::BTreeMap;
 
@@ -57,6 +58,53 @@ pub fn admit(
         reason: "NodeAffinity".into(),
         message: "Predicate NodeAffinity failed: node(s) didn't match Pod's node affinity/selector"
             .into(),
+    })
+}
+
+/// The annotation prefix of the AppArmor profiles before the `appArmorProfile` field.
+const APPARMOR_ANNOTATION: &str = "container.apparmor.security.beta.kubernetes.io/";
+
+/// Whether the pod asks for AppArmor: a pod or container `appArmorProfile` other than
+/// `Unconfined`, or a profile other than `unconfined` in the beta annotations.
+pub fn wants_apparmor(annotations: Option<&BTreeMap<String, String>>, spec: &PodSpec) -> bool {
+    let confined =
+        |p: Option<&crate::api::AppArmorProfile>| p.is_some_and(|p| p.type_ != "Unconfined");
+    let pod = confined(
+        spec.security_context
+            .as_ref()
+            .and_then(|s| s.app_armor_profile.as_ref()),
+    );
+    let containers = spec
+        .init_containers
+        .iter()
+        .flatten()
+        .chain(&spec.containers)
+        .any(|c| {
+            confined(
+                c.security_context
+                    .as_ref()
+                    .and_then(|s| s.app_armor_profile.as_ref()),
+            )
+        });
+    let annotated = annotations
+        .into_iter()
+        .flatten()
+        .any(|(k, v)| k.starts_with(APPARMOR_ANNOTATION) && v != "unconfined");
+    pod || containers || annotated
+}
+
+/// Admits a pod that asks for AppArmor only where the host enforces it (`host_enabled`).
+pub fn admit_apparmor(
+    annotations: Option<&BTreeMap<String, String>>,
+    spec: &PodSpec,
+    host_enabled: bool,
+) -> Result<(), Rejection> {
+    if host_enabled || !wants_apparmor(annotations, spec) {
+        return Ok(());
+    }
+    Err(Rejection {
+        reason: "AppArmor".into(),
+        message: "Cannot enforce AppArmor: AppArmor is not enabled on the host".into(),
     })
 }
 
@@ -145,6 +193,35 @@ mod tests {
                 ("gen".into(), "5".into()),
             ]),
         )
+    }
+
+    #[test]
+    fn apparmor_is_admitted_only_where_the_host_enforces_it() {
+        let runtime_default = spec("securityContext: {appArmorProfile: {type: RuntimeDefault}}\n");
+        let unconfined = spec("securityContext: {appArmorProfile: {type: Unconfined}}\n");
+        let container = spec(
+            "initContainers: [{name: i, image: b, securityContext: {appArmorProfile: {type: Localhost, localhostProfile: p}}}]\n",
+        );
+        let plain = spec("");
+        let refused = Err(Rejection {
+            reason: "AppArmor".into(),
+            message: "Cannot enforce AppArmor: AppArmor is not enabled on the host".into(),
+        });
+        assert_eq!(admit_apparmor(None, &runtime_default, false), refused);
+        assert_eq!(admit_apparmor(None, &container, false), refused);
+        assert_eq!(admit_apparmor(None, &runtime_default, true), Ok(()));
+        assert_eq!(admit_apparmor(None, &unconfined, false), Ok(()));
+        assert_eq!(admit_apparmor(None, &plain, false), Ok(()));
+        let key = format!("{APPARMOR_ANNOTATION}a");
+        let beta = |v: &str| BTreeMap::from([(key.clone(), v.to_string())]);
+        assert_eq!(
+            admit_apparmor(Some(&beta("runtime/default")), &plain, false),
+            refused
+        );
+        assert_eq!(
+            admit_apparmor(Some(&beta("unconfined")), &plain, false),
+            Ok(())
+        );
     }
 
     #[test]

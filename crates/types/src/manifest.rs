@@ -31,6 +31,31 @@ pub struct Manifests {
     pub warnings: Vec<String>,
 }
 
+impl Manifests {
+    /// Puts every object that names no namespace in `namespace`; one that names another
+    /// namespace is refused with kubectl's message.
+    pub fn in_namespace(&mut self, namespace: &str) -> Result<(), ManifestError> {
+        let metas = (self.pods.iter_mut().map(|o| &mut o.metadata))
+            .chain(self.secrets.iter_mut().map(|o| &mut o.metadata))
+            .chain(self.config_maps.iter_mut().map(|o| &mut o.metadata))
+            .chain(self.claims.iter_mut().map(|o| &mut o.metadata))
+            .chain(self.workloads.iter_mut().map(|o| o.metadata_mut()));
+        for meta in metas {
+            match meta.namespace.as_deref() {
+                None | Some("") => meta.namespace = Some(namespace.to_string()),
+                Some(ns) if ns == namespace => {}
+                Some(ns) => {
+                    return Err(ManifestError::Namespace {
+                        object: ns.to_string(),
+                        asked: namespace.to_string(),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The problems found in one object of a manifest.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectErrors {
@@ -52,6 +77,16 @@ pub enum ManifestError {
     /// The manifest holds no object at all.
     #[error("no objects found in the manifest")]
     Empty,
+    /// An object names a namespace other than the one asked for (`apply -n`).
+    #[error(
+        "the namespace from the provided object {object:?} does not match the namespace {asked:?}. You must pass '--namespace={object}' to perform this operation."
+    )]
+    Namespace {
+        /// The object's namespace.
+        object: String,
+        /// The namespace asked for.
+        asked: String,
+    },
 }
 
 impl ManifestError {
@@ -122,7 +157,16 @@ pub fn parse(text: &str) -> Result<Manifests, ManifestError> {
 
 /// Parses, defaults and validates: what `apply` needs before it creates anything.
 pub fn load(text: &str) -> Result<Manifests, ManifestError> {
+    load_in(text, None)
+}
+
+/// Like [`load`], with every object that names no namespace put in `namespace`, as
+/// `kubectl apply -n NAMESPACE` does (an object that names another one is an error).
+pub fn load_in(text: &str, namespace: Option<&str>) -> Result<Manifests, ManifestError> {
     let mut m = parse(text)?;
+    if let Some(ns) = namespace {
+        m.in_namespace(ns)?;
+    }
     let mut problems = Vec::new();
     let mut report = |kind: &str, meta: &crate::meta::ObjectMeta, errors: Vec<FieldError>| {
         if !errors.is_empty() {
@@ -466,6 +510,26 @@ mod tests {
                 "pod \"a\" is invalid: spec.volumes[0].emptyDir.mode: Forbidden: not supported by this version of peapod, which follows the Kubernetes {} API (the field is newer)",
                 crate::KUBERNETES_VERSION
             )
+        );
+    }
+
+    #[test]
+    fn apply_n_fills_in_the_namespace_and_refuses_another() {
+        let text = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n---\n\
+                    apiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: dev}\n\
+                    spec: {containers: [{name: a, image: b}]}\n";
+        let m = load_in(text, Some("dev")).unwrap();
+        assert_eq!(m.config_maps[0].metadata.namespace.as_deref(), Some("dev"));
+        assert_eq!(m.pods[0].metadata.namespace.as_deref(), Some("dev"));
+        let e = load_in(text, Some("prod")).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "the namespace from the provided object \"dev\" does not match the namespace \"prod\". You must pass '--namespace=dev' to perform this operation."
+        );
+        let plain = load(text).unwrap();
+        assert_ne!(
+            plain.config_maps[0].metadata.namespace.as_deref(),
+            Some("dev")
         );
     }
 

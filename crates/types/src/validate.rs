@@ -1126,11 +1126,19 @@ fn tolerations(spec: &PodSpec, errs: &mut Vec<FieldError>) {
                 value,
                 "value must be empty when `operator` is 'Exists'",
             )),
-            "Exists" | "Lt" | "Gt" => {}
+            "Exists" => {}
+            // Numeric comparisons came after the release peapod follows.
+            "Lt" | "Gt" => errs.push(FieldError::forbidden(
+                format!("{path}.operator"),
+                format!(
+                    "{op:?} is not supported by this version of peapod, which follows the Kubernetes {} API (the operator is newer)",
+                    crate::KUBERNETES_VERSION
+                ),
+            )),
             other => errs.push(FieldError::not_supported(
                 format!("{path}.operator"),
                 other,
-                &["Equal", "Exists", "Lt", "Gt"],
+                &["Equal", "Exists"],
             )),
         }
         one_of(

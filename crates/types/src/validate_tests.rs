@@ -247,13 +247,14 @@ fn the_api_servers_messages() {
         ),
         (
             format!(
-                "  tolerations: [{{key: k, operator: Maybe}}, {{operator: Equal}}, {{key: k, effect: NoSchedule, tolerationSeconds: 5}}]\n{}",
+                "  tolerations: [{{key: k, operator: Maybe}}, {{operator: Equal}}, {{key: k, effect: NoSchedule, tolerationSeconds: 5}}, {{key: k, operator: Gt, value: '5'}}]\n{}",
                 c("")
             ),
             vec![
-                "spec.tolerations[0].operator: Unsupported value: \"Maybe\": supported values: \"Equal\", \"Exists\", \"Lt\", \"Gt\"",
+                "spec.tolerations[0].operator: Unsupported value: \"Maybe\": supported values: \"Equal\", \"Exists\"",
                 "spec.tolerations[1].operator: Invalid value: \"Equal\": operator must be Exists when `key` is empty, which means \"match all values and all keys\"",
                 "spec.tolerations[2].effect: Invalid value: \"NoSchedule\": effect must be 'NoExecute' when `tolerationSeconds` is set",
+                "spec.tolerations[3].operator: Forbidden: \"Gt\" is not supported by this version of peapod, which follows the Kubernetes 1.33 API (the operator is newer)",
             ],
         ),
     ];

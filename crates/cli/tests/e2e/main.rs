@@ -6,6 +6,7 @@ mod harness;
 
 mod cli;
 mod deletion;
+mod examples;
 mod hooks;
 mod images;
 mod lifecycle;

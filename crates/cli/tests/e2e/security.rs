@@ -273,6 +273,12 @@ fn seccomp_profiles_filter_the_container_and_its_execs() {
         "{}",
         "{appArmorProfile: {type: Localhost, localhostProfile: k8s-deny-write}}",
     ));
+    let apparmor_default = format!("apparmor-default-{tag}");
+    env.apply_ok(&pod(
+        &apparmor_default,
+        "{appArmorProfile: {type: RuntimeDefault}}",
+        "{}",
+    ));
     for name in [&default, &local, &unconfined] {
         env.wait_phase(name, "Running");
     }
@@ -294,20 +300,27 @@ fn seccomp_profiles_filter_the_container_and_its_execs() {
     let (code, _) = env.exec(&unconfined, "c", &["mkdir", "/made"]);
     assert_eq!(code, 0);
 
-    for (name, msg) in [
-        (&missing, "profiles/absent.json"),
-        (&apparmor, "AppArmor is not enabled on the host"),
-    ] {
-        let p = env.wait_for(name, Duration::from_secs(30), |p| {
-            !p["status"]["containerStatuses"].is_null()
-                && cstatus(p, "c")["state"]["waiting"]["reason"] == "CreateContainerError"
-        });
-        let message = cstatus(&p, "c")["state"]["waiting"]["message"]
-            .as_str()
-            .unwrap()
-            .to_string();
-        assert!(message.contains(msg), "{name}: {message}");
+    // A pod that asks for AppArmor on a host without it is not admitted, as the kubelet's
+    // AppArmor admission refuses it; RuntimeDefault too, and nothing of it is created.
+    for name in [&apparmor, &apparmor_default] {
+        let p = env.wait_phase(name, "Failed");
+        assert_eq!(p["status"]["reason"], "AppArmor", "{name}");
+        assert_eq!(
+            p["status"]["message"],
+            "Pod was rejected: Cannot enforce AppArmor: AppArmor is not enabled on the host"
+        );
+        assert!(p["status"]["containerStatuses"][0]["containerID"].is_null());
     }
+    // A Localhost seccomp profile that is not there stops the container's creation.
+    let p = env.wait_for(&missing, Duration::from_secs(30), |p| {
+        !p["status"]["containerStatuses"].is_null()
+            && cstatus(p, "c")["state"]["waiting"]["reason"] == "CreateContainerError"
+    });
+    let message = cstatus(&p, "c")["state"]["waiting"]["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(message.contains("profiles/absent.json"), "{message}");
 
     // Profiles the API server refuses.
     let bad = env.apply(&pod(
@@ -325,7 +338,14 @@ fn seccomp_profiles_filter_the_container_and_its_execs() {
         err.contains("spec.containers[0].securityContext.seccompProfile.localhostProfile: Required value: must be set when seccomp type is Localhost"),
         "{err}"
     );
-    for name in [&default, &local, &unconfined, &missing, &apparmor] {
+    for name in [
+        &default,
+        &local,
+        &unconfined,
+        &missing,
+        &apparmor,
+        &apparmor_default,
+    ] {
         env.ok(&["delete", "pod", name, "--force"]);
     }
     assert!(env.leftovers().is_empty(), "{:?}", env.leftovers());
