@@ -180,6 +180,7 @@ pub(crate) fn apply_text(
     let store = peapod_shim::objects::ObjectStore::new(cfg);
     // Decide everything before creating anything.
     let mut to_create = Vec::new();
+    let mut resizes = Vec::new();
     for mut pod in manifests.pods {
         if pod.metadata.name.as_deref().is_none_or(str::is_empty) {
             let prefix = pod.metadata.generate_name.clone().unwrap_or_default();
@@ -197,13 +198,25 @@ pub(crate) fn apply_text(
             if create_only {
                 bail!("Error from server (AlreadyExists): pods {name:?} already exists");
             }
-            if old.pod.pod().spec == pod.spec {
-                println!("pod/{name} unchanged");
-                continue;
+            // The API server's defaults, so that only what was written counts.
+            let defaulted_new = defaulted.pod();
+            match peapod_types::resize::check_update(old.pod.pod(), defaulted_new) {
+                Ok(peapod_types::resize::Update::Unchanged) => {
+                    println!("pod/{name} unchanged");
+                }
+                Ok(peapod_types::resize::Update::Resize) => {
+                    resizes.push((old.clone(), defaulted_new.clone()));
+                }
+                Err(errs) => {
+                    let body = if errs.len() == 1 {
+                        errs[0].clone()
+                    } else {
+                        errs.iter().map(|e| format!("\n  * {e}")).collect()
+                    };
+                    bail!("{source}: pod {name:?} is invalid: {body}");
+                }
             }
-            bail!(
-                "pod {name:?} already exists in namespace {ns:?} with a different spec; pods cannot be updated in place: delete it first"
-            );
+            continue;
         }
         if to_create
             .iter()
@@ -269,6 +282,11 @@ pub(crate) fn apply_text(
     if !manifests.workloads.is_empty() {
         peapod_controllers::manager::ensure_running(cfg, &exe, shim_args)
             .context("starting the workload controllers")?;
+    }
+    for (old, new) in resizes {
+        let name = old.pod.name().to_string();
+        peapod_shim::resize_pod(&old, &new).with_context(|| format!("resizing pod {name:?}"))?;
+        println!("pod/{name} configured");
     }
     let mut created = Vec::new();
     for (pod, secrets) in to_create {

@@ -531,6 +531,16 @@ pub fn container_status(s: &rt::ContainerStatus, image_id: &str) -> pb::Containe
                 supplemental_groups: u.supplemental_groups.iter().map(|g| (*g).into()).collect(),
             }),
         }),
+        resources: s.resources.as_ref().map(|r| pb::ContainerResources {
+            linux: Some(pb::LinuxContainerResources {
+                cpu_period: if r.cpu_quota.is_some() { 100_000 } else { 0 },
+                cpu_quota: r.cpu_quota.unwrap_or(0),
+                cpu_shares: r.cpu_shares.unwrap_or(0) as i64,
+                memory_limit_in_bytes: r.memory_limit_in_bytes.unwrap_or(0),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
         ..Default::default()
     }
 }

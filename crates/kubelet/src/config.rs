@@ -294,6 +294,28 @@ pub fn seccomp(p: Option<&SeccompProfile>, root: &Path) -> Seccomp {
     }
 }
 
+/// A container's cgroup limits from its `resources`: memory limit, CFS quota per 100 ms
+/// from the CPU limit, CPU shares from the CPU request.
+pub fn container_resources(c: &Container) -> Resources {
+    let limits = c.resources.as_ref().and_then(|r| r.limits.as_ref());
+    let requests = c.resources.as_ref().and_then(|r| r.requests.as_ref());
+    Resources {
+        memory_limit_in_bytes: limits
+            .and_then(|l| l.get("memory"))
+            .and_then(|q| peapod_types::quantity::parse(&q.0))
+            .map(|b| b as i64),
+        cpu_quota: limits
+            .and_then(|l| l.get("cpu"))
+            .and_then(|q| millicores(&q.0))
+            .map(|m| (m * 100) as i64),
+        cpu_shares: requests
+            .and_then(|r| r.get("cpu"))
+            .and_then(|q| millicores(&q.0))
+            .map(|m| (m * 1024 / 1000).max(2)),
+        pids_limit: None,
+    }
+}
+
 /// The AppArmor choice of an `appArmorProfile` (the container's, else the pod's).
 pub fn apparmor(p: Option<&AppArmorProfile>) -> AppArmor {
     match p.map(|p| (p.type_.as_str(), p.localhost_profile.as_deref())) {
@@ -464,23 +486,7 @@ pub fn container_config(
         ),
     };
 
-    let limits = c.resources.as_ref().and_then(|r| r.limits.as_ref());
-    let requests = c.resources.as_ref().and_then(|r| r.requests.as_ref());
-    let resources = Resources {
-        memory_limit_in_bytes: limits
-            .and_then(|l| l.get("memory"))
-            .and_then(|q| peapod_types::quantity::parse(&q.0))
-            .map(|b| b as i64),
-        cpu_quota: limits
-            .and_then(|l| l.get("cpu"))
-            .and_then(|q| millicores(&q.0))
-            .map(|m| (m * 100) as i64),
-        cpu_shares: requests
-            .and_then(|r| r.get("cpu"))
-            .and_then(|q| millicores(&q.0))
-            .map(|m| (m * 1024 / 1000).max(2)),
-        pids_limit: None,
-    };
+    let resources = container_resources(c);
 
     let m = &pod.pod().metadata;
     let labels: BTreeMap<String, String> = [

@@ -161,6 +161,12 @@ impl<R: RuntimeService + ImageService> PodWorker<R> {
                         Started::Abandoned => return out,
                     }
                 }
+                Step::Resize { pod, containers } => {
+                    let Some(sb) = sandbox.clone() else {
+                        continue;
+                    };
+                    out.changed |= self.resize(&sb.id, pod, containers).await;
+                }
                 Step::BackOff {
                     slot,
                     until,
@@ -570,4 +576,60 @@ async fn futures_join<F: std::future::Future>(futs: Vec<F>) -> Vec<F::Output> {
     })
     .await;
     done.into_iter().flatten().collect()
+}
+
+impl<R: RuntimeService + ImageService> PodWorker<R> {
+    /// Applies new CPU and memory to running containers and to the pod's cgroup, as the
+    /// kubelet's `doPodResizeAction` does: when anything grows, the pod's cgroup first, so
+    /// that no container is given more than its pod; when all shrink, the containers first.
+    /// True when something changed.
+    async fn resize(
+        &mut self,
+        sandbox: &str,
+        pod: peapod_runtime::Resources,
+        containers: Vec<(
+            String,
+            Slot,
+            peapod_runtime::Resources,
+            peapod_runtime::Resources,
+        )>,
+    ) -> bool {
+        let grows = containers.iter().any(|(_, _, want, now)| {
+            let more = |a: Option<i64>, b: Option<i64>| match (a, b) {
+                (Some(a), Some(b)) => a > b,
+                (None, Some(_)) => true,
+                _ => false,
+            };
+            more(want.memory_limit_in_bytes, now.memory_limit_in_bytes)
+                || more(want.cpu_quota, now.cpu_quota)
+                || want.cpu_shares > now.cpu_shares
+        });
+        let mut changed = false;
+        if grows
+            && let Err(e) = self
+                .rt
+                .update_pod_sandbox_resources(sandbox, pod.clone())
+                .await
+        {
+            tracing::warn!("resizing the pod's cgroup: {e}");
+        }
+        for (id, slot, want, _) in containers {
+            let name = self.pod.container(slot).name.clone();
+            match self.rt.update_container_resources(&id, want).await {
+                Ok(()) => changed = true,
+                Err(e) => {
+                    let path = self.pod.field_path(&name);
+                    self.recorder.warning(
+                        "FailedResize",
+                        &path,
+                        format!("Failed to resize container {name}: {e}"),
+                    );
+                }
+            }
+        }
+        if !grows && let Err(e) = self.rt.update_pod_sandbox_resources(sandbox, pod).await {
+            tracing::warn!("resizing the pod's cgroup: {e}");
+        }
+        changed
+    }
 }

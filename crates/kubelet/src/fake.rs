@@ -41,6 +41,8 @@ pub struct Calls {
     pub starts: Vec<(String, u32, f64)>,
     /// Pulls, in order.
     pub pulls: Vec<String>,
+    /// Pod-level resource updates (UpdatePodSandboxResources), in order.
+    pub pod_resources: Vec<(String, peapod_runtime::Resources)>,
 }
 
 #[derive(Default)]
@@ -330,6 +332,7 @@ impl RuntimeService for FakeRuntime {
                     .map(|g| g as u32)
                     .collect(),
             }),
+            resources: Some(config.resources.clone()),
         };
         st.containers.insert(id.clone(), (status, config));
         Ok(id)
@@ -406,6 +409,17 @@ impl RuntimeService for FakeRuntime {
             id: id.to_string(),
         })?;
         c.1.resources = resources;
+        c.0.resources = Some(c.1.resources.clone());
+        Ok(())
+    }
+
+    async fn update_pod_sandbox_resources(
+        &self,
+        id: &str,
+        resources: peapod_runtime::Resources,
+    ) -> Result<()> {
+        let mut st = self.state.lock().unwrap();
+        st.calls.pod_resources.push((id.to_string(), resources));
         Ok(())
     }
 

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use jiff::Timestamp;
-use peapod_runtime::{ContainerState, ContainerStatus, SandboxState};
+use peapod_runtime::{ContainerState, ContainerStatus, Resources, SandboxState};
 use peapod_types::api::Container;
 use peapod_types::backoff::BackoffTable;
 use peapod_types::pod::{ContainerExt, DefaultedPod, ProbeKind, RestartPolicy, Slot};
@@ -23,6 +23,8 @@ pub enum KillReason {
     StartupProbe,
     /// Its state is unknown: it is killed before it runs again.
     Unknown,
+    /// Its new CPU or memory needs a restart (`resizePolicy: RestartContainer`).
+    Resize,
 }
 
 impl KillReason {
@@ -31,7 +33,7 @@ impl KillReason {
         match self {
             KillReason::LivenessProbe => Some(ProbeKind::Liveness),
             KillReason::StartupProbe => Some(ProbeKind::Startup),
-            KillReason::Unknown => None,
+            KillReason::Unknown | KillReason::Resize => None,
         }
     }
 }
@@ -73,6 +75,14 @@ pub enum Step {
     },
     /// Start a new instance of the container.
     Start(Slot),
+    /// Give running containers their new CPU and memory in place, and the pod's cgroup its
+    /// new totals.
+    Resize {
+        /// The pod-level limits (the kubelet's `ResourceConfigForPod`).
+        pod: Resources,
+        /// The instances: (ID, container, new resources, resources it runs with now).
+        containers: Vec<(String, Slot, Resources, Resources)>,
+    },
     /// The container would start but waits out its crash-loop back-off.
     BackOff {
         /// The container.
@@ -113,6 +123,45 @@ pub struct PodActions {
     pub containers_to_start: Vec<usize>,
     /// Instances to kill: (ID, slot, reason, message).
     pub to_kill: Vec<(String, Slot, KillReason, String)>,
+    /// Running instances whose CPU or memory changes in place: (ID, slot, new, now).
+    pub to_update: Vec<(String, Slot, Resources, Resources)>,
+}
+
+/// What a running instance needs for its container's CPU and memory as the spec has them
+/// now (`computePodResizeAction`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum ResizeAction {
+    /// It runs with them.
+    None,
+    /// They are applied to it as it runs: (new, now).
+    Update(Resources, Resources),
+    /// It restarts with them: a changed resource's `resizePolicy` is `RestartContainer`.
+    Restart,
+}
+
+/// The resize a running instance `s` of `c` needs; none when the runtime does not say
+/// what it runs with.
+pub fn resize_action(c: &Container, s: &ContainerStatus) -> ResizeAction {
+    use peapod_types::resize::{Policy, policy};
+    let Some(now) = &s.resources else {
+        return ResizeAction::None;
+    };
+    let want = crate::config::container_resources(c);
+    let cpu = want.cpu_shares != now.cpu_shares || want.cpu_quota != now.cpu_quota;
+    let memory = want.memory_limit_in_bytes != now.memory_limit_in_bytes;
+    if (cpu && policy(c, "cpu") == Policy::RestartContainer)
+        || (memory && policy(c, "memory") == Policy::RestartContainer)
+    {
+        ResizeAction::Restart
+    } else if cpu || memory {
+        ResizeAction::Update(want, now.clone())
+    } else {
+        ResizeAction::None
+    }
+}
+
+fn resize_message(c: &Container) -> String {
+    format!("Container {} resize requires restart", c.name)
 }
 
 /// Whether a new sandbox is needed (`PodSandboxChanged`): (needed, attempt).
@@ -235,6 +284,21 @@ pub fn compute(input: &PlanInput<'_>) -> PodActions {
             (KillReason::StartupProbe, "startup")
         } else {
             keep += 1;
+            match resize_action(c, s) {
+                ResizeAction::None => {}
+                ResizeAction::Update(want, now) => {
+                    a.to_update.push((s.id.clone(), Slot::App(idx), want, now));
+                }
+                ResizeAction::Restart => {
+                    a.to_kill.push((
+                        s.id.clone(),
+                        Slot::App(idx),
+                        KillReason::Resize,
+                        resize_message(c),
+                    ));
+                    a.containers_to_start.push(idx);
+                }
+            }
             continue;
         };
         let mut message = format!("Container {} failed {what} probe", c.name);
@@ -325,6 +389,18 @@ fn init_actions(input: &PlanInput<'_>, a: &mut PodActions) -> bool {
                     a.to_kill
                         .push((s.id.clone(), slot, KillReason::LivenessProbe, m));
                     start.push(i);
+                    break 'sidecar;
+                }
+                match resize_action(c, s) {
+                    ResizeAction::None => {}
+                    ResizeAction::Update(want, now) => {
+                        a.to_update.push((s.id.clone(), slot, want, now));
+                    }
+                    ResizeAction::Restart => {
+                        a.to_kill
+                            .push((s.id.clone(), slot, KillReason::Resize, resize_message(c)));
+                        start.push(i);
+                    }
                 }
             }
             ContainerState::Exited if sidecar => start.push(i),
@@ -420,6 +496,14 @@ pub fn plan(input: &PlanInput<'_>) -> Vec<Step> {
                 slot: *slot,
                 reason: *reason,
                 message: message.clone(),
+            });
+        }
+        let resized = a.to_kill.iter().any(|k| k.2 == KillReason::Resize);
+        if !a.to_update.is_empty() || resized {
+            let pod = crate::sandbox_config::pod_resources(input.pod, None);
+            steps.push(Step::Resize {
+                pod,
+                containers: a.to_update.clone(),
             });
         }
     }

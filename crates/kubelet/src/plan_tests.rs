@@ -433,3 +433,71 @@ fn should_restart_by_state_and_policy() {
     let created = Snap::ready().with("a", 0, S::Created, 0, None).build();
     assert!(should_restart(c, P::Never, created.latest("a")));
 }
+
+/// A pod of one app container `a` with `resources` (and `extra` fields).
+fn sized(resources: &str, extra: &str) -> DefaultedPod {
+    crate::testutil::pod_yaml(&format!(
+        "  containers: [{{name: a, image: 'busybox:1', resources: {resources}{extra}}}]\n"
+    ))
+}
+
+#[test]
+fn a_resize_updates_a_running_container_in_place_with_the_pods_totals() {
+    let old = sized("{limits: {cpu: 200m, memory: 64Mi}}", "");
+    let mut s = Snap::ready().run("a", 0);
+    s.last_mut().resources = Some(crate::config::container_resources(
+        &old.spec().containers[0],
+    ));
+    let id = s.id_of("a", 0);
+    // Unchanged: nothing to do.
+    assert!(Case::new(old.clone(), s.clone()).steps().is_empty());
+    let new = sized("{limits: {cpu: 400m, memory: 128Mi}}", "");
+    let want = crate::config::container_resources(&new.spec().containers[0]);
+    assert_eq!(want.cpu_quota, Some(40_000));
+    assert_eq!(want.memory_limit_in_bytes, Some(128 << 20));
+    let now = crate::config::container_resources(&old.spec().containers[0]);
+    assert_eq!(
+        Case::new(new.clone(), s).steps(),
+        [Step::Resize {
+            pod: crate::sandbox_config::pod_resources(&new, None),
+            containers: vec![(id, Slot::App(0), want, now)],
+        }]
+    );
+}
+
+#[test]
+fn a_resize_restarts_the_container_where_its_policy_says_so() {
+    let policy = ", resizePolicy: [{resourceName: memory, restartPolicy: RestartContainer}]";
+    let old = sized("{limits: {cpu: 200m, memory: 64Mi}}", policy);
+    let mut s = Snap::ready().run("a", 0);
+    s.last_mut().resources = Some(crate::config::container_resources(
+        &old.spec().containers[0],
+    ));
+    let id = s.id_of("a", 0);
+    // CPU alone is NotRequired: in place.
+    let cpu = sized("{limits: {cpu: 300m, memory: 64Mi}}", policy);
+    assert!(
+        matches!(&Case::new(cpu, s.clone()).steps()[..], [Step::Resize { containers, .. }] if containers.len() == 1)
+    );
+    // Memory restarts it.
+    let mem = sized("{limits: {cpu: 200m, memory: 32Mi}}", policy);
+    let steps = Case::new(mem, s).steps();
+    assert_eq!(
+        steps[0],
+        Step::KillContainer {
+            id,
+            slot: Slot::App(0),
+            reason: KillReason::Resize,
+            message: "Container a resize requires restart".into(),
+        }
+    );
+    assert!(matches!(&steps[1], Step::Resize { containers, .. } if containers.is_empty()));
+    assert_eq!(steps[2], START0);
+}
+
+#[test]
+fn a_runtime_that_does_not_report_resources_is_not_resized() {
+    let s = Snap::ready().run("a", 0);
+    let new = sized("{limits: {cpu: 400m}}", "");
+    assert!(Case::new(new, s).steps().is_empty());
+}

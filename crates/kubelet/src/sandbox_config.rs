@@ -68,15 +68,7 @@ pub fn sandbox_config(pod: &DefaultedPod, f: &SandboxFacts<'_>, attempt: u32) ->
         .collect(),
         annotations: pod.pod().metadata.annotations.clone().unwrap_or_default(),
         cgroup_parent: f.cgroup_parent.to_string(),
-        pod_resources: Some({
-            let c = peapod_types::cgroups::pod_cgroup(pod.spec());
-            peapod_runtime::Resources {
-                memory_limit_in_bytes: c.memory,
-                cpu_quota: c.cpu_quota,
-                cpu_shares: Some(c.cpu_shares),
-                pids_limit: f.pod_pids_limit,
-            }
-        }),
+        pod_resources: Some(pod_resources(pod, f.pod_pids_limit)),
         namespaces: NamespaceOptions {
             network: node(host_net),
             pid: if pod.host_pid() {
@@ -210,6 +202,17 @@ pub fn hosts_file(
         }
     }
     s
+}
+
+/// The pod cgroup's limits (`ResourceConfigForPod`), with `pids` as the pids limit.
+pub fn pod_resources(pod: &DefaultedPod, pids: Option<i64>) -> peapod_runtime::Resources {
+    let c = peapod_types::cgroups::pod_cgroup(pod.spec());
+    peapod_runtime::Resources {
+        memory_limit_in_bytes: c.memory,
+        cpu_quota: c.cpu_quota,
+        cpu_shares: Some(c.cpu_shares),
+        pids_limit: pids,
+    }
 }
 
 #[cfg(test)]

@@ -105,6 +105,62 @@ fn terminated(input: &StatusInput<'_>, s: &RtStatus) -> ContainerState {
     }
 }
 
+/// What a running container has (`convertContainerStatusResources`): CPU limit and
+/// request as its cgroup has them (quota, shares), memory limit likewise, the memory request
+/// and other resources as allocated; only the kinds (limits, requests) the spec has.
+pub(crate) fn running_resources(
+    c: &Container,
+    s: &peapod_runtime::ContainerStatus,
+) -> peapod_types::api::ResourceRequirements {
+    use peapod_types::resize::cpu_quantity;
+    let spec = c.resources.clone().unwrap_or_default();
+    let now = s.resources.clone().unwrap_or_default();
+    let limits = spec.limits.map(|mut l| {
+        if let Some(q) = now.cpu_quota.filter(|_| l.contains_key("cpu")) {
+            // Quota per 100 ms period, in microseconds.
+            l.insert("cpu".into(), cpu_quantity(q / 100));
+        }
+        let given = l
+            .get("memory")
+            .and_then(|q| peapod_types::quantity::parse(&q.0));
+        if let Some(m) = now
+            .memory_limit_in_bytes
+            .filter(|m| given.is_some_and(|g| g as i64 != *m))
+        {
+            l.insert("memory".into(), binary_quantity(m));
+        }
+        l
+    });
+    let requests = spec.requests.map(|mut r| {
+        if let Some(shares) = now.cpu_shares.filter(|_| r.contains_key("cpu")) {
+            let milli = (shares * 1000).div_ceil(1024) as i64;
+            r.insert("cpu".into(), cpu_quantity(milli));
+        }
+        r
+    });
+    peapod_types::api::ResourceRequirements {
+        limits,
+        requests,
+        claims: None,
+    }
+}
+
+/// Bytes as a quantity in binary units, as the API prints `64Mi`.
+fn binary_quantity(bytes: i64) -> k8s_openapi::apimachinery::pkg::api::resource::Quantity {
+    let units = [
+        ("Ti", 1i64 << 40),
+        ("Gi", 1 << 30),
+        ("Mi", 1 << 20),
+        ("Ki", 1 << 10),
+    ];
+    let text = units
+        .iter()
+        .find(|(_, n)| bytes != 0 && bytes % n == 0)
+        .map(|(u, n)| format!("{}{u}", bytes / n))
+        .unwrap_or_else(|| bytes.to_string());
+    k8s_openapi::apimachinery::pkg::api::resource::Quantity(text)
+}
+
 /// The status of one container (`convertToAPIContainerStatus` with the reason cache).
 fn container_status(input: &StatusInput<'_>, c: &Container, init: bool) -> ContainerStatus {
     let default = if input.pod.has_init_containers() {
@@ -158,6 +214,7 @@ fn container_status(input: &StatusInput<'_>, c: &Container, init: bool) -> Conta
             st.last_state = previous();
             st.started = Some((input.started)(&s.id));
             st.ready = (!init || c.is_sidecar()) && (input.ready)(&s.id);
+            st.resources = Some(running_resources(c, s));
         }
         RtState::Created => {
             st.state = Some(waiting("ContainerCreating", None));

@@ -170,6 +170,7 @@ impl Snap {
             annotations: BTreeMap::new(),
             mounts: Vec::new(),
             user: None,
+            resources: None,
         });
         self
     }

@@ -73,6 +73,12 @@ pub enum Command {
         /// Grace period in seconds; the pod's own when `None`.
         grace: Option<i64>,
     },
+    /// The pod's containers' CPU and memory changed (an in-place resize the API server
+    /// accepted): `pod` is the pod as now applied.
+    Resize {
+        /// The pod with its new resources.
+        pod: Box<peapod_types::api::Pod>,
+    },
 }
 
 /// One probe run's outcome, sent back to the loop.
@@ -120,6 +126,9 @@ pub(crate) struct Memory {
     /// The grace period the terminal phase's kills get, when not the pod's (0 for an
     /// eviction, as the eviction manager kills).
     pub terminal_grace: Option<Duration>,
+    /// A resize the node cannot give (`PodResizePending`): the spec asked for, the
+    /// condition's reason and message. The pod keeps what it was given.
+    pub pending_resize: Option<(peapod_types::api::PodSpec, String, String)>,
 }
 
 /// What woke the worker.
@@ -203,6 +212,7 @@ impl<R: RuntimeService + peapod_runtime::ImageService> PodWorker<R> {
                 killing: Default::default(),
                 storage_checked: None,
                 terminal_grace: None,
+                pending_resize: None,
             },
             cfg,
             recorder: Recorder::new(Arc::clone(&clock)),
@@ -314,6 +324,10 @@ impl<R: RuntimeService + peapod_runtime::ImageService> PodWorker<R> {
                     self.terminate(grace).await;
                     return;
                 }
+                Woken::Command(Some(Command::Resize { pod })) => {
+                    self.resize_to(*pod);
+                    true
+                }
                 Woken::Command(None) => {
                     std::future::pending::<()>().await;
                     false
@@ -325,6 +339,55 @@ impl<R: RuntimeService + peapod_runtime::ImageService> PodWorker<R> {
                 wake = earliest(wake, self.mem.probes.next_due());
             }
         }
+    }
+
+    /// Takes the new CPU and memory of `new`'s containers, as the kubelet allocates a
+    /// resize: where the node has room for the pod's requests; otherwise the resize stays
+    /// pending as `Infeasible` and the pod keeps what it has.
+    fn resize_to(&mut self, new: peapod_types::api::Pod) {
+        let Some(new_spec) = new.spec else {
+            return;
+        };
+        let mut pod = self.pod.pod().clone();
+        let spec = pod.spec.get_or_insert_with(Default::default);
+        for (c, n) in spec.containers.iter_mut().zip(&new_spec.containers) {
+            c.resources = n.resources.clone();
+        }
+        for (c, n) in spec
+            .init_containers
+            .iter_mut()
+            .flatten()
+            .zip(new_spec.init_containers.iter().flatten())
+        {
+            c.resources = n.resources.clone();
+        }
+        let requested = peapod_types::cgroups::pod_requests(spec);
+        let node = &self.cfg.node;
+        let infeasible = if requested.memory > node.memory as i128 {
+            Some(format!(
+                "memory, requested: {}, capacity: {}",
+                requested.memory, node.memory
+            ))
+        } else if requested.cpu_milli > (node.cpus * 1000) as i128 {
+            Some(format!(
+                "cpu, requested: {}, capacity: {}",
+                requested.cpu_milli,
+                node.cpus * 1000
+            ))
+        } else {
+            None
+        };
+        match infeasible {
+            Some(what) => {
+                let message = format!("Node didn't have enough capacity: {what}");
+                self.mem.pending_resize = Some((spec.clone(), "Infeasible".into(), message));
+            }
+            None => {
+                self.mem.pending_resize = None;
+                self.pod = DefaultedPod::new(pod);
+            }
+        }
+        self.publish_fresh();
     }
 
     fn is_ours(&self, sandbox_id: &str) -> bool {
@@ -625,6 +688,23 @@ impl<R: RuntimeService + peapod_runtime::ImageService> PodWorker<R> {
             _ => "Pending",
         };
         let mut pod = self.pod.pod().clone();
+        let mut status = status;
+        if let Some((spec, reason, message)) = &self.mem.pending_resize {
+            // The spec as applied; the pod runs with what it was given.
+            pod.spec = Some(spec.clone());
+            status
+                .conditions
+                .get_or_insert_with(Vec::new)
+                .push(peapod_types::api::PodCondition {
+                    type_: "PodResizePending".into(),
+                    status: "True".into(),
+                    reason: Some(reason.clone()),
+                    message: Some(message.clone()),
+                    last_probe_time: None,
+                    last_transition_time: Some(peapod_types::meta::Time(self.mem.start_time)),
+                    ..Default::default()
+                });
+        }
         pod.status = Some(status);
         let containers = self
             .pod

@@ -89,6 +89,7 @@ impl Runtime {
                 annotations: config.annotations.clone(),
                 mounts: config.mounts.clone(),
                 user: Some(user),
+                resources: Some(config.resources.clone()),
             })
         })();
         let saved =
@@ -195,6 +196,7 @@ impl Runtime {
         r.memory_limit_in_bytes = res.memory_limit_in_bytes.or(r.memory_limit_in_bytes);
         r.cpu_quota = res.cpu_quota.or(r.cpu_quota);
         r.cpu_shares = res.cpu_shares.or(r.cpu_shares);
+        rec.status.resources = Some(r.clone());
         records::save(&dir, &rec)?;
         Ok(())
     }

@@ -68,6 +68,14 @@ pub trait RuntimeService: Send + Sync + 'static {
         resources: Resources,
     ) -> impl Future<Output = Result<()>> + Send;
 
+    /// `UpdatePodSandboxResources`: the pod-level limits given replace those of the pod's
+    /// cgroup, where the runtime made it.
+    fn update_pod_sandbox_resources(
+        &self,
+        id: &str,
+        resources: Resources,
+    ) -> impl Future<Output = Result<()>> + Send;
+
     /// `ReopenContainerLog`: a running container's output goes to a newly opened file at
     /// its log path.
     fn reopen_container_log(&self, id: &str) -> impl Future<Output = Result<()>> + Send;

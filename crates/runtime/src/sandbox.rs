@@ -393,6 +393,34 @@ impl Runtime {
             .map_err(|e| Error::State(format!("making the pod's cgroup {parent}: {e}")))
     }
 
+    /// UpdatePodSandboxResources: the pod-level limits given replace the pod cgroup's
+    /// (others stay), in the cgroup and in the sandbox's record. A sandbox whose cgroup
+    /// peapod does not manage (a kubelet's, through CRI) is left as it is.
+    pub(crate) fn update_pod_sandbox_resources_impl(
+        &self,
+        id: &str,
+        res: &crate::types::Resources,
+    ) -> Result<()> {
+        let id = resolve_id(&self.sandboxes_dir(), id, "sandbox")?;
+        let mut rec = self.sandbox_record(&id)?;
+        let Some(current) = rec.config.pod_resources.as_mut() else {
+            return Ok(());
+        };
+        current.memory_limit_in_bytes = res.memory_limit_in_bytes.or(current.memory_limit_in_bytes);
+        current.cpu_quota = res.cpu_quota.or(current.cpu_quota);
+        current.cpu_shares = res.cpu_shares.or(current.cpu_shares);
+        let limits = peapod_oci::cgroup::Limits {
+            memory: res.memory_limit_in_bytes,
+            cpu_quota: res.cpu_quota,
+            cpu_shares: res.cpu_shares,
+            pids: None,
+        };
+        let parent = rec.config.cgroup_parent.trim_end_matches('/').to_string();
+        peapod_oci::cgroup::update(&parent, &limits)
+            .map_err(|e| Error::State(format!("updating the pod's cgroup {parent}: {e}")))?;
+        records::save(&self.sandbox_dir(&id), &rec)
+    }
+
     /// Removes `cgroup` and its ancestors while they are empty, if they lie within the
     /// runtime's own cgroup root; anything outside it belongs to whoever made it.
     async fn remove_empty_parents(&self, cgroup: &str) {

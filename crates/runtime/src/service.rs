@@ -80,6 +80,10 @@ impl RuntimeService for Runtime {
         self.update_container_resources_impl(id, &resources)
     }
 
+    async fn update_pod_sandbox_resources(&self, id: &str, resources: Resources) -> Result<()> {
+        self.update_pod_sandbox_resources_impl(id, &resources)
+    }
+
     async fn reopen_container_log(&self, id: &str) -> Result<()> {
         self.reopen_container_log_impl(id)
     }

@@ -373,6 +373,9 @@ pub struct ContainerStatus {
     /// The identity its process runs with.
     #[serde(default)]
     pub user: Option<ContainerUser>,
+    /// The resources it runs with now (CRI `ContainerStatus.resources`).
+    #[serde(default)]
+    pub resources: Option<Resources>,
 }
 
 /// A change in a container's life (CRI `ContainerEventResponse`).

@@ -237,6 +237,29 @@ pub fn create_pod(
     }
 }
 
+/// Resizes a running pod in place: `new` (the pod as applied, whose containers' CPU and
+/// memory changed) becomes its `pod.json`, and its shim gives the containers their new
+/// resources (or restarts those whose `resizePolicy` asks for it).
+pub fn resize_pod(pod: &PodHandle, new: &Pod) -> Result<(), ShimError> {
+    if !pod.shim_alive {
+        return Err(ShimError::Shim(format!(
+            "pod {:?} has no supervisor: it cannot be resized",
+            pod.pod.name()
+        )));
+    }
+    let mut applied = pod.pod.pod().clone();
+    applied.spec = new.spec.clone();
+    crate::paths::write_atomic(&pod.paths.pod_file(), &serde_json::to_vec(&applied)?)?;
+    let req = Request::Resize {
+        pod: Box::new(applied),
+    };
+    match request(&pod.paths.socket(), &req, Duration::from_secs(10)) {
+        Ok(r) if r.ok => Ok(()),
+        Ok(r) => Err(ShimError::Shim(r.error)),
+        Err(e) => Err(e),
+    }
+}
+
 /// Deletes one pod through its shim (with `grace`, or the pod's own grace period), or has
 /// the runtime remove what it left when the shim is gone. Returns when it is gone.
 pub fn delete_pod(cfg: &Config, pod: &PodHandle, grace: Option<i64>) -> Result<(), ShimError> {

@@ -273,6 +273,14 @@ impl RuntimeService for CriRuntime {
         Ok(())
     }
 
+    async fn update_pod_sandbox_resources(
+        &self,
+        id: &str,
+        resources: peapod_runtime::Resources,
+    ) -> Result<()> {
+        self.rt.update_pod_sandbox_resources(id, resources).await
+    }
+
     async fn update_container_resources(
         &self,
         id: &str,

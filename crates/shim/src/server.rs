@@ -200,6 +200,17 @@ async fn accept(
                     let _ = waiters.send(stream);
                     let _ = cmds.send(Command::Delete { grace }).await;
                 }
+                Ok(Request::Resize { pod }) => {
+                    let ok = cmds.send(Command::Resize { pod }).await.is_ok();
+                    let error = if ok {
+                        String::new()
+                    } else {
+                        "the pod is going away".to_string()
+                    };
+                    let _ = stream
+                        .write_all(reply(Response { ok, error }).as_bytes())
+                        .await;
+                }
                 Ok(Request::Attach {
                     container_id,
                     stdin,

@@ -30,6 +30,7 @@ pub mod objects;
 pub mod phase;
 pub mod pod;
 pub mod quantity;
+pub mod resize;
 pub mod selector;
 pub mod validate;
 pub mod workloads;

@@ -739,6 +739,13 @@ async fn resources_are_updated_in_place() {
     // Still the same process: nothing was restarted.
     let st = wait_state(&mut rt, &id, pb::ContainerState::ContainerRunning).await;
     assert_eq!(st.started_at, started);
+    // ContainerStatus tells the resources it runs with now.
+    let linux = st
+        .resources
+        .and_then(|r| r.linux)
+        .expect("resources in the status");
+    assert_eq!(linux.memory_limit_in_bytes, 128 << 20);
+    assert_eq!((linux.cpu_quota, linux.cpu_period), (50_000, 100_000));
     let e = rt
         .update_container_resources(pb::UpdateContainerResourcesRequest {
             container_id: "nonexistent".into(),

@@ -163,3 +163,135 @@ fn pods_over_their_local_storage_limits_are_evicted() {
     }
     assert!(env.leftovers().is_empty(), "{:?}", env.leftovers());
 }
+
+/// In-place resize (`InPlacePodVerticalScaling`): applying the same pod with other CPU and
+/// memory changes the running containers' cgroups without a restart where `resizePolicy`
+/// says NotRequired, restarts the container where it says RestartContainer, and reports
+/// the new resources in the status; what the API server refuses is refused with its
+/// messages, and a resize the node cannot hold stays pending as Infeasible.
+#[test]
+fn resize_in_place_follows_the_resize_policy() {
+    let env = Env::new();
+    let name = format!("resize-{}", unique());
+    let manifest = |cpu: &str, mem: &str, image: &str| {
+        pod_yaml(
+            &name,
+            &format!(
+                "  terminationGracePeriodSeconds: 1
+  containers:
+  - name: web
+    image: {image}
+    command: [sleep, '3600']
+    resources: {{requests: {{cpu: 100m, memory: 32Mi}}, limits: {{cpu: {cpu}, memory: {mem}}}}}
+  - name: cache
+    image: {IMAGE}
+    command: [sleep, '3600']
+    resizePolicy: [{{resourceName: memory, restartPolicy: RestartContainer}}]
+    resources: {{requests: {{memory: 32Mi}}, limits: {{memory: {mem}}}}}
+"
+            ),
+        )
+    };
+    env.apply_ok(&manifest("200m", "64Mi", IMAGE));
+    let p = env.wait_phase(&name, "Running");
+    let uid = p["metadata"]["uid"].as_str().unwrap().to_string();
+    let pod_rel = format!("/peapod/kubepods/burstable/pod{uid}");
+    let id_of = |p: &serde_json::Value, c: &str| {
+        cstatus(p, c)["containerID"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches("peapod://")
+            .to_string()
+    };
+    let web = id_of(&p, "web");
+    let quota = |rel: &str| read(rel, "cpu.cfs_quota_us", "cpu.max").unwrap();
+    let memory = |rel: &str| read(rel, "memory.limit_in_bytes", "memory.max").unwrap();
+    assert!(quota(&format!("{pod_rel}/{web}")).starts_with("20000"));
+    assert_eq!(
+        memory(&format!("{pod_rel}/{web}")),
+        (64u64 << 20).to_string()
+    );
+
+    // Up: web in place, cache restarted for its memory.
+    let out = env.apply(&manifest("400m", "128Mi", IMAGE));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("pod/{name} configured")));
+    let p = env.wait_for(&name, std::time::Duration::from_secs(30), |p| {
+        cstatus(p, "cache")["restartCount"] == 1
+            && cstatus(p, "cache")["state"]["running"].is_object()
+            && cstatus(p, "web")["resources"]["limits"]["cpu"] == "400m"
+    });
+    assert_eq!(id_of(&p, "web"), web, "web was not restarted");
+    assert_eq!(cstatus(&p, "web")["restartCount"], 0);
+    assert_eq!(cstatus(&p, "web")["resources"]["limits"]["memory"], "128Mi");
+    assert_eq!(cstatus(&p, "web")["resources"]["requests"]["cpu"], "100m");
+    assert!(quota(&format!("{pod_rel}/{web}")).starts_with("40000"));
+    assert_eq!(
+        memory(&format!("{pod_rel}/{web}")),
+        (128u64 << 20).to_string()
+    );
+    let cache = id_of(&p, "cache");
+    assert_eq!(
+        memory(&format!("{pod_rel}/{cache}")),
+        (128u64 << 20).to_string()
+    );
+    // The pod's cgroup holds both: 2 × 128Mi.
+    assert_eq!(memory(&pod_rel), (256u64 << 20).to_string());
+    assert_eq!(
+        p["spec"]["containers"][0]["resources"]["limits"]["cpu"],
+        "400m"
+    );
+    let describe = env.ok(&["describe", "pod", &name]);
+    assert!(
+        describe.contains("Container cache resize requires restart"),
+        "{describe}"
+    );
+
+    // What the API server refuses.
+    let err = |out: std::process::Output| String::from_utf8_lossy(&out.stderr).to_string();
+    let e = err(env.apply(&manifest("400m", "64Mi", IMAGE)));
+    assert!(
+        e.contains("spec.containers[0].resources.limits[memory]: Forbidden: memory limits cannot be decreased unless resizePolicy is RestartContainer"),
+        "{e}"
+    );
+    let e = err(env.apply(&manifest("400m", "128Mi", "localhost/other:1")));
+    assert!(
+        e.contains("spec: Forbidden: pod updates may not change fields other than `spec.containers[*].image`"),
+        "{e}"
+    );
+
+    // More CPU than the node has: pending, Infeasible; the containers keep what they have.
+    let out = env.apply(&manifest("4000", "128Mi", IMAGE).replace("cpu: 100m", "cpu: 4000"));
+    assert!(out.status.success(), "{}", err(out));
+    let p = env.wait_for(&name, std::time::Duration::from_secs(10), |p| {
+        p["status"]["conditions"]
+            .as_array()
+            .is_some_and(|c| c.iter().any(|c| c["type"] == "PodResizePending"))
+    });
+    let cond = p["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "PodResizePending")
+        .unwrap()
+        .clone();
+    assert_eq!(cond["reason"], "Infeasible");
+    let msg = cond["message"].as_str().unwrap();
+    assert!(
+        msg.starts_with("Node didn't have enough capacity: cpu, requested: 4000000, capacity: "),
+        "{msg}"
+    );
+    assert_eq!(
+        p["spec"]["containers"][0]["resources"]["limits"]["cpu"],
+        "4000"
+    );
+    assert!(quota(&format!("{pod_rel}/{web}")).starts_with("40000"));
+
+    env.ok(&["delete", "pod", &name]);
+    assert!(peapod_oci::cgroup::dirs(&pod_rel).is_empty());
+    assert!(env.leftovers().is_empty(), "{:?}", env.leftovers());
+}

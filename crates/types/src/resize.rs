@@ -1,0 +1,298 @@
+//! In-place resize of a running pod (`InPlacePodVerticalScaling`, on by default in
+//! Kubernetes 1.33): which changes to a pod's spec are a resize the API server lets
+//! through, refused with its messages otherwise, and what each container's `resizePolicy`
+//! asks for.
+
+use std::collections::BTreeMap;
+
+use crate::api::{Container, Pod, PodSpec, ResourceRequirements};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+
+/// What applying `new` over a pod that runs as `old` is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Update {
+    /// The spec is the same.
+    Unchanged,
+    /// Only containers' CPU and memory changed: the pod is resized in place.
+    Resize,
+}
+
+/// The API server's message for a change it does not allow to a pod's spec.
+pub const UPDATE_FORBIDDEN: &str = "spec: Forbidden: pod updates may not change fields other than `spec.containers[*].image`,`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to existing tolerations),`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)";
+
+/// Checks `new` against the running `old` as the API server checks an update (and a
+/// resize) of a pod; the errors are its messages, one per line.
+pub fn check_update(old: &Pod, new: &Pod) -> Result<Update, Vec<String>> {
+    let (Some(o), Some(n)) = (&old.spec, &new.spec) else {
+        return Err(vec![UPDATE_FORBIDDEN.to_string()]);
+    };
+    if o == n {
+        return Ok(Update::Unchanged);
+    }
+    if without_resources(o) != without_resources(n) {
+        let mut errs = vec![UPDATE_FORBIDDEN.to_string()];
+        if o.containers
+            .iter()
+            .zip(&n.containers)
+            .any(|(a, b)| a.image != b.image)
+        {
+            errs.push(
+                "spec.containers[*].image: Forbidden: peapod does not change a running container's image; delete the pod and apply it again"
+                    .to_string(),
+            );
+        }
+        return Err(errs);
+    }
+    let mut errs = Vec::new();
+    let old_qos = crate::phase::qos_class(o);
+    if crate::phase::qos_class(n) != old_qos {
+        errs.push(format!(
+            "metadata: Invalid value: \"{old_qos}\": Pod QoS is immutable"
+        ));
+    }
+    let pairs = |list_o: &[Container], list_n: &[Container], field: &'static str| {
+        list_o
+            .iter()
+            .zip(list_n)
+            .enumerate()
+            .map(|(i, (a, b))| (format!("spec.{field}[{i}]"), a.clone(), b.clone()))
+            .collect::<Vec<_>>()
+    };
+    let init_o = o.init_containers.clone().unwrap_or_default();
+    let init_n = n.init_containers.clone().unwrap_or_default();
+    let all = pairs(&init_o, &init_n, "initContainers")
+        .into_iter()
+        .chain(pairs(&o.containers, &n.containers, "containers"));
+    for (path, a, b) in all {
+        if a.resources == b.resources {
+            continue;
+        }
+        let sidecar = path.starts_with("spec.initContainers")
+            && a.restart_policy.as_deref() == Some("Always");
+        if path.starts_with("spec.initContainers") && !sidecar {
+            errs.push(format!(
+                "{path}.resources: Forbidden: resources for non-sidecar init containers are immutable"
+            ));
+            continue;
+        }
+        container_change(&path, &a, &b, &mut errs);
+    }
+    if errs.is_empty() {
+        Ok(Update::Resize)
+    } else {
+        Err(errs)
+    }
+}
+
+fn container_change(path: &str, a: &Container, b: &Container, errs: &mut Vec<String>) {
+    let empty = ResourceRequirements::default();
+    let (ra, rb) = (
+        a.resources.as_ref().unwrap_or(&empty),
+        b.resources.as_ref().unwrap_or(&empty),
+    );
+    let none = BTreeMap::new();
+    for (field, x, y) in [
+        ("requests", &ra.requests, &rb.requests),
+        ("limits", &ra.limits, &rb.limits),
+    ] {
+        let (x, y) = (x.as_ref().unwrap_or(&none), y.as_ref().unwrap_or(&none));
+        let names: std::collections::BTreeSet<&String> = x.keys().chain(y.keys()).collect();
+        for name in names {
+            let (before, after) = (x.get(name), y.get(name));
+            if before == after {
+                continue;
+            }
+            if name != "cpu" && name != "memory" {
+                errs.push(format!(
+                    "{path}.resources.{field}[{name}]: Forbidden: only cpu and memory resources are mutable"
+                ));
+            } else if after.is_none() {
+                let what = if field == "requests" {
+                    "resource requests cannot be removed"
+                } else {
+                    "resource limits cannot be removed"
+                };
+                errs.push(format!("{path}.resources.{field}: Forbidden: {what}"));
+            }
+        }
+    }
+    if ra.claims != rb.claims {
+        errs.push(format!(
+            "{path}.resources.claims: Forbidden: resource claims cannot be changed"
+        ));
+    }
+    // A lower memory limit cannot be applied to a running process safely: only a restart
+    // of the container may lower it.
+    let limit = |r: &ResourceRequirements| {
+        r.limits
+            .as_ref()
+            .and_then(|l| l.get("memory"))
+            .and_then(|q| crate::quantity::parse(&q.0))
+    };
+    if let (Some(x), Some(y)) = (limit(ra), limit(rb))
+        && y < x
+        && policy(b, "memory") == Policy::NotRequired
+    {
+        errs.push(format!(
+            "{path}.resources.limits[memory]: Forbidden: memory limits cannot be decreased unless resizePolicy is RestartContainer"
+        ));
+    }
+}
+
+/// A spec with every container's resources left out: what must not change in a resize.
+fn without_resources(spec: &PodSpec) -> PodSpec {
+    let mut s = spec.clone();
+    for c in s
+        .containers
+        .iter_mut()
+        .chain(s.init_containers.iter_mut().flatten())
+    {
+        c.resources = None;
+    }
+    s
+}
+
+/// What a container's `resizePolicy` says for one resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Policy {
+    /// The new value is applied to the running container (the default).
+    NotRequired,
+    /// The container is restarted with the new value.
+    RestartContainer,
+}
+
+/// The container's `resizePolicy` for `resource` (`cpu` or `memory`).
+pub fn policy(c: &Container, resource: &str) -> Policy {
+    match c
+        .resize_policy
+        .iter()
+        .flatten()
+        .find(|p| p.resource_name == resource)
+        .map(|p| p.restart_policy.as_str())
+    {
+        Some("RestartContainer") => Policy::RestartContainer,
+        _ => Policy::NotRequired,
+    }
+}
+
+/// A quantity of `milli` thousandths (CPU), as the API shows it.
+pub fn cpu_quantity(milli: i64) -> Quantity {
+    if milli % 1000 == 0 {
+        Quantity((milli / 1000).to_string())
+    } else {
+        Quantity(format!("{milli}m"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod(containers: &str) -> Pod {
+        let text = format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: p}}\nspec:\n  containers:\n{containers}"
+        );
+        let v = crate::yaml::documents(&text).unwrap().remove(0);
+        serde_json::from_value(v).unwrap()
+    }
+
+    fn c(resources: &str, extra: &str) -> String {
+        format!("  - {{name: a, image: b, resources: {resources}{extra}}}\n")
+    }
+
+    #[test]
+    fn only_cpu_and_memory_of_containers_may_change() {
+        let old = pod(&c("{requests: {cpu: 100m, memory: 64Mi}}", ""));
+        assert_eq!(check_update(&old, &old), Ok(Update::Unchanged));
+        let more = pod(&c("{requests: {cpu: 200m, memory: 64Mi}}", ""));
+        assert_eq!(check_update(&old, &more), Ok(Update::Resize));
+
+        let image =
+            pod("  - {name: a, image: c, resources: {requests: {cpu: 100m, memory: 64Mi}}}\n");
+        let errs = check_update(&old, &image).unwrap_err();
+        assert_eq!(errs[0], UPDATE_FORBIDDEN);
+
+        let env = pod(&c(
+            "{requests: {cpu: 100m, memory: 64Mi}}",
+            ", env: [{name: X, value: z}]",
+        ));
+        assert_eq!(
+            check_update(&old, &env).unwrap_err(),
+            vec![UPDATE_FORBIDDEN]
+        );
+    }
+
+    #[test]
+    fn resize_rules_of_the_api_server() {
+        let burstable = pod(&c("{requests: {cpu: 100m}}", ""));
+        let best_effort = pod(&c("{}", ""));
+        assert_eq!(
+            check_update(&best_effort, &burstable).unwrap_err(),
+            vec!["metadata: Invalid value: \"BestEffort\": Pod QoS is immutable"]
+        );
+        let removed = pod(&c("{requests: {memory: 10Mi}}", ""));
+        assert_eq!(
+            check_update(&burstable, &removed).unwrap_err(),
+            vec![
+                "spec.containers[0].resources.requests: Forbidden: resource requests cannot be removed"
+            ]
+        );
+        let storage = pod(&c("{requests: {cpu: 100m, ephemeral-storage: 1Gi}}", ""));
+        assert_eq!(
+            check_update(&burstable, &storage).unwrap_err(),
+            vec![
+                "spec.containers[0].resources.requests[ephemeral-storage]: Forbidden: only cpu and memory resources are mutable"
+            ]
+        );
+        let big = pod(&c("{limits: {memory: 100Mi}, requests: {cpu: 100m}}", ""));
+        let small = pod(&c("{limits: {memory: 50Mi}, requests: {cpu: 100m}}", ""));
+        assert_eq!(
+            check_update(&big, &small).unwrap_err(),
+            vec![
+                "spec.containers[0].resources.limits[memory]: Forbidden: memory limits cannot be decreased unless resizePolicy is RestartContainer"
+            ]
+        );
+        let restart = ", resizePolicy: [{resourceName: memory, restartPolicy: RestartContainer}]";
+        let big_r = pod(&c(
+            "{limits: {memory: 100Mi}, requests: {cpu: 100m}}",
+            restart,
+        ));
+        let small_r = pod(&c(
+            "{limits: {memory: 50Mi}, requests: {cpu: 100m}}",
+            restart,
+        ));
+        assert_eq!(check_update(&big_r, &small_r), Ok(Update::Resize));
+        assert_eq!(
+            policy(&small_r.spec.unwrap().containers[0], "memory"),
+            Policy::RestartContainer
+        );
+    }
+
+    #[test]
+    fn init_containers_resize_only_as_sidecars() {
+        let with_init = |cpu: &str, policy: &str| {
+            let text = format!(
+                "apiVersion: v1\nkind: Pod\nmetadata: {{name: p}}\nspec:\n  initContainers:\n  - {{name: i, image: b{policy}, resources: {{requests: {{cpu: {cpu}}}}}}}\n  containers:\n  - {{name: a, image: b, resources: {{requests: {{cpu: 1}}}}}}\n"
+            );
+            let v = crate::yaml::documents(&text).unwrap().remove(0);
+            serde_json::from_value::<Pod>(v).unwrap()
+        };
+        assert_eq!(
+            check_update(&with_init("100m", ""), &with_init("200m", "")).unwrap_err(),
+            vec![
+                "spec.initContainers[0].resources: Forbidden: resources for non-sidecar init containers are immutable"
+            ]
+        );
+        let sidecar = ", restartPolicy: Always";
+        assert_eq!(
+            check_update(&with_init("100m", sidecar), &with_init("200m", sidecar)),
+            Ok(Update::Resize)
+        );
+    }
+
+    #[test]
+    fn cpu_quantities() {
+        assert_eq!(cpu_quantity(1500).0, "1500m");
+        assert_eq!(cpu_quantity(2000).0, "2");
+    }
+}
