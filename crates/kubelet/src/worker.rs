@@ -63,6 +63,8 @@ pub struct KubeletConfig {
     pub node_labels: std::collections::BTreeMap<String, String>,
     /// Whether the host enforces AppArmor (pods that ask for it are refused otherwise).
     pub apparmor_enabled: bool,
+    /// The node's resources for admission: allocatable, and what other pods request.
+    pub node_resources: Vec<peapod_types::admission::NodeResource>,
 }
 
 /// What a worker can be told.
@@ -183,16 +185,18 @@ impl<R: RuntimeService + peapod_runtime::ImageService> PodWorker<R> {
         let (probe_tx, probe_rx) = mpsc::channel(64);
         let (killed_tx, killed_rx) = mpsc::channel(64);
         let now = clock.now();
-        let admission =
-            peapod_types::admission::admit(pod.spec(), &cfg.node_name, &cfg.node_labels).and_then(
-                |()| {
-                    peapod_types::admission::admit_apparmor(
-                        pod.pod().metadata.annotations.as_ref(),
-                        pod.spec(),
-                        cfg.apparmor_enabled,
-                    )
-                },
-            );
+        // In the kubelet's order: resources fit, node affinity, then AppArmor.
+        let admission = peapod_types::admission::admit_resources(pod.spec(), &cfg.node_resources)
+            .and_then(|()| {
+                peapod_types::admission::admit(pod.spec(), &cfg.node_name, &cfg.node_labels)
+            })
+            .and_then(|()| {
+                peapod_types::admission::admit_apparmor(
+                    pod.pod().metadata.annotations.as_ref(),
+                    pod.spec(),
+                    cfg.apparmor_enabled,
+                )
+            });
         let mut worker = PodWorker {
             rt,
             pod,

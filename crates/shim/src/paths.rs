@@ -120,6 +120,87 @@ pub fn node_capacity() -> peapod_kubelet::config::NodeCapacity {
     }
 }
 
+/// The kubelet's default hard eviction threshold for memory (`memory.available<100Mi`),
+/// which it keeps out of the node's allocatable memory.
+const EVICTION_HARD_MEMORY: i128 = 100 << 20;
+
+/// The node's resources as admission counts them: allocatable CPU (millicores), memory
+/// (less the eviction threshold) and each size of hugepages the kernel has reserved, with
+/// what the other live pods under this state root (all but `uid`) request.
+pub fn node_resources(cfg: &Config, uid: &str) -> Vec<peapod_types::admission::NodeResource> {
+    let node = node_capacity();
+    let mut capacity = vec![
+        ("cpu".to_string(), i128::from(node.cpus) * 1000),
+        (
+            "memory".to_string(),
+            (i128::from(node.memory) - EVICTION_HARD_MEMORY).max(0),
+        ),
+    ];
+    capacity.extend(hugepages());
+    let others: Vec<peapod_types::api::Pod> = crate::client::list_pods(cfg)
+        .into_iter()
+        .filter(|p| p.uid != uid)
+        .map(|p| p.current())
+        .filter(|p| {
+            let phase = p.status.as_ref().and_then(|s| s.phase.as_deref());
+            !matches!(phase, Some("Succeeded" | "Failed" | "Unknown"))
+        })
+        .collect();
+    capacity
+        .into_iter()
+        .map(|(name, capacity)| {
+            let used = others
+                .iter()
+                .filter_map(|p| p.spec.as_ref())
+                .map(|s| peapod_types::cgroups::pod_request(s, &name))
+                .sum();
+            peapod_types::admission::NodeResource {
+                name,
+                capacity,
+                used,
+            }
+        })
+        .collect()
+}
+
+/// Each hugepage size the kernel offers with the bytes reserved for it, named as the
+/// kubelet names the resource (`hugepages-2Mi`, `hugepages-1Gi`).
+fn hugepages() -> Vec<(String, i128)> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/sys/kernel/mm/hugepages")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let name = e.file_name().to_string_lossy().to_string();
+        let Some(kb) = name
+            .strip_prefix("hugepages-")
+            .and_then(|s| s.strip_suffix("kB"))
+            .and_then(|s| s.parse::<i128>().ok())
+        else {
+            continue;
+        };
+        let pages: i128 = std::fs::read_to_string(e.path().join("nr_hugepages"))
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(0);
+        out.push((format!("hugepages-{}", size_name(kb)), pages * kb * 1024));
+    }
+    out.sort();
+    out
+}
+
+/// A hugepage size in KiB as the resource name has it: `2Mi`, `1Gi`, `64Ki`.
+fn size_name(kb: i128) -> String {
+    if kb % (1 << 20) == 0 {
+        format!("{}Gi", kb >> 20)
+    } else if kb % 1024 == 0 {
+        format!("{}Mi", kb >> 10)
+    } else {
+        format!("{kb}Ki")
+    }
+}
+
 /// `MemTotal` of a `/proc/meminfo`, in bytes.
 fn mem_total(meminfo: &str) -> Option<u64> {
     let line = meminfo.lines().find(|l| l.starts_with("MemTotal:"))?;
@@ -139,6 +220,13 @@ pub(crate) fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hugepage_sizes_are_named_as_the_kubelet_names_them() {
+        assert_eq!(size_name(2048), "2Mi");
+        assert_eq!(size_name(1 << 20), "1Gi");
+        assert_eq!(size_name(64), "64Ki");
+    }
 
     #[test]
     fn every_path_comes_from_the_uid() {

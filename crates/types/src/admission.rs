@@ -61,6 +61,58 @@ pub fn admit(
     })
 }
 
+/// One resource of the node as admission sees it: what it can give (allocatable; CPU in
+/// millicores, the rest in bytes) and what the pods already admitted request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeResource {
+    /// `cpu`, `memory`, `hugepages-2Mi`, ...
+    pub name: String,
+    /// Allocatable.
+    pub capacity: i128,
+    /// Requested by the other pods.
+    pub used: i128,
+}
+
+/// The kubelet's resource fit (`noderesources.Fits` in its admission): every resource the
+/// pod requests must fit in what the node has left, CPU and memory first, then hugepages.
+/// Resources the node does not know (extended resources) are not checked, as the kubelet
+/// drops them before admission.
+pub fn admit_resources(spec: &PodSpec, node: &[NodeResource]) -> Result<(), Rejection> {
+    let mut names: Vec<String> = vec!["cpu".into(), "memory".into()];
+    let mut huge: Vec<String> = spec
+        .init_containers
+        .iter()
+        .flatten()
+        .chain(&spec.containers)
+        .filter_map(|c| c.resources.as_ref())
+        .flat_map(|r| r.requests.iter().chain(&r.limits).flat_map(|m| m.keys()))
+        .filter(|k| k.starts_with("hugepages-"))
+        .cloned()
+        .collect();
+    huge.sort();
+    huge.dedup();
+    names.extend(huge);
+    for name in names {
+        let requested = crate::cgroups::pod_request(spec, &name);
+        if requested <= 0 {
+            continue;
+        }
+        let (capacity, used) = node
+            .iter()
+            .find(|r| r.name == name)
+            .map_or((0, 0), |r| (r.capacity, r.used));
+        if requested > capacity - used {
+            return Err(Rejection {
+                reason: format!("OutOf{name}"),
+                message: format!(
+                    "Node didn't have enough resource: {name}, requested: {requested}, used: {used}, capacity: {capacity}"
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// The annotation prefix of the AppArmor profiles before the `appArmorProfile` field.
 const APPARMOR_ANNOTATION: &str = "container.apparmor.security.beta.kubernetes.io/";
 
@@ -193,6 +245,50 @@ mod tests {
                 ("gen".into(), "5".into()),
             ]),
         )
+    }
+
+    #[test]
+    fn requests_must_fit_in_what_the_node_has_left() {
+        let node = |cpu: i128, used: i128| {
+            vec![
+                NodeResource {
+                    name: "cpu".into(),
+                    capacity: cpu,
+                    used,
+                },
+                NodeResource {
+                    name: "memory".into(),
+                    capacity: 1 << 30,
+                    used: 0,
+                },
+            ]
+        };
+        let small =
+            spec("initContainers: [{name: i, image: b, resources: {requests: {cpu: 1500m}}}]\n");
+        assert_eq!(admit_resources(&small, &node(2000, 0)), Ok(()));
+        assert_eq!(
+            admit_resources(&small, &node(2000, 1000)),
+            Err(Rejection {
+                reason: "OutOfcpu".into(),
+                message: "Node didn't have enough resource: cpu, requested: 1500, used: 1000, capacity: 2000".into(),
+            })
+        );
+        // Hugepages the node has none of.
+        let huge = spec(
+            "initContainers: [{name: i, image: b, resources: {limits: {hugepages-2Mi: 4Mi, memory: 8Mi}}}]\n",
+        );
+        assert_eq!(
+            admit_resources(&huge, &node(2000, 0)),
+            Err(Rejection {
+                reason: "OutOfhugepages-2Mi".into(),
+                message: "Node didn't have enough resource: hugepages-2Mi, requested: 4194304, used: 0, capacity: 0".into(),
+            })
+        );
+        // Extended resources are not the node's to check.
+        let dongle = spec(
+            "initContainers: [{name: i, image: b, resources: {limits: {example.com/dongle: 3}}}]\n",
+        );
+        assert_eq!(admit_resources(&dongle, &node(2000, 0)), Ok(()));
     }
 
     #[test]

@@ -107,6 +107,12 @@ fn pod_total(spec: &PodSpec, res: &str, requests: bool) -> (i128, bool) {
     (total.max(init_max), declared)
 }
 
+/// The pod's request of `resource` (`resource.PodRequests`): CPU in millicores, the rest
+/// in their units (bytes).
+pub fn pod_request(spec: &PodSpec, resource: &str) -> i128 {
+    pod_total(spec, resource, true).0
+}
+
 /// A pod's requests as the scheduler and a resize count them (`resource.PodRequests`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PodRequests {

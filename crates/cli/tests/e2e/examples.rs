@@ -176,6 +176,34 @@ struct Example {
     /// The namespace the file names (else it is applied in one of its own).
     namespace: Option<String>,
     expect: Expect,
+    /// What its pods request of CPU, in millicores.
+    cpu: i128,
+}
+
+/// The node's CPU in millicores.
+fn node_cpu() -> i128 {
+    std::thread::available_parallelism().map_or(1, |n| n.get()) as i128 * 1000
+}
+
+/// The examples in batches of at most eight that the node's CPU can hold together, as
+/// the kubelet admits pods only while their requests fit.
+fn batches(examples: &[Example]) -> Vec<Vec<&Example>> {
+    let mut out: Vec<Vec<&Example>> = Vec::new();
+    let mut sum = 0;
+    for ex in examples {
+        let fits = out
+            .last()
+            .is_some_and(|b| b.len() < 8 && sum + ex.cpu <= node_cpu());
+        if !fits {
+            out.push(Vec::new());
+            sum = 0;
+        }
+        if ex.expect != Expect::Rejected("OutOfcpu") {
+            sum += ex.cpu;
+        }
+        out.last_mut().unwrap().push(ex);
+    }
+    out
 }
 
 /// What a kubelet on this host does with an example.
@@ -282,9 +310,15 @@ fn runnable(root: &Path) -> (Vec<Example>, BTreeSet<(String, String)>) {
             continue;
         }
         // Only what peapod accepts: the rest is the refusals the types tests cover.
-        if peapod_types::manifest::load(&std::fs::read_to_string(&p).unwrap()).is_err() {
+        let Ok(loaded) = peapod_types::manifest::load(&std::fs::read_to_string(&p).unwrap()) else {
             continue;
-        }
+        };
+        let cpu: i128 = loaded
+            .pods
+            .iter()
+            .filter_map(|p| p.spec.as_ref())
+            .map(|s| peapod_types::cgroups::pod_request(s, "cpu"))
+            .sum();
         let mut wanted = BTreeMap::new();
         docs.iter().for_each(|d| references(d, &mut wanted));
         let own: BTreeSet<(String, String)> = docs
@@ -313,6 +347,8 @@ fn runnable(root: &Path) -> (Vec<Example>, BTreeSet<(String, String)>) {
             .find_map(|d| d["metadata"]["namespace"].as_str().map(str::to_string));
         let expect = if docs.iter().any(wants_apparmor) && !apparmor_enabled() {
             Expect::Rejected("AppArmor")
+        } else if cpu > node_cpu() {
+            Expect::Rejected("OutOfcpu")
         } else if ONLINE.contains(&rel.as_str()) {
             Expect::Offline
         } else {
@@ -325,6 +361,7 @@ fn runnable(root: &Path) -> (Vec<Example>, BTreeSet<(String, String)>) {
             needs: needs.into_iter().collect(),
             namespace,
             expect,
+            cpu,
         });
     }
     (out, tags)
@@ -465,7 +502,7 @@ fn documentation_examples_run_with_stand_in_images() {
     }
 
     let mut wrong = Vec::new();
-    for (batch_no, batch) in examples.chunks(8).enumerate() {
+    for (batch_no, batch) in batches(&examples).into_iter().enumerate() {
         let mut applied = Vec::new();
         for (i, ex) in batch.iter().enumerate() {
             let ns = ex

@@ -295,3 +295,64 @@ fn resize_in_place_follows_the_resize_policy() {
     assert!(peapod_oci::cgroup::dirs(&pod_rel).is_empty());
     assert!(env.leftovers().is_empty(), "{:?}", env.leftovers());
 }
+
+/// The kubelet's resource admission: a pod whose requests do not fit in what the node has
+/// left (allocatable less what the other pods request) is Failed with reason `OutOfcpu`,
+/// and one asking for hugepages the node has not reserved with `OutOfhugepages-2Mi`;
+/// nothing of either is created.
+#[test]
+fn pods_that_do_not_fit_the_node_are_rejected() {
+    let env = Env::new();
+    let id = unique();
+    let cpus = std::thread::available_parallelism().unwrap().get();
+    let pod = |name: &str, resources: &str| {
+        pod_yaml(
+            &format!("{name}-{id}"),
+            &format!(
+                "  containers:\n  - {{name: c, image: {IMAGE}, command: [sleep, '3600'], resources: {resources}}}\n"
+            ),
+        )
+    };
+    // Most of the node's CPU, then more than is left.
+    let most = cpus * 1000 - 100;
+    env.apply_ok(&pod("big", &format!("{{requests: {{cpu: {most}m}}}}")));
+    env.wait_phase(&format!("big-{id}"), "Running");
+    env.apply_ok(&pod("more", "{requests: {cpu: 200m}}"));
+    let p = env.wait_phase(&format!("more-{id}"), "Failed");
+    assert_eq!(p["status"]["reason"], "OutOfcpu");
+    assert_eq!(
+        p["status"]["message"],
+        format!(
+            "Pod was rejected: Node didn't have enough resource: cpu, requested: 200, used: {most}, capacity: {}",
+            cpus * 1000
+        )
+    );
+    assert!(p["status"]["containerStatuses"][0]["containerID"].is_null());
+    let events = env.ok(&["describe", "pod", &format!("more-{id}")]);
+    assert!(events.contains("OutOfcpu"), "{events}");
+    // Once the big one is gone, the same pod fits.
+    env.ok(&["delete", "pod", &format!("big-{id}"), "--grace-period", "0"]);
+    env.ok(&["delete", "pod", &format!("more-{id}")]);
+    env.apply_ok(&pod("more", "{requests: {cpu: 200m}}"));
+    env.wait_phase(&format!("more-{id}"), "Running");
+
+    let reserved: u64 =
+        std::fs::read_to_string("/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages")
+            .map_or(0, |s| s.trim().parse().unwrap_or(0));
+    if reserved < 1024 {
+        env.apply_ok(&pod(
+            "huge",
+            "{limits: {hugepages-2Mi: 2Gi, memory: 64Mi, cpu: 10m}}",
+        ));
+        let p = env.wait_phase(&format!("huge-{id}"), "Failed");
+        assert_eq!(p["status"]["reason"], "OutOfhugepages-2Mi");
+        let msg = p["status"]["message"].as_str().unwrap();
+        assert!(
+            msg.starts_with("Pod was rejected: Node didn't have enough resource: hugepages-2Mi, requested: 2147483648, used: 0, capacity: "),
+            "{msg}"
+        );
+        env.ok(&["delete", "pod", &format!("huge-{id}")]);
+    }
+    env.ok(&["delete", "pod", &format!("more-{id}")]);
+    assert!(env.leftovers().is_empty(), "{:?}", env.leftovers());
+}
