@@ -315,6 +315,49 @@ pub fn shares_to_weight(shares: u64) -> u64 {
     1 + ((shares - 2) * 9999) / 262_142
 }
 
+/// `weight_to_shares`, the inverse of [`shares_to_weight`] (to the nearest share).
+pub fn weight_to_shares(weight: u64) -> u64 {
+    let weight = weight.clamp(1, 10_000);
+    2 + ((weight - 1) * 262_142).div_ceil(9999)
+}
+
+/// The CPU shares of each child cgroup of `rel` whose name starts with `prefix`, from the
+/// first hierarchy that has the CPU controller for it (v1 `cpu.shares`, or v2 `cpu.weight`
+/// converted back).
+pub fn child_shares(rel: &str, prefix: &str) -> Vec<u64> {
+    for d in dirs(rel) {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        let mut found = false;
+        let mut out = Vec::new();
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().to_string();
+            if !name.starts_with(prefix) || !e.path().is_dir() {
+                continue;
+            }
+            let read = |f: &str| -> Option<u64> {
+                std::fs::read_to_string(e.path().join(f))
+                    .ok()?
+                    .trim()
+                    .parse()
+                    .ok()
+            };
+            if let Some(s) = read("cpu.shares") {
+                found = true;
+                out.push(s);
+            } else if let Some(w) = read("cpu.weight") {
+                found = true;
+                out.push(weight_to_shares(w));
+            }
+        }
+        if found || d.join("cpu.shares").exists() || d.join("cpu.weight").exists() {
+            return out;
+        }
+    }
+    Vec::new()
+}
+
 /// The files and values that apply `l` in one hierarchy's directory, by what the
 /// directory offers (v1 controllers or cgroup v2).
 pub fn limit_files(dir: &Path, l: &Limits) -> Vec<(PathBuf, String)> {
@@ -408,6 +451,17 @@ pub fn update(rel: &str, l: &Limits) -> std::io::Result<()> {
 #[cfg(test)]
 mod limit_tests {
     use super::*;
+
+    #[test]
+    fn weights_convert_back_to_shares() {
+        for shares in [2, 102, 204, 1024, 2048, 262_144] {
+            let back = weight_to_shares(shares_to_weight(shares));
+            // The weight's coarser steps lose at most one step's worth of shares.
+            assert!(back.abs_diff(shares) <= 27, "{shares} -> {back}");
+        }
+        assert_eq!(weight_to_shares(1), 2);
+        assert_eq!(weight_to_shares(10_000), 262_144);
+    }
 
     #[test]
     fn the_hosts_hierarchies_name_their_controllers() {

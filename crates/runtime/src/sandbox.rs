@@ -367,6 +367,7 @@ impl Runtime {
             kill_cgroup(&own);
             remove_cgroup(&own).await?;
             self.remove_empty_parents(parent).await;
+            self.update_qos_cgroups();
         }
         crate::container::remove_dir(&dir)?;
         Ok(())
@@ -390,7 +391,41 @@ impl Runtime {
             pids: r.pids_limit,
         };
         peapod_oci::cgroup::ensure(parent, &limits)
-            .map_err(|e| Error::State(format!("making the pod's cgroup {parent}: {e}")))
+            .map_err(|e| Error::State(format!("making the pod's cgroup {parent}: {e}")))?;
+        self.update_qos_cgroups();
+        Ok(())
+    }
+
+    /// The QoS-level cgroups' CPU shares, as the kubelet's QoS container manager keeps
+    /// them: `kubepods` the node's CPUs (1024 each), `besteffort` the minimum (2),
+    /// `burstable` the sum of its pods' (a pod with the minimum counts as none).
+    fn update_qos_cgroups(&self) {
+        let root = self.cfg.cgroup_root.trim_end_matches('/');
+        if root.is_empty() {
+            return;
+        }
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get() as u64);
+        let burstable: u64 =
+            peapod_oci::cgroup::child_shares(&format!("{root}/kubepods/burstable"), "pod")
+                .into_iter()
+                .filter(|s| *s > 2)
+                .sum();
+        for (rel, shares) in [
+            (format!("{root}/kubepods"), cpus * 1024),
+            (format!("{root}/kubepods/besteffort"), 2),
+            (format!("{root}/kubepods/burstable"), burstable.max(2)),
+        ] {
+            if peapod_oci::cgroup::dirs(&rel).is_empty() {
+                continue;
+            }
+            let limits = peapod_oci::cgroup::Limits {
+                cpu_shares: Some(shares),
+                ..Default::default()
+            };
+            if let Err(e) = peapod_oci::cgroup::update(&rel, &limits) {
+                tracing::debug!("setting the CPU shares of {rel}: {e}");
+            }
+        }
     }
 
     /// UpdatePodSandboxResources: the pod-level limits given replace the pod cgroup's
@@ -418,6 +453,7 @@ impl Runtime {
         let parent = rec.config.cgroup_parent.trim_end_matches('/').to_string();
         peapod_oci::cgroup::update(&parent, &limits)
             .map_err(|e| Error::State(format!("updating the pod's cgroup {parent}: {e}")))?;
+        self.update_qos_cgroups();
         records::save(&self.sandbox_dir(&id), &rec)
     }
 

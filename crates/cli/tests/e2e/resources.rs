@@ -75,6 +75,25 @@ fn pods_get_cgroups_by_qos_class_with_their_limits() {
     let (e, _) = &uids[2];
     let shares = read(e, "cpu.shares", "cpu.weight").unwrap();
     assert!(shares == "2" || shares == "1", "{shares}");
+    // The QoS level, as the kubelet's QoS container manager sets it: kubepods has the
+    // node's CPUs, besteffort the minimum, burstable at least this pod's requests (other
+    // tests' burstable pods may be there too).
+    let cpus = std::thread::available_parallelism().unwrap().get() as u64;
+    let shares = |rel: &str| {
+        let v = read(rel, "cpu.shares", "cpu.weight").unwrap();
+        let n: u64 = v.parse().unwrap();
+        if peapod_oci::cgroup::dirs(rel)
+            .iter()
+            .any(|d| d.join("cpu.shares").exists())
+        {
+            n
+        } else {
+            peapod_oci::cgroup::weight_to_shares(n)
+        }
+    };
+    assert!(shares("/peapod/kubepods").abs_diff(cpus * 1024) <= 27);
+    assert!(shares("/peapod/kubepods/besteffort") <= 27);
+    assert!(shares("/peapod/kubepods/burstable") >= 204 - 27);
     // The pids limit holds: the pod already runs a few processes, so 60 more cannot start.
     assert_eq!(read(e, "pids.max", "pids.max").as_deref(), Some("40"));
     let out = env.run(&[
