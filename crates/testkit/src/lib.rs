@@ -4,7 +4,7 @@
 //! busybox gives the same digests.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, Result, bail};
@@ -448,3 +448,34 @@ mod registry;
 mod token;
 pub use registry::{RegistryOptions, TestRegistry, make_test_ca};
 pub use token::{TOKEN_ISSUER, TOKEN_SERVICE, TokenServer};
+
+/// The Kubernetes documentation's example manifests (`k8s-examples`): `$PEAPOD_K8S_EXAMPLES`,
+/// or the shared directory beside the checkout; `None` when neither is there.
+pub fn k8s_examples() -> Option<PathBuf> {
+    [
+        std::env::var_os("PEAPOD_K8S_EXAMPLES").map(PathBuf::from),
+        Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/k8s-examples")),
+        Some(PathBuf::from("/work/shared/k8s-examples")),
+    ]
+    .into_iter()
+    .flatten()
+    .find(|p| p.join("website").is_dir())
+}
+
+/// Every YAML or JSON file below `dir`, sorted.
+pub fn manifest_files(dir: &Path) -> Vec<PathBuf> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(&p, out);
+            } else if p.extension().is_some_and(|x| x == "yaml" || x == "json") {
+                out.push(p);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, &mut out);
+    out.sort();
+    out
+}

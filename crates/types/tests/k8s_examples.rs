@@ -2,34 +2,8 @@
 //! valid Kubernetes): each is accepted, or refused only for what peapod documents as
 //! unsupported, with the field named.
 
-use std::path::{Path, PathBuf};
-
 use peapod_types::field::ErrorKind;
 use peapod_types::manifest::{ManifestError, load};
-
-/// The corpus: `$PEAPOD_K8S_EXAMPLES`, or the shared directory beside the checkout.
-fn corpus() -> Option<PathBuf> {
-    let candidates = [
-        std::env::var_os("PEAPOD_K8S_EXAMPLES").map(PathBuf::from),
-        Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/k8s-examples")),
-        Some(PathBuf::from("/work/shared/k8s-examples")),
-    ];
-    candidates
-        .into_iter()
-        .flatten()
-        .find(|p| p.join("website").is_dir())
-}
-
-fn files(dir: &Path, out: &mut Vec<PathBuf>) {
-    for e in std::fs::read_dir(dir).unwrap().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            files(&p, out);
-        } else if p.extension().is_some_and(|x| x == "yaml" || x == "json") {
-            out.push(p);
-        }
-    }
-}
 
 /// Whether a refusal is one the README documents: an object kind peapod does not run, a
 /// volume type or field it does not implement, or a field newer than the API it follows.
@@ -44,13 +18,11 @@ fn documented(e: &peapod_types::field::FieldError) -> bool {
 
 #[test]
 fn documentation_manifests_are_accepted_or_refused_for_documented_reasons() {
-    let Some(root) = corpus() else {
+    let Some(root) = peapod_testkit::k8s_examples() else {
         eprintln!("k8s-examples not found: set PEAPOD_K8S_EXAMPLES to run this test");
         return;
     };
-    let mut all = Vec::new();
-    files(&root.join("website"), &mut all);
-    all.sort();
+    let all = peapod_testkit::manifest_files(&root.join("website"));
     assert!(all.len() > 150, "{} files", all.len());
     let (mut accepted, mut refused, mut wrong) = (0, 0, Vec::new());
     for f in &all {
@@ -82,7 +54,9 @@ fn documentation_manifests_are_accepted_or_refused_for_documented_reasons() {
 /// kubectl reads them.
 #[test]
 fn octal_modes_in_the_documentation_are_read_as_kubectl_reads_them() {
-    let Some(root) = corpus() else { return };
+    let Some(root) = peapod_testkit::k8s_examples() else {
+        return;
+    };
     let text = std::fs::read_to_string(root.join("website/pods/emptydir-volume-mode.yaml"))
         .expect("the emptyDir mode example");
     assert!(text.contains("mode: 01777"));

@@ -12,29 +12,6 @@ use serde_json::Value;
 
 use crate::harness::*;
 
-/// The corpus: `$PEAPOD_K8S_EXAMPLES`, or the shared directory beside the checkout.
-fn corpus() -> Option<PathBuf> {
-    [
-        std::env::var_os("PEAPOD_K8S_EXAMPLES").map(PathBuf::from),
-        Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/k8s-examples")),
-        Some(PathBuf::from("/work/shared/k8s-examples")),
-    ]
-    .into_iter()
-    .flatten()
-    .find(|p| p.join("website").is_dir())
-}
-
-fn files(dir: &Path, out: &mut Vec<PathBuf>) {
-    for e in std::fs::read_dir(dir).unwrap().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            files(&p, out);
-        } else if p.extension().is_some_and(|x| x == "yaml" || x == "json") {
-            out.push(p);
-        }
-    }
-}
-
 /// What stands in for an upstream repository: a busybox image with the command that
 /// plays the part (nginx: a web server on port 80 serving its document root; pause: an
 /// idle process that exits on SIGTERM).
@@ -267,9 +244,7 @@ fn apparmor_enabled() -> bool {
 /// The corpus files that run here: Pods (and ConfigMaps, Secrets, workloads) for Linux
 /// nodes whose every image has a stand-in, which peapod accepts.
 fn runnable(root: &Path) -> (Vec<Example>, BTreeSet<(String, String)>) {
-    let mut all = Vec::new();
-    files(&root.join("website"), &mut all);
-    all.sort();
+    let all = peapod_testkit::manifest_files(&root.join("website"));
     let parsed: Vec<(PathBuf, Vec<Value>)> = all
         .into_iter()
         .filter_map(|p| {
@@ -452,7 +427,7 @@ fn failures(pod: &Value) -> Vec<(String, i64)> {
 /// Deleting them leaves nothing behind.
 #[test]
 fn documentation_examples_run_with_stand_in_images() {
-    let Some(root) = corpus() else {
+    let Some(root) = peapod_testkit::k8s_examples() else {
         eprintln!("k8s-examples not found: set PEAPOD_K8S_EXAMPLES to run this test");
         return;
     };
