@@ -204,7 +204,7 @@ pub(crate) fn apply_text(
                 Ok(peapod_types::resize::Update::Unchanged) => {
                     println!("pod/{name} unchanged");
                 }
-                Ok(peapod_types::resize::Update::Resize) => {
+                Ok(peapod_types::resize::Update::InPlace { .. }) => {
                     resizes.push((old.clone(), defaulted_new.clone()));
                 }
                 Err(errs) => {
@@ -285,7 +285,7 @@ pub(crate) fn apply_text(
     }
     for (old, new) in resizes {
         let name = old.pod.name().to_string();
-        peapod_shim::resize_pod(&old, &new).with_context(|| format!("resizing pod {name:?}"))?;
+        peapod_shim::update_pod(&old, &new).with_context(|| format!("updating pod {name:?}"))?;
         println!("pod/{name} configured");
     }
     let mut created = Vec::new();

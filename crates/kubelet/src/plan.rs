@@ -25,6 +25,8 @@ pub enum KillReason {
     Unknown,
     /// Its new CPU or memory needs a restart (`resizePolicy: RestartContainer`).
     Resize,
+    /// Its definition changed (a new image): it restarts whatever the restart policy.
+    Changed,
 }
 
 impl KillReason {
@@ -33,7 +35,7 @@ impl KillReason {
         match self {
             KillReason::LivenessProbe => Some(ProbeKind::Liveness),
             KillReason::StartupProbe => Some(ProbeKind::Startup),
-            KillReason::Unknown | KillReason::Resize => None,
+            KillReason::Unknown | KillReason::Resize | KillReason::Changed => None,
         }
     }
 }
@@ -278,6 +280,13 @@ pub fn compute(input: &PlanInput<'_>) -> PodActions {
             continue;
         }
         let s = latest.expect("running");
+        if s.image != c.image_name() {
+            let message = format!("Container {} definition changed, will be restarted", c.name);
+            a.to_kill
+                .push((s.id.clone(), Slot::App(idx), KillReason::Changed, message));
+            a.containers_to_start.push(idx);
+            continue;
+        }
         let (reason, what) = if (input.probe)(&s.id, ProbeKind::Liveness) == Some(false) {
             (KillReason::LivenessProbe, "liveness")
         } else if (input.probe)(&s.id, ProbeKind::Startup) == Some(false) {
@@ -366,6 +375,12 @@ fn init_actions(input: &PlanInput<'_>, a: &mut PodActions) -> bool {
             ContainerState::Created => start.push(i),
             ContainerState::Running if !sidecar => {}
             ContainerState::Running => 'sidecar: {
+                if s.image != c.image_name() {
+                    let m = format!("Init container {} definition changed", c.name);
+                    a.to_kill.push((s.id.clone(), slot, KillReason::Changed, m));
+                    start.push(i);
+                    break 'sidecar;
+                }
                 if c.startup_probe.is_some() {
                     match probe(&s.id, ProbeKind::Startup) {
                         Some(true) => {}

@@ -501,3 +501,24 @@ fn a_runtime_that_does_not_report_resources_is_not_resized() {
     let new = sized("{limits: {cpu: 400m}}", "");
     assert!(Case::new(new, s).steps().is_empty());
 }
+
+#[test]
+fn a_new_image_restarts_the_container_whatever_the_policy() {
+    let p = crate::testutil::pod_yaml(
+        "  restartPolicy: Never\n  containers: [{name: a, image: 'busybox:2'}]\n",
+    );
+    let s = Snap::ready().run("a", 0);
+    let id = s.id_of("a", 0);
+    assert_eq!(
+        Case::new(p, s).steps(),
+        [
+            Step::KillContainer {
+                id,
+                slot: Slot::App(0),
+                reason: KillReason::Changed,
+                message: "Container a definition changed, will be restarted".into(),
+            },
+            START0,
+        ]
+    );
+}

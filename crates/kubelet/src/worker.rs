@@ -75,10 +75,10 @@ pub enum Command {
         /// Grace period in seconds; the pod's own when `None`.
         grace: Option<i64>,
     },
-    /// The pod's containers' CPU and memory changed (an in-place resize the API server
-    /// accepted): `pod` is the pod as now applied.
-    Resize {
-        /// The pod with its new resources.
+    /// The pod's containers' CPU and memory (an in-place resize) or images changed, as
+    /// the API server accepted: `pod` is the pod as now applied.
+    Update {
+        /// The pod with its new resources and images.
         pod: Box<peapod_types::api::Pod>,
     },
 }
@@ -328,8 +328,8 @@ impl<R: RuntimeService + peapod_runtime::ImageService> PodWorker<R> {
                     self.terminate(grace).await;
                     return;
                 }
-                Woken::Command(Some(Command::Resize { pod })) => {
-                    self.resize_to(*pod);
+                Woken::Command(Some(Command::Update { pod })) => {
+                    self.update_to(*pod);
                     true
                 }
                 Woken::Command(None) => {
@@ -345,25 +345,42 @@ impl<R: RuntimeService + peapod_runtime::ImageService> PodWorker<R> {
         }
     }
 
-    /// Takes the new CPU and memory of `new`'s containers, as the kubelet allocates a
+    /// Takes the new images and CPU and memory of `new`'s containers: the images at once
+    /// (the plan restarts what runs another), the resources as the kubelet allocates a
     /// resize: where the node has room for the pod's requests; otherwise the resize stays
     /// pending as `Infeasible` and the pod keeps what it has.
-    fn resize_to(&mut self, new: peapod_types::api::Pod) {
+    fn update_to(&mut self, new: peapod_types::api::Pod) {
         let Some(new_spec) = new.spec else {
             return;
         };
         let mut pod = self.pod.pod().clone();
         let spec = pod.spec.get_or_insert_with(Default::default);
-        for (c, n) in spec.containers.iter_mut().zip(&new_spec.containers) {
+        let pairs = spec.containers.iter_mut().zip(&new_spec.containers).chain(
+            spec.init_containers
+                .iter_mut()
+                .flatten()
+                .zip(new_spec.init_containers.iter().flatten()),
+        );
+        let mut images_only = pod_with_images(self.pod.pod(), &new_spec);
+        for (c, n) in pairs {
             c.resources = n.resources.clone();
+            c.image = n.image.clone();
         }
-        for (c, n) in spec
-            .init_containers
-            .iter_mut()
-            .flatten()
-            .zip(new_spec.init_containers.iter().flatten())
-        {
-            c.resources = n.resources.clone();
+        let resized = {
+            let old = self.pod.spec();
+            let all = |s: &peapod_types::api::PodSpec| -> Vec<_> {
+                s.containers
+                    .iter()
+                    .chain(s.init_containers.iter().flatten())
+                    .map(|c| c.resources.clone())
+                    .collect()
+            };
+            all(old) != all(spec)
+        };
+        if !resized {
+            self.pod = DefaultedPod::new(pod);
+            self.publish_fresh();
+            return;
         }
         let requested = peapod_types::cgroups::pod_requests(spec);
         let node = &self.cfg.node;
@@ -385,6 +402,8 @@ impl<R: RuntimeService + peapod_runtime::ImageService> PodWorker<R> {
             Some(what) => {
                 let message = format!("Node didn't have enough capacity: {what}");
                 self.mem.pending_resize = Some((spec.clone(), "Infeasible".into(), message));
+                // The new images are taken all the same.
+                self.pod = DefaultedPod::new(std::mem::take(&mut images_only));
             }
             None => {
                 self.mem.pending_resize = None;
@@ -891,4 +910,26 @@ pub(crate) fn attempt_from_logs(log_dir: &std::path::Path, name: &str) -> u32 {
         })
         .max()
         .map_or(0, |n| n + 1)
+}
+
+/// `pod` with the images of `spec`'s containers (and nothing else of it).
+fn pod_with_images(
+    pod: &peapod_types::api::Pod,
+    spec: &peapod_types::api::PodSpec,
+) -> peapod_types::api::Pod {
+    let mut pod = pod.clone();
+    if let Some(s) = pod.spec.as_mut() {
+        for (c, n) in s.containers.iter_mut().zip(&spec.containers) {
+            c.image = n.image.clone();
+        }
+        for (c, n) in s
+            .init_containers
+            .iter_mut()
+            .flatten()
+            .zip(spec.init_containers.iter().flatten())
+        {
+            c.image = n.image.clone();
+        }
+    }
+    pod
 }

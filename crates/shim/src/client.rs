@@ -240,7 +240,7 @@ pub fn create_pod(
 /// Resizes a running pod in place: `new` (the pod as applied, whose containers' CPU and
 /// memory changed) becomes its `pod.json`, and its shim gives the containers their new
 /// resources (or restarts those whose `resizePolicy` asks for it).
-pub fn resize_pod(pod: &PodHandle, new: &Pod) -> Result<(), ShimError> {
+pub fn update_pod(pod: &PodHandle, new: &Pod) -> Result<(), ShimError> {
     if !pod.shim_alive {
         return Err(ShimError::Shim(format!(
             "pod {:?} has no supervisor: it cannot be resized",
@@ -250,7 +250,7 @@ pub fn resize_pod(pod: &PodHandle, new: &Pod) -> Result<(), ShimError> {
     let mut applied = pod.pod.pod().clone();
     applied.spec = new.spec.clone();
     crate::paths::write_atomic(&pod.paths.pod_file(), &serde_json::to_vec(&applied)?)?;
-    let req = Request::Resize {
+    let req = Request::Update {
         pod: Box::new(applied),
     };
     match request(&pod.paths.socket(), &req, Duration::from_secs(10)) {

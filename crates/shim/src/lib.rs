@@ -33,7 +33,7 @@ mod server;
 
 pub use client::{
     PodHandle, ShimError, attach, cleanup_orphan, container_stats, containers, create_pod,
-    delete_pod, exec, list_pods, pull_secrets, request, resize_pod, spawn,
+    delete_pod, exec, list_pods, pull_secrets, request, spawn, update_pod,
 };
 pub use objects::new_uid;
 pub use paths::{CGROUP_ROOT, Paths, host_ip, node_name};
@@ -54,9 +54,9 @@ pub enum Request {
         /// Grace period in seconds; the pod's own when absent.
         grace: Option<i64>,
     },
-    /// Resize the pod's containers in place: `pod` is the pod as now applied, whose
-    /// containers' CPU and memory changed.
-    Resize {
+    /// Update the running pod in place: `pod` is the pod as now applied, whose
+    /// containers' CPU and memory (a resize) or images changed.
+    Update {
         /// The pod.
         pod: Box<peapod_types::api::Pod>,
     },

@@ -201,8 +201,8 @@ async fn accept(
                     let _ = waiters.send(stream);
                     let _ = cmds.send(Command::Delete { grace }).await;
                 }
-                Ok(Request::Resize { pod }) => {
-                    let ok = cmds.send(Command::Resize { pod }).await.is_ok();
+                Ok(Request::Update { pod }) => {
+                    let ok = cmds.send(Command::Update { pod }).await.is_ok();
                     let error = if ok {
                         String::new()
                     } else {

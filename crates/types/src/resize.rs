@@ -1,7 +1,7 @@
-//! In-place resize of a running pod (`InPlacePodVerticalScaling`, on by default in
-//! Kubernetes 1.33): which changes to a pod's spec are a resize the API server lets
-//! through, refused with its messages otherwise, and what each container's `resizePolicy`
-//! asks for.
+//! Updates of a running pod: which changes to its spec the API server lets through (new
+//! container images, and the in-place resize of `InPlacePodVerticalScaling`, on by default
+//! in Kubernetes 1.33), refused with its messages otherwise, and what each container's
+//! `resizePolicy` asks for.
 
 use std::collections::BTreeMap;
 
@@ -13,8 +13,13 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 pub enum Update {
     /// The spec is the same.
     Unchanged,
-    /// Only containers' CPU and memory changed: the pod is resized in place.
-    Resize,
+    /// The pod is updated in place.
+    InPlace {
+        /// Containers' CPU and memory changed: a resize.
+        resize: bool,
+        /// Containers' images changed: those containers restart with them.
+        images: bool,
+    },
 }
 
 /// The API server's message for a change it does not allow to a pod's spec.
@@ -29,21 +34,43 @@ pub fn check_update(old: &Pod, new: &Pod) -> Result<Update, Vec<String>> {
     if o == n {
         return Ok(Update::Unchanged);
     }
-    if without_resources(o) != without_resources(n) {
-        let mut errs = vec![UPDATE_FORBIDDEN.to_string()];
-        if o.containers
-            .iter()
-            .zip(&n.containers)
-            .any(|(a, b)| a.image != b.image)
-        {
-            errs.push(
-                "spec.containers[*].image: Forbidden: peapod does not change a running container's image; delete the pod and apply it again"
-                    .to_string(),
-            );
-        }
-        return Err(errs);
+    if mutable_cleared(o) != mutable_cleared(n) {
+        return Err(vec![UPDATE_FORBIDDEN.to_string()]);
     }
     let mut errs = Vec::new();
+    let all = |s: &PodSpec| -> Vec<Container> {
+        s.init_containers
+            .iter()
+            .flatten()
+            .chain(&s.containers)
+            .cloned()
+            .collect()
+    };
+    let images = all(o).iter().zip(all(n)).any(|(a, b)| a.image != b.image);
+    for (field, list) in [
+        (
+            "initContainers",
+            n.init_containers.clone().unwrap_or_default(),
+        ),
+        ("containers", n.containers.clone()),
+    ] {
+        for (i, c) in list.iter().enumerate() {
+            if c.image.as_deref().unwrap_or("").is_empty() {
+                errs.push(format!("spec.{field}[{i}].image: Required value"));
+            }
+        }
+    }
+    let resize = without_images(o) != without_images(n);
+    if !resize {
+        return if errs.is_empty() {
+            Ok(Update::InPlace {
+                resize: false,
+                images,
+            })
+        } else {
+            Err(errs)
+        };
+    }
     let old_qos = crate::phase::qos_class(o);
     if crate::phase::qos_class(n) != old_qos {
         errs.push(format!(
@@ -78,7 +105,10 @@ pub fn check_update(old: &Pod, new: &Pod) -> Result<Update, Vec<String>> {
         container_change(&path, &a, &b, &mut errs);
     }
     if errs.is_empty() {
-        Ok(Update::Resize)
+        Ok(Update::InPlace {
+            resize: true,
+            images,
+        })
     } else {
         Err(errs)
     }
@@ -139,15 +169,29 @@ fn container_change(path: &str, a: &Container, b: &Container, errs: &mut Vec<Str
     }
 }
 
-/// A spec with every container's resources left out: what must not change in a resize.
-fn without_resources(spec: &PodSpec) -> PodSpec {
-    let mut s = spec.clone();
+/// A spec with every container's resources and image left out: what must not change in
+/// an update.
+fn mutable_cleared(spec: &PodSpec) -> PodSpec {
+    let mut s = without_images(spec);
     for c in s
         .containers
         .iter_mut()
         .chain(s.init_containers.iter_mut().flatten())
     {
         c.resources = None;
+    }
+    s
+}
+
+/// A spec with every container's image left out.
+fn without_images(spec: &PodSpec) -> PodSpec {
+    let mut s = spec.clone();
+    for c in s
+        .containers
+        .iter_mut()
+        .chain(s.init_containers.iter_mut().flatten())
+    {
+        c.image = None;
     }
     s
 }
@@ -188,6 +232,11 @@ pub fn cpu_quantity(milli: i64) -> Quantity {
 mod tests {
     use super::*;
 
+    const RESIZE: Update = Update::InPlace {
+        resize: true,
+        images: false,
+    };
+
     fn pod(containers: &str) -> Pod {
         let text = format!(
             "apiVersion: v1\nkind: Pod\nmetadata: {{name: p}}\nspec:\n  containers:\n{containers}"
@@ -205,12 +254,23 @@ mod tests {
         let old = pod(&c("{requests: {cpu: 100m, memory: 64Mi}}", ""));
         assert_eq!(check_update(&old, &old), Ok(Update::Unchanged));
         let more = pod(&c("{requests: {cpu: 200m, memory: 64Mi}}", ""));
-        assert_eq!(check_update(&old, &more), Ok(Update::Resize));
+        assert_eq!(check_update(&old, &more), Ok(RESIZE));
 
         let image =
             pod("  - {name: a, image: c, resources: {requests: {cpu: 100m, memory: 64Mi}}}\n");
-        let errs = check_update(&old, &image).unwrap_err();
-        assert_eq!(errs[0], UPDATE_FORBIDDEN);
+        assert_eq!(
+            check_update(&old, &image),
+            Ok(Update::InPlace {
+                resize: false,
+                images: true
+            })
+        );
+        let no_image =
+            pod("  - {name: a, image: '', resources: {requests: {cpu: 100m, memory: 64Mi}}}\n");
+        assert_eq!(
+            check_update(&old, &no_image).unwrap_err(),
+            vec!["spec.containers[0].image: Required value"]
+        );
 
         let env = pod(&c(
             "{requests: {cpu: 100m, memory: 64Mi}}",
@@ -261,7 +321,7 @@ mod tests {
             "{limits: {memory: 50Mi}, requests: {cpu: 100m}}",
             restart,
         ));
-        assert_eq!(check_update(&big_r, &small_r), Ok(Update::Resize));
+        assert_eq!(check_update(&big_r, &small_r), Ok(RESIZE));
         assert_eq!(
             policy(&small_r.spec.unwrap().containers[0], "memory"),
             Policy::RestartContainer
@@ -286,7 +346,7 @@ mod tests {
         let sidecar = ", restartPolicy: Always";
         assert_eq!(
             check_update(&with_init("100m", sidecar), &with_init("200m", sidecar)),
-            Ok(Update::Resize)
+            Ok(RESIZE)
         );
     }
 

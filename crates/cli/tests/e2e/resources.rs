@@ -277,14 +277,34 @@ fn resize_in_place_follows_the_resize_policy() {
         e.contains("spec.containers[0].resources.limits[memory]: Forbidden: memory limits cannot be decreased unless resizePolicy is RestartContainer"),
         "{e}"
     );
-    let e = err(env.apply(&manifest("400m", "128Mi", "localhost/other:1")));
+    let e = err(env.apply(&manifest("400m", "128Mi", IMAGE).replace(
+        "command: [sleep, '3600']\n    resources: {requests: {cpu: 100m",
+        "command: [sleep, '3601']\n    resources: {requests: {cpu: 100m",
+    )));
     assert!(
         e.contains("spec: Forbidden: pod updates may not change fields other than `spec.containers[*].image`"),
         "{e}"
     );
 
+    // A new image is allowed: the container restarts with it, as its definition changed.
+    let other = "localhost/peapod/other:1";
+    env.load_image(other, &peapod_testkit::ImageOptions::default());
+    let out = env.apply(&manifest("400m", "128Mi", other));
+    assert!(out.status.success(), "{}", err(out));
+    let p = env.wait_for(&name, std::time::Duration::from_secs(30), |p| {
+        cstatus(p, "web")["restartCount"] == 1 && cstatus(p, "web")["state"]["running"].is_object()
+    });
+    assert_eq!(cstatus(&p, "web")["image"], other);
+    assert_eq!(cstatus(&p, "cache")["restartCount"], 1);
+    let web = id_of(&p, "web");
+    let describe = env.ok(&["describe", "pod", &name]);
+    assert!(
+        describe.contains("Container web definition changed, will be restarted"),
+        "{describe}"
+    );
+
     // More CPU than the node has: pending, Infeasible; the containers keep what they have.
-    let out = env.apply(&manifest("4000", "128Mi", IMAGE).replace("cpu: 100m", "cpu: 4000"));
+    let out = env.apply(&manifest("4000", "128Mi", other).replace("cpu: 100m", "cpu: 4000"));
     assert!(out.status.success(), "{}", err(out));
     let p = env.wait_for(&name, std::time::Duration::from_secs(10), |p| {
         p["status"]["conditions"]
