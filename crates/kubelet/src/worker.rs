@@ -353,46 +353,29 @@ impl<R: RuntimeService + peapod_runtime::ImageService> PodWorker<R> {
         let Some(new_spec) = new.spec else {
             return;
         };
-        let mut pod = self.pod.pod().clone();
-        let spec = pod.spec.get_or_insert_with(Default::default);
-        let pairs = spec.containers.iter_mut().zip(&new_spec.containers).chain(
-            spec.init_containers
-                .iter_mut()
-                .flatten()
-                .zip(new_spec.init_containers.iter().flatten()),
-        );
-        let mut images_only = pod_with_images(self.pod.pod(), &new_spec);
-        for (c, n) in pairs {
-            c.resources = n.resources.clone();
-            c.image = n.image.clone();
-        }
-        let resized = {
-            let old = self.pod.spec();
-            let all = |s: &peapod_types::api::PodSpec| -> Vec<_> {
-                s.containers
-                    .iter()
-                    .chain(s.init_containers.iter().flatten())
-                    .map(|c| c.resources.clone())
-                    .collect()
-            };
-            all(old) != all(spec)
-        };
-        if !resized {
-            self.pod = DefaultedPod::new(pod);
+        let with_images = copy_from(self.pod.pod(), &new_spec, |c, n| c.image = n.image.clone());
+        let resized = copy_from(&with_images, &new_spec, |c, n| {
+            c.resources = n.resources.clone()
+        });
+        if resized.spec == with_images.spec {
+            self.pod = DefaultedPod::new(resized);
             self.publish_fresh();
             return;
         }
-        let requested = peapod_types::cgroups::pod_requests(spec);
+        let spec = resized.spec.as_ref().expect("a pod has a spec");
+        let (cpu, memory) = (
+            peapod_types::cgroups::pod_request(spec, "cpu"),
+            peapod_types::cgroups::pod_request(spec, "memory"),
+        );
         let node = &self.cfg.node;
-        let infeasible = if requested.memory > node.memory as i128 {
+        let infeasible = if memory > node.memory as i128 {
             Some(format!(
-                "memory, requested: {}, capacity: {}",
-                requested.memory, node.memory
+                "memory, requested: {memory}, capacity: {}",
+                node.memory
             ))
-        } else if requested.cpu_milli > (node.cpus * 1000) as i128 {
+        } else if cpu > (node.cpus * 1000) as i128 {
             Some(format!(
-                "cpu, requested: {}, capacity: {}",
-                requested.cpu_milli,
+                "cpu, requested: {cpu}, capacity: {}",
                 node.cpus * 1000
             ))
         } else {
@@ -403,11 +386,11 @@ impl<R: RuntimeService + peapod_runtime::ImageService> PodWorker<R> {
                 let message = format!("Node didn't have enough capacity: {what}");
                 self.mem.pending_resize = Some((spec.clone(), "Infeasible".into(), message));
                 // The new images are taken all the same.
-                self.pod = DefaultedPod::new(std::mem::take(&mut images_only));
+                self.pod = DefaultedPod::new(with_images);
             }
             None => {
                 self.mem.pending_resize = None;
-                self.pod = DefaultedPod::new(pod);
+                self.pod = DefaultedPod::new(resized);
             }
         }
         self.publish_fresh();
@@ -912,15 +895,17 @@ pub(crate) fn attempt_from_logs(log_dir: &std::path::Path, name: &str) -> u32 {
         .map_or(0, |n| n + 1)
 }
 
-/// `pod` with the images of `spec`'s containers (and nothing else of it).
-fn pod_with_images(
+/// `pod` with `copy(container, new)` applied to each of its containers and the one of
+/// `spec` at the same place (init containers likewise).
+fn copy_from(
     pod: &peapod_types::api::Pod,
     spec: &peapod_types::api::PodSpec,
+    copy: impl Fn(&mut peapod_types::api::Container, &peapod_types::api::Container),
 ) -> peapod_types::api::Pod {
     let mut pod = pod.clone();
     if let Some(s) = pod.spec.as_mut() {
         for (c, n) in s.containers.iter_mut().zip(&spec.containers) {
-            c.image = n.image.clone();
+            copy(c, n);
         }
         for (c, n) in s
             .init_containers
@@ -928,7 +913,7 @@ fn pod_with_images(
             .flatten()
             .zip(spec.init_containers.iter().flatten())
         {
-            c.image = n.image.clone();
+            copy(c, n);
         }
     }
     pod

@@ -113,24 +113,6 @@ pub fn pod_request(spec: &PodSpec, resource: &str) -> i128 {
     pod_total(spec, resource, true).0
 }
 
-/// A pod's requests as the scheduler and a resize count them (`resource.PodRequests`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PodRequests {
-    /// CPU in millicores.
-    pub cpu_milli: i128,
-    /// Memory in bytes.
-    pub memory: i128,
-}
-
-/// The pod's CPU and memory requests (app containers with sidecars, or the largest init
-/// container if more; a limit stands for a missing request).
-pub fn pod_requests(spec: &PodSpec) -> PodRequests {
-    PodRequests {
-        cpu_milli: pod_total(spec, "cpu", true).0,
-        memory: pod_total(spec, "memory", true).0,
-    }
-}
-
 /// `ResourceConfigForPod` with CPU limits enforced: the pod's cgroup settings.
 pub fn pod_cgroup(spec: &PodSpec) -> PodCgroup {
     let qos = crate::phase::qos_class(spec);
