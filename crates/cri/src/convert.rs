@@ -127,7 +127,51 @@ pub fn sandbox_config(c: &pb::PodSandboxConfig) -> Result<rt::SandboxConfig, Sta
             .security_context
             .as_ref()
             .is_some_and(|s| s.privileged),
+        user_namespace: user_namespace(ns.userns_options.as_ref())?,
     })
+}
+
+/// The sandbox's user namespace: `None` for the node's (mode `NODE`, or nothing given).
+fn user_namespace(u: Option<&pb::UserNamespace>) -> Result<Option<rt::UserNamespace>, Status> {
+    const FIELD: &str = "config.linux.security_context.namespace_options.userns_options";
+    let Some(u) = u else { return Ok(None) };
+    match pb::NamespaceMode::try_from(u.mode) {
+        Ok(pb::NamespaceMode::Node) => {
+            if !u.uids.is_empty() || !u.gids.is_empty() {
+                return Err(invalid(FIELD, "mode NODE takes no ID mappings"));
+            }
+            Ok(None)
+        }
+        Ok(pb::NamespaceMode::Pod) => {
+            let ns = rt::UserNamespace {
+                uids: id_maps(&u.uids),
+                gids: id_maps(&u.gids),
+            };
+            ns.check().map_err(|e| invalid(FIELD, e))?;
+            Ok(Some(ns))
+        }
+        Ok(m) => Err(invalid(
+            &format!("{FIELD}.mode"),
+            format!(
+                "user namespace mode {} is not supported: only POD and NODE are",
+                m.as_str_name()
+            ),
+        )),
+        Err(_) => Err(invalid(
+            &format!("{FIELD}.mode"),
+            format!("unknown namespace mode {}", u.mode),
+        )),
+    }
+}
+
+fn id_maps(m: &[pb::IdMapping]) -> Vec<rt::IdMap> {
+    m.iter()
+        .map(|m| rt::IdMap {
+            container_id: m.container_id,
+            host_id: m.host_id,
+            length: m.length,
+        })
+        .collect()
 }
 
 fn sandbox_state(s: rt::SandboxState) -> i32 {
@@ -294,10 +338,10 @@ pub fn container_config(c: &pb::ContainerConfig) -> Result<rt::ContainerConfig, 
                 "a recursive read-only mount must have private propagation",
             ));
         }
-        if mt.image.is_some() || !mt.uid_mappings.is_empty() || !mt.gid_mappings.is_empty() {
+        if mt.image.is_some() {
             return Err(invalid(
-                &format!("config.mounts[{i}]"),
-                "image volumes and ID-mapped mounts are not supported by peapod",
+                &format!("config.mounts[{i}].image"),
+                "image volumes are not supported by peapod",
             ));
         }
         mounts.push(rt::Mount {
@@ -306,6 +350,8 @@ pub fn container_config(c: &pb::ContainerConfig) -> Result<rt::ContainerConfig, 
             readonly: mt.readonly,
             propagation,
             recursive_readonly: mt.recursive_read_only,
+            uid_mappings: id_maps(&mt.uid_mappings),
+            gid_mappings: id_maps(&mt.gid_mappings),
         });
     }
     let mut envs = Vec::new();

@@ -69,6 +69,56 @@ fn a_sandbox_config_keeps_every_field() {
 }
 
 #[test]
+fn user_namespaces_of_mode_pod_with_one_mapping_from_zero() {
+    let with = |u: pb::UserNamespace| {
+        let mut c = sandbox_pb();
+        let sc = c.linux.as_mut().unwrap().security_context.as_mut().unwrap();
+        sc.namespace_options.as_mut().unwrap().userns_options = Some(u);
+        sandbox_config(&c)
+    };
+    let map = |container_id, host_id| pb::IdMapping {
+        container_id,
+        host_id,
+        length: 100000,
+    };
+    let pod = |uids: Vec<pb::IdMapping>| pb::UserNamespace {
+        mode: pb::NamespaceMode::Pod as i32,
+        gids: uids.clone(),
+        uids,
+    };
+    let c = with(pod(vec![map(0, 1000)])).unwrap();
+    let want = rt::IdMap {
+        container_id: 0,
+        host_id: 1000,
+        length: 100000,
+    };
+    let u = c.user_namespace.unwrap();
+    assert_eq!((u.uids, u.gids), (vec![want], vec![want]));
+    let node = pb::UserNamespace {
+        mode: pb::NamespaceMode::Node as i32,
+        ..Default::default()
+    };
+    assert_eq!(with(node).unwrap().user_namespace, None);
+    assert_eq!(sandbox_config(&sandbox_pb()).unwrap().user_namespace, None);
+    let err = |u| with(u).unwrap_err().message().to_string();
+    assert_eq!(
+        err(pod(vec![map(0, 1000), map(0, 2000)])),
+        "config.linux.security_context.namespace_options.userns_options: user namespace: exactly one uid mapping is supported, 2 given"
+    );
+    assert_eq!(
+        err(pod(vec![map(1, 1000)])),
+        "config.linux.security_context.namespace_options.userns_options: user namespace: uid 0 must be mapped (the mapping starts at 1)"
+    );
+    for mode in [pb::NamespaceMode::Container, pb::NamespaceMode::Target] {
+        let e = err(pb::UserNamespace {
+            mode: mode as i32,
+            ..Default::default()
+        });
+        assert!(e.contains("only POD and NODE are"), "{e}");
+    }
+}
+
+#[test]
 fn what_cannot_be_honoured_is_refused_by_field() {
     let mut c = sandbox_pb();
     c.metadata = None;

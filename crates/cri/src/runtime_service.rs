@@ -533,7 +533,7 @@ impl<R: Backend> RuntimeService for Cri<R> {
                 name: String::new(),
                 features: Some(pb::RuntimeHandlerFeatures {
                     recursive_read_only_mounts: true,
-                    user_namespaces: false,
+                    user_namespaces: true,
                 }),
             }],
             features: Some(pb::RuntimeFeatures {

@@ -44,6 +44,9 @@ pub struct PodFacts<'a> {
     pub seccomp_root: &'a Path,
     /// The ConfigMaps and Secrets the pod may refer to.
     pub objects: &'a dyn crate::objects::ObjectSource,
+    /// The IDs the pod's user namespace maps (`hostUsers: false`): every mount is then
+    /// ID-mapped with them, as the kubelet asks of its runtime.
+    pub user_namespace: Option<&'a peapod_runtime::UserNamespace>,
 }
 
 /// A container config that could not be made: the container waits with `reason`.
@@ -418,15 +421,14 @@ pub fn container_config(
                 m.recursive_read_only.as_deref(),
                 Some("Enabled" | "IfPossible")
             ),
+            ..Default::default()
         });
     }
     if !mounts.iter().any(|m| m.container_path == "/etc/hosts") {
         mounts.push(Mount {
             container_path: "/etc/hosts".into(),
             host_path: f.pod_dir.join("etc-hosts"),
-            readonly: false,
-            propagation: Propagation::Private,
-            recursive_readonly: false,
+            ..Default::default()
         });
     }
     let tm_path = c.termination_message_path().to_string();
@@ -434,14 +436,19 @@ pub fn container_config(
         mounts.push(Mount {
             container_path: tm_path.clone(),
             host_path: termination_log_path(f.pod_dir, &c.name, attempt),
-            readonly: false,
-            propagation: Propagation::Private,
-            recursive_readonly: false,
+            ..Default::default()
         });
+    }
+    if let Some(u) = f.user_namespace {
+        for m in &mut mounts {
+            m.uid_mappings = u.uids.clone();
+            m.gid_mappings = u.gids.clone();
+        }
     }
 
     let psc = spec.security_context.clone().unwrap_or_default();
     let csc = c.security_context.clone().unwrap_or_default();
+    let unmasked = csc.proc_mount.as_deref() == Some("Unmasked");
     let caps = csc.capabilities.clone().unwrap_or_default();
     let security = SecurityContext {
         privileged: csc.privileged.unwrap_or(false),
@@ -471,8 +478,9 @@ pub fn container_config(
         } else {
             NamespaceMode::Container
         },
-        masked_paths: None,
-        readonly_paths: None,
+        // procMount Unmasked (allowed only with hostUsers: false) masks nothing in /proc.
+        masked_paths: unmasked.then(Vec::new),
+        readonly_paths: unmasked.then(Vec::new),
         seccomp: seccomp(
             csc.seccomp_profile
                 .as_ref()

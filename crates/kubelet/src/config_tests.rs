@@ -32,8 +32,51 @@ fn config_of(
         node: NODE,
         seccomp_root: Path::new("/var/lib/peapod/seccomp"),
         objects: &*NO_OBJECTS,
+        user_namespace: None,
     };
     container_config(&facts, pod.container(Slot::App(0)), 3)
+}
+
+#[test]
+fn in_a_user_namespace_every_mount_is_id_mapped_and_unmasked_proc_is_whole() {
+    let pod = pod_yaml(
+        "  hostUsers: false\n  containers:\n  - name: a\n    image: b\n    securityContext: {procMount: Unmasked}\n    volumeMounts: [{name: v, mountPath: /v}]\n  volumes: [{name: v, emptyDir: {}}]\n",
+    );
+    let volumes = HashMap::from([("v".to_string(), PathBuf::from("/pods/u1/volumes/v"))]);
+    let map = peapod_runtime::IdMap {
+        container_id: 0,
+        host_id: 131072,
+        length: 65536,
+    };
+    let userns = peapod_runtime::UserNamespace {
+        uids: vec![map],
+        gids: vec![map],
+    };
+    let facts = PodFacts {
+        pod: &pod,
+        pod_ip: "10.0.0.2",
+        host_ip: "192.0.2.1",
+        node_name: "node-1",
+        volumes: &volumes,
+        pod_dir: Path::new("/pods/u1"),
+        node: NODE,
+        seccomp_root: Path::new("/s"),
+        objects: &*NO_OBJECTS,
+        user_namespace: Some(&userns),
+    };
+    let c = container_config(&facts, pod.container(Slot::App(0)), 0).unwrap();
+    let paths: Vec<&str> = c.mounts.iter().map(|m| m.container_path.as_str()).collect();
+    assert_eq!(paths, ["/v", "/etc/hosts", "/dev/termination-log"]);
+    for m in &c.mounts {
+        assert_eq!((&m.uid_mappings, &m.gid_mappings), (&vec![map], &vec![map]));
+    }
+    assert_eq!(c.security.masked_paths, Some(Vec::new()));
+    assert_eq!(c.security.readonly_paths, Some(Vec::new()));
+    // Without one, nothing is mapped and /proc keeps the runtime's default masks.
+    let plain = pod_yaml("  containers:\n  - {name: a, image: b}\n");
+    let c = config_of(&plain, &HashMap::new()).unwrap();
+    assert!(c.mounts.iter().all(|m| m.uid_mappings.is_empty()));
+    assert_eq!(c.security.masked_paths, None);
 }
 
 fn env_of(spec: &str) -> Result<Vec<(String, String)>, ConfigError> {
@@ -338,6 +381,7 @@ fn env_from_config_maps_and_secrets_with_the_kubelets_errors() {
             node: NODE,
             seccomp_root: Path::new("/s"),
             objects: &objects,
+            user_namespace: None,
         };
         environment(&facts, pod.container(Slot::App(0))).map_err(|e| (e.reason, e.message))
     };

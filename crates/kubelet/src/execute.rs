@@ -271,6 +271,13 @@ impl<R: RuntimeService + ImageService> PodWorker<R> {
             log_dir: &self.cfg.log_dir,
             cgroup_parent: &self.cfg.cgroup_parent,
             pod_pids_limit: self.cfg.pod_pids_limit,
+            user_namespace: self.cfg.user_namespace.as_ref().map_err(|e| {
+                format!(
+                    "Failed to generate sandbox config for pod \"{}/{}\": create user namespace: {e}",
+                    self.pod.namespace(),
+                    self.pod.name()
+                )
+            })?.as_ref(),
         };
         let config = sandbox_config(&self.pod, &facts, attempt);
         let id = self
@@ -362,6 +369,12 @@ impl<R: RuntimeService + ImageService> PodWorker<R> {
             node: self.cfg.node,
             seccomp_root: &self.cfg.seccomp_root,
             objects: &*self.objects,
+            user_namespace: self
+                .cfg
+                .user_namespace
+                .as_ref()
+                .ok()
+                .and_then(Option::as_ref),
         };
         let image = self.rt.image_status(c.image_name()).ok().flatten();
         let (uid, username) = image.map_or((None, String::new()), |i| (i.uid, i.username));

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use peapod_runtime::{
     DnsConfig, NamespaceMode, NamespaceOptions, POD_UID_LABEL, PortMapping, SandboxConfig,
-    SandboxMetadata,
+    SandboxMetadata, UserNamespace,
 };
 use peapod_types::pod::{DefaultedPod, DnsPolicy};
 
@@ -24,6 +24,8 @@ pub struct SandboxFacts<'a> {
     pub cgroup_parent: &'a str,
     /// The most processes the pod may have (the kubelet's `podPidsLimit`).
     pub pod_pids_limit: Option<i64>,
+    /// The IDs the pod's user namespace maps (`hostUsers: false`), as allocated to it.
+    pub user_namespace: Option<&'a UserNamespace>,
 }
 
 /// The sandbox config of `pod`'s sandbox number `attempt`.
@@ -96,6 +98,7 @@ pub fn sandbox_config(pod: &DefaultedPod, f: &SandboxFacts<'_>, attempt: u32) ->
                 .and_then(|s| s.privileged)
                 .unwrap_or(false)
         }),
+        user_namespace: f.user_namespace.cloned(),
     }
 }
 
@@ -230,6 +233,7 @@ mod tests {
             log_dir: Path::new("/logs"),
             cgroup_parent: "/peapod/podu1",
             pod_pids_limit: Some(1024),
+            user_namespace: None,
         }
     }
 

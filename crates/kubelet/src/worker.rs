@@ -65,6 +65,9 @@ pub struct KubeletConfig {
     pub apparmor_enabled: bool,
     /// The node's resources for admission: allocatable, and what other pods request.
     pub node_resources: Vec<peapod_types::admission::NodeResource>,
+    /// The IDs allocated to the pod's user namespace, for a pod with `hostUsers: false`,
+    /// or why there are none to give it.
+    pub user_namespace: Result<Option<peapod_runtime::UserNamespace>, String>,
 }
 
 /// What a worker can be told.

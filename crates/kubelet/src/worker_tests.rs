@@ -48,6 +48,7 @@ fn config(dir: &std::path::Path) -> KubeletConfig {
         node_labels: peapod_types::admission::node_labels("node-1", &Default::default()),
         apparmor_enabled: false,
         node_resources: Vec::new(),
+        user_namespace: Ok(None),
     }
 }
 

@@ -215,6 +215,24 @@ impl Executor for Libcontainer {
         let config = container.bundle().join("config.json");
         let spec = oci_spec::runtime::Spec::load(&config).map_err(|e| failed("exec", id, e))?;
         let process = exec_process(spec.process().clone().unwrap_or_default(), &req);
+        // libcontainer's exec joins every namespace of the container but its user
+        // namespace. In one, the exec starts as the host's root with every capability, in
+        // the container's other namespaces, and the program's last step joins the user
+        // namespace and becomes the container's user with its own capabilities.
+        let userns = spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.namespaces().clone())
+            .unwrap_or_default()
+            .into_iter()
+            .find(|n| n.typ() == oci_spec::runtime::LinuxNamespaceType::User)
+            .and_then(|n| n.path().clone())
+            .map(|p| std::fs::File::open(&p).map_err(crate::io("opening", &p)))
+            .transpose()?;
+        let tenant = match &userns {
+            None => process.clone(),
+            Some(_) => host_root(process.clone())?,
+        };
         let dir = self.state_root.join(format!(
             ".exec-{}-{}",
             std::process::id(),
@@ -223,7 +241,7 @@ impl Executor for Libcontainer {
         std::fs::create_dir_all(&dir).map_err(crate::io("creating", &dir))?;
         let result = (|| {
             let json = dir.join("process.json");
-            let data = serde_json::to_vec(&process).map_err(|e| failed("exec", id, e))?;
+            let data = serde_json::to_vec(&tenant).map_err(|e| failed("exec", id, e))?;
             std::fs::write(&json, data).map_err(crate::io("writing", &json))?;
             let mut b = ContainerBuilder::new(id.to_string(), SyscallType::Linux)
                 .with_root_path(&self.state_root)
@@ -243,8 +261,13 @@ impl Executor for Libcontainer {
             };
             // libcontainer runs an exec without the container's seccomp filter: the
             // process loads it itself, just before it runs the program.
-            if let Some(filter) = spec.linux().as_ref().and_then(|l| l.seccomp().clone()) {
-                b = b.with_executor(SeccompExecutor { filter });
+            let filter = spec.linux().as_ref().and_then(|l| l.seccomp().clone());
+            if filter.is_some() || userns.is_some() {
+                use std::os::fd::AsRawFd;
+                b = b.with_executor(ExecExecutor {
+                    filter,
+                    userns: userns.as_ref().map(|f| (f.as_raw_fd(), process.clone())),
+                });
             }
             let pid = b
                 .as_tenant()
@@ -265,18 +288,57 @@ impl Executor for Libcontainer {
     }
 }
 
-/// Runs an exec's program under its container's seccomp filter.
-#[derive(Clone)]
-struct SeccompExecutor {
-    filter: oci_spec::runtime::LinuxSeccomp,
+/// The process an exec into a container with a user namespace starts as: the host's
+/// root with every capability the host allows, so it can join that namespace.
+fn host_root(mut p: oci_spec::runtime::Process) -> Result<oci_spec::runtime::Process> {
+    use oci_spec::runtime::{Capability, LinuxCapabilitiesBuilder, UserBuilder};
+    let all: std::collections::HashSet<Capability> =
+        crate::spec::all_capabilities(crate::spec::host_bounding_set())
+            .into_iter()
+            .filter_map(|n| serde_json::from_value(serde_json::Value::String(n)).ok())
+            .collect();
+    let e = |e: oci_spec::OciSpecError| Error::Spec(e.to_string());
+    p.set_user(
+        UserBuilder::default()
+            .uid(0u32)
+            .gid(0u32)
+            .build()
+            .map_err(e)?,
+    );
+    p.set_capabilities(Some(
+        LinuxCapabilitiesBuilder::default()
+            .bounding(all.clone())
+            .effective(all.clone())
+            .permitted(all.clone())
+            .build()
+            .map_err(e)?,
+    ));
+    p.set_no_new_privileges(None);
+    Ok(p)
 }
 
-impl libcontainer::workload::Executor for SeccompExecutor {
+/// Runs an exec's program as its container's process runs: in the container's user
+/// namespace (joined through an fd opened before the exec entered the container's mount
+/// namespace) as its user with its capabilities and `no_new_privs`, then under its seccomp
+/// filter.
+#[derive(Clone)]
+struct ExecExecutor {
+    filter: Option<oci_spec::runtime::LinuxSeccomp>,
+    userns: Option<(std::os::fd::RawFd, oci_spec::runtime::Process)>,
+}
+
+impl libcontainer::workload::Executor for ExecExecutor {
     fn exec(
         &self,
         spec: &oci_spec::runtime::Spec,
     ) -> Result<(), libcontainer::workload::ExecutorError> {
         use libcontainer::workload::ExecutorError;
+        if let Some((fd, process)) = &self.userns {
+            become_user_in(*fd, process).map_err(ExecutorError::Other)?;
+        }
+        let Some(filter) = &self.filter else {
+            return libcontainer::workload::default::DefaultExecutor {}.exec(spec);
+        };
         // The capabilities are already the container's: without CAP_SYS_ADMIN, the
         // kernel accepts a filter only from a process with no_new_privs, which it then gets.
         const CAP_SYS_ADMIN: u32 = 21;
@@ -292,7 +354,7 @@ impl libcontainer::workload::Executor for SeccompExecutor {
             nix::sys::prctl::set_no_new_privs()
                 .map_err(|e| ExecutorError::Other(format!("setting no_new_privs: {e}")))?;
         }
-        libcontainer::seccomp::initialize_seccomp(&self.filter)
+        libcontainer::seccomp::initialize_seccomp(filter)
             .map_err(|e| ExecutorError::Other(format!("loading the seccomp filter: {e}")))?;
         libcontainer::workload::default::DefaultExecutor {}.exec(spec)
     }
@@ -303,6 +365,50 @@ impl libcontainer::workload::Executor for SeccompExecutor {
     ) -> Result<(), libcontainer::workload::ExecutorValidationError> {
         libcontainer::workload::default::DefaultExecutor {}.validate(spec)
     }
+}
+
+/// Joins the user namespace open at `fd` and becomes `process`'s user, with its groups,
+/// capabilities and `no_new_privs`, as the container's own process did.
+fn become_user_in(
+    fd: std::os::fd::RawFd,
+    process: &oci_spec::runtime::Process,
+) -> Result<(), String> {
+    use libcontainer::syscall::syscall::create_syscall;
+    // SAFETY: the fd was opened by the process that started this one and is still open here.
+    let ns = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+    nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWUSER)
+        .map_err(|e| format!("joining the container's user namespace: {e}"))?;
+    let user = process.user();
+    let groups: Vec<libc::gid_t> = user.additional_gids().iter().flatten().copied().collect();
+    let err = |what: &str| format!("{what}: {}", std::io::Error::last_os_error());
+    // SAFETY: plain system calls on integers and a slice that outlives them; the process
+    // is single-threaded here, so the raw setres*id calls change all of it.
+    unsafe {
+        if libc::setgroups(groups.len(), groups.as_ptr()) != 0 {
+            return Err(err("setting supplementary groups"));
+        }
+        // Capabilities survive the change of user until they are set below.
+        if libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0) != 0 {
+            return Err(err("keeping capabilities"));
+        }
+        let (u, g) = (user.uid(), user.gid());
+        if libc::syscall(libc::SYS_setresgid, g, g, g) != 0 {
+            return Err(err("setting the group"));
+        }
+        if libc::syscall(libc::SYS_setresuid, u, u, u) != 0 {
+            return Err(err("setting the user"));
+        }
+        libc::prctl(libc::PR_SET_KEEPCAPS, 0, 0, 0, 0);
+    }
+    let syscall = create_syscall();
+    if let Some(caps) = process.capabilities() {
+        libcontainer::capabilities::drop_privileges(caps, &*syscall)
+            .map_err(|e| format!("setting capabilities: {e}"))?;
+    }
+    if process.no_new_privileges() == Some(true) {
+        nix::sys::prctl::set_no_new_privs().map_err(|e| format!("setting no_new_privs: {e}"))?;
+    }
+    Ok(())
 }
 
 /// A socket a container process sends its terminal's master end to.

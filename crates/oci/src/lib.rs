@@ -13,6 +13,7 @@ pub mod seccomp;
 pub mod spec;
 
 pub use executor::{Created, ExecProcess, ExecRequest, Executor, Libcontainer, Stdio, Streams};
+pub use ns::IdMap;
 pub use seccomp::Seccomp;
 pub use spec::{ContainerSpec, DeviceSpec, MountSpec, NamespaceSpec, NsKind, Propagation};
 

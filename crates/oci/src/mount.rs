@@ -160,3 +160,104 @@ pub fn unmount_all_under(dir: &Path) -> Result<()> {
     }
     Ok(())
 }
+
+/// Mounts at `target` an ID-mapped view of `source` and the mounts below it: IDs on disk
+/// are seen through the user namespace pinned at `userns`, so a file the host sees owned
+/// by 0 is owned by that namespace's root inside it, and what its processes write is
+/// stored with the IDs they have inside. `target` must exist and be of `source`'s type.
+pub fn idmapped_bind(source: &Path, target: &Path, userns: &Path) -> Result<()> {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    use std::os::unix::ffi::OsStrExt;
+    let cpath = |p: &Path| {
+        std::ffi::CString::new(p.as_os_str().as_bytes())
+            .map_err(|_| Error::Spec(format!("path {} contains a NUL byte", p.display())))
+    };
+    let (src, dst) = (cpath(source)?, cpath(target)?);
+    let ns = std::fs::File::open(userns).map_err(crate::io("opening", userns))?;
+    let last = || std::io::Error::last_os_error();
+    // SAFETY: open_tree takes a directory fd, a NUL-terminated path and flags; it returns
+    // a new fd for a detached copy of the mount tree, owned below.
+    let tree = unsafe {
+        libc::syscall(
+            libc::SYS_open_tree,
+            libc::AT_FDCWD,
+            src.as_ptr(),
+            libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC | libc::AT_RECURSIVE as u32,
+        )
+    };
+    if tree < 0 {
+        return Err(crate::io("cloning the mount of", source)(last()));
+    }
+    // SAFETY: the kernel just returned this fd.
+    let tree = unsafe { OwnedFd::from_raw_fd(tree as i32) };
+    let attr = libc::mount_attr {
+        attr_set: libc::MOUNT_ATTR_IDMAP,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: ns.as_raw_fd() as u64,
+    };
+    let empty = c"";
+    // SAFETY: mount_setattr reads `attr` (its size is passed) for the detached tree `tree`.
+    let set = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            tree.as_raw_fd(),
+            empty.as_ptr(),
+            libc::AT_EMPTY_PATH | libc::AT_RECURSIVE,
+            &attr as *const libc::mount_attr,
+            std::mem::size_of::<libc::mount_attr>(),
+        )
+    };
+    if set < 0 {
+        return Err(crate::io(
+            "ID-mapping (the file system must support ID-mapped mounts)",
+            source,
+        )(last()));
+    }
+    // SAFETY: move_mount attaches the detached tree `tree` at the NUL-terminated `dst`.
+    let moved = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            tree.as_raw_fd(),
+            empty.as_ptr(),
+            libc::AT_FDCWD,
+            dst.as_ptr(),
+            libc::MOVE_MOUNT_F_EMPTY_PATH,
+        )
+    };
+    if moved < 0 {
+        return Err(crate::io("attaching an ID-mapped mount on", target)(last()));
+    }
+    Ok(())
+}
+
+/// [`overlay`] for a container in a user namespace: each lower layer is seen through an
+/// ID-mapped view (made under `staging`, and unmounted once the overlay holds its own
+/// references), so the image's files keep their owners inside the namespace.
+pub fn overlay_idmapped(
+    lowers: &[PathBuf],
+    upper: &Path,
+    work: &Path,
+    target: &Path,
+    userns: &Path,
+    staging: &Path,
+) -> Result<()> {
+    std::fs::create_dir_all(staging).map_err(crate::io("creating", staging))?;
+    let mut views = Vec::with_capacity(lowers.len());
+    let result = (|| {
+        for (i, lower) in lowers.iter().enumerate() {
+            let view = staging.join(i.to_string());
+            std::fs::create_dir_all(&view).map_err(crate::io("creating", &view))?;
+            views.push(view.clone());
+            idmapped_bind(lower, &view, userns)?;
+        }
+        overlay(&views, upper, work, target)
+    })();
+    // Only empty directories are removed: a view that stayed mounted keeps its layer.
+    for v in &views {
+        let _ = unmount(v);
+        let _ = std::fs::remove_dir(v);
+    }
+    let _ = std::fs::remove_dir(staging);
+    result
+}

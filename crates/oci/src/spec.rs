@@ -27,6 +27,8 @@ pub enum NsKind {
     Mnt,
     /// Cgroup root.
     Cgroup,
+    /// User and group IDs, and the capabilities over the other namespaces it owns.
+    User,
 }
 
 impl NsKind {
@@ -49,6 +51,7 @@ impl NsKind {
             NsKind::Pid => "pid",
             NsKind::Mnt => "mnt",
             NsKind::Cgroup => "cgroup",
+            NsKind::User => "user",
         }
     }
 
@@ -60,6 +63,7 @@ impl NsKind {
             NsKind::Pid => LinuxNamespaceType::Pid,
             NsKind::Mnt => LinuxNamespaceType::Mount,
             NsKind::Cgroup => LinuxNamespaceType::Cgroup,
+            NsKind::User => LinuxNamespaceType::User,
         }
     }
 }
@@ -298,7 +302,8 @@ fn capabilities(spec: &ContainerSpec) -> Result<Vec<Capability>> {
 
 /// Every capability in `bounding` (a bit per capability number) that the kernel defines:
 /// what "all" can be, as the host may withhold some.
-fn all_capabilities(bounding: u64) -> Vec<String> {
+/// The names of the capabilities in `bounding` (a bit per capability number).
+pub(crate) fn all_capabilities(bounding: u64) -> Vec<String> {
     use strum_like::ALL_CAPS;
     ALL_CAPS
         .iter()

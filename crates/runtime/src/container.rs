@@ -39,16 +39,22 @@ impl Runtime {
         let dir = self.container_dir(&id);
         std::fs::create_dir_all(&dir).map_err(io("creating", &dir))?;
         let result = (|| -> Result<ContainerStatus> {
-            let rootfs =
-                self.mount_image_rootfs(&img, &dir.join("rootfs"), &self.container_storage(&id))?;
+            let userns = crate::sandbox::userns_of(&sb.config, &self.sandbox_dir(&sandbox_id));
+            let rootfs = self.mount_image_rootfs(
+                &img,
+                &dir.join("rootfs"),
+                &self.container_storage(&id),
+                userns.as_ref(),
+            )?;
+            let sources = idmapped_sources(&config.mounts, userns.as_ref(), &dir.join("idmap"))?;
             let spec = crate::spec::container_spec(
                 &sb,
-                &sandbox_id,
                 &config,
                 &icfg,
                 rootfs,
                 &self.sandbox_dir(&sandbox_id),
                 &id,
+                &sources,
             )?;
             peapod_oci::spec::write_bundle(&dir.join("bundle"), &spec)?;
             let user = ContainerUser {
@@ -641,4 +647,39 @@ fn oom_killed(rel: &str) -> bool {
             })
         })
     })
+}
+
+/// Where each of a container's mounts comes from: its host path, or for a mount with ID
+/// maps an ID-mapped view of it made under `staging` (unmounted with the container).
+fn idmapped_sources(
+    mounts: &[Mount],
+    userns: Option<&crate::sandbox::PodUserns>,
+    staging: &Path,
+) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::with_capacity(mounts.len());
+    for (i, m) in mounts.iter().enumerate() {
+        if m.uid_mappings.is_empty() && m.gid_mappings.is_empty() {
+            out.push(m.host_path.clone());
+            continue;
+        }
+        let Some(u) =
+            userns.filter(|u| u.maps.uids == m.uid_mappings && u.maps.gids == m.gid_mappings)
+        else {
+            return Err(Error::State(format!(
+                "mount {}: ID-mapped mounts must use the sandbox's user namespace mappings",
+                m.container_path
+            )));
+        };
+        let meta = std::fs::metadata(&m.host_path).map_err(io("reading", &m.host_path))?;
+        std::fs::create_dir_all(staging).map_err(io("creating", staging))?;
+        let view = staging.join(i.to_string());
+        if meta.is_dir() {
+            std::fs::create_dir_all(&view).map_err(io("creating", &view))?;
+        } else {
+            std::fs::File::create(&view).map_err(io("creating", &view))?;
+        }
+        mount::idmapped_bind(&m.host_path, &view, &u.pin)?;
+        out.push(view);
+    }
+    Ok(out)
 }

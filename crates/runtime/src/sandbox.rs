@@ -31,6 +31,9 @@ impl Runtime {
         if !valid || self.sandbox_dir(id).exists() {
             return Err(Error::State(format!("sandbox ID {id:?} is not a new ID")));
         }
+        if let Some(u) = &config.user_namespace {
+            u.check().map_err(Error::State)?;
+        }
         if config.hostname.len() > 64 {
             return Err(Error::State(format!(
                 "hostname {:?} is longer than 64 characters",
@@ -114,9 +117,16 @@ impl Runtime {
             std::fs::create_dir_all(&shm).map_err(io("creating", &shm))?;
             mount::tmpfs(&shm, Some(SHM_SIZE), 0o1777)?;
         }
+        // A pod with its own user namespace gets a network namespace that namespace owns.
+        if let Some(u) = &config.user_namespace {
+            let net = (!host_net).then(|| dir.join("netns"));
+            ns::create_userns(&dir.join(USERNS), net.as_deref(), &u.uids, &u.gids)?;
+        }
         if !host_net {
             let pin = dir.join("netns");
-            ns::create_netns(&pin)?;
+            if config.user_namespace.is_none() {
+                ns::create_netns(&pin)?;
+            }
             rec.status.netns = Some(pin.clone());
             rec.network_attached = self.cfg.network.is_some();
             records::save(dir, rec)?;
@@ -143,6 +153,12 @@ impl Runtime {
             kind: NsKind::Mnt,
             path: None,
         }];
+        if config.user_namespace.is_some() {
+            namespaces.push(NamespaceSpec {
+                kind: NsKind::User,
+                path: Some(dir.join(USERNS)),
+            });
+        }
         if let Some(p) = netns {
             namespaces.push(NamespaceSpec {
                 kind: NsKind::Net,
@@ -173,6 +189,7 @@ impl Runtime {
                     &img,
                     &dir.join("infra-rootfs"),
                     &dir.join("infra-layer"),
+                    userns_of(config, dir).as_ref(),
                 )?;
                 let mut args = icfg.entrypoint.clone();
                 args.extend(icfg.cmd.iter().cloned());
@@ -540,19 +557,30 @@ impl Runtime {
             })
     }
 
-    /// Mounts an image's layers with a fresh writable layer under `layer` at `target`.
+    /// Mounts an image's layers with a fresh writable layer under `layer` at `target`. In
+    /// a user namespace the layers are seen ID-mapped and the writable layer belongs to
+    /// the namespace's root, so the image's files keep their owners inside.
     pub(crate) fn mount_image_rootfs(
         &self,
         img: &peapod_image::Image,
         target: &Path,
         layer: &Path,
+        userns: Option<&PodUserns>,
     ) -> Result<PathBuf> {
         let lowers = self.images.snapshots(img)?;
         let (upper, work) = (layer.join("upper"), layer.join("work"));
         for d in [&upper, &work, &target.to_path_buf()] {
             std::fs::create_dir_all(d).map_err(io("creating", d))?;
         }
-        mount::overlay(&lowers, &upper, &work, target)?;
+        match userns {
+            None => mount::overlay(&lowers, &upper, &work, target)?,
+            Some(u) => {
+                let (uid, gid) = u.maps.root();
+                std::os::unix::fs::chown(&upper, Some(uid), Some(gid))
+                    .map_err(io("changing the owner of", &upper))?;
+                mount::overlay_idmapped(&lowers, &upper, &work, target, &u.pin, &layer.join("l"))?
+            }
+        }
         Ok(target.to_path_buf())
     }
 }
@@ -595,4 +623,21 @@ fn resolv_conf(dns: &DnsConfig) -> String {
         s.push_str(&format!("options {}\n", dns.options.join(" ")));
     }
     s
+}
+
+/// Where a sandbox's user namespace is pinned, in its directory.
+pub(crate) const USERNS: &str = "userns";
+
+/// A sandbox's own user namespace: its maps and where it is pinned.
+pub(crate) struct PodUserns {
+    pub(crate) maps: crate::types::UserNamespace,
+    pub(crate) pin: PathBuf,
+}
+
+/// The user namespace of the sandbox with this config and directory, if it has its own.
+pub(crate) fn userns_of(config: &SandboxConfig, dir: &Path) -> Option<PodUserns> {
+    config.user_namespace.clone().map(|maps| PodUserns {
+        maps,
+        pin: dir.join(USERNS),
+    })
 }

@@ -11,12 +11,12 @@ use crate::{Error, Result, io};
 /// The OCI description of a container, from its config, its image and its sandbox.
 pub(crate) fn container_spec(
     sb: &crate::records::SandboxRecord,
-    sandbox_id: &str,
     config: &ContainerConfig,
     icfg: &peapod_image::ImageConfig,
     rootfs: PathBuf,
     sandbox_dir: &std::path::Path,
     id: &str,
+    sources: &[PathBuf],
 ) -> Result<ContainerSpec> {
     // Kubernetes' command/args rules, as containerd applies them.
     let (mut command, mut args) = (config.command.clone(), config.args.clone());
@@ -115,8 +115,9 @@ pub(crate) fn container_spec(
     let mut mounts: Vec<MountSpec> = config
         .mounts
         .iter()
-        .map(|m| MountSpec::Bind {
-            source: m.host_path.clone(),
+        .zip(sources)
+        .map(|(m, source)| MountSpec::Bind {
+            source: source.clone(),
             destination: m.container_path.clone(),
             readonly: m.readonly,
             propagation: m.propagation,
@@ -163,6 +164,12 @@ pub(crate) fn container_spec(
         kind: NsKind::Mnt,
         path: None,
     }];
+    if sb.config.user_namespace.is_some() {
+        namespaces.push(NamespaceSpec {
+            kind: NsKind::User,
+            path: Some(sandbox_dir.join(crate::sandbox::USERNS)),
+        });
+    }
     if let Some(netns) = &sb.status.netns {
         namespaces.push(NamespaceSpec {
             kind: NsKind::Net,
@@ -199,7 +206,7 @@ pub(crate) fn container_spec(
         "io.kubernetes.cri.container-type".into(),
         "container".into(),
     );
-    annotations.insert("io.kubernetes.cri.sandbox-id".into(), sandbox_id.into());
+    annotations.insert("io.kubernetes.cri.sandbox-id".into(), sb.status.id.clone());
     Ok(ContainerSpec {
         rootfs,
         readonly_rootfs: sec.readonly_rootfs,

@@ -97,6 +97,61 @@ pub struct SandboxConfig {
     /// Whether its containers may be privileged.
     #[serde(default)]
     pub privileged: bool,
+    /// The pod's own user namespace (CRI `UserNamespace` in mode `POD`); `None` is the
+    /// node's (mode `NODE`).
+    #[serde(default)]
+    pub user_namespace: Option<UserNamespace>,
+}
+
+pub use peapod_oci::IdMap;
+
+/// A pod's user namespace: how its user and group IDs map to the host's. Exactly one
+/// range each, starting at ID 0 inside, as containerd accepts them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserNamespace {
+    /// User IDs.
+    pub uids: Vec<IdMap>,
+    /// Group IDs.
+    pub gids: Vec<IdMap>,
+}
+
+impl UserNamespace {
+    /// Checks the maps a sandbox can be made with.
+    pub fn check(&self) -> Result<(), String> {
+        for (what, maps) in [("uid", &self.uids), ("gid", &self.gids)] {
+            match maps.as_slice() {
+                [] => return Err(format!("user namespace: no {what} mapping given")),
+                [m] if m.container_id != 0 => {
+                    return Err(format!(
+                        "user namespace: {what} 0 must be mapped (the mapping starts at {})",
+                        m.container_id
+                    ));
+                }
+                [m] if m.length == 0 => {
+                    return Err(format!("user namespace: the {what} mapping is empty"));
+                }
+                [m] if u64::from(m.host_id) + u64::from(m.length) > 1 << 32 => {
+                    return Err(format!(
+                        "user namespace: the {what} mapping goes past the last ID"
+                    ));
+                }
+                [_] => {}
+                _ => {
+                    return Err(format!(
+                        "user namespace: exactly one {what} mapping is supported, {} given",
+                        maps.len()
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The host user and group that root inside the namespace is.
+    pub fn root(&self) -> (u32, u32) {
+        let first = |m: &[IdMap]| m.first().map_or(0, |m| m.host_id);
+        (first(&self.uids), first(&self.gids))
+    }
 }
 
 /// Sandbox state (CRI `PodSandboxState`).
@@ -160,6 +215,13 @@ pub struct Mount {
     /// Mounts below it are read-only too (with `readonly` and private propagation only).
     #[serde(default)]
     pub recursive_readonly: bool,
+    /// ID-map the mount as the pod's user namespace maps IDs (CRI `uidMappings`); the maps
+    /// must be the sandbox's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub uid_mappings: Vec<IdMap>,
+    /// Group IDs likewise (CRI `gidMappings`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gid_mappings: Vec<IdMap>,
 }
 
 /// Security settings (a subset of CRI `LinuxContainerSecurityContext`).

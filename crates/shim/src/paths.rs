@@ -217,6 +217,89 @@ pub(crate) fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
     Ok(())
 }
 
+/// The user namespace of a pod with `hostUsers: false`, as the kubelet's user namespace
+/// manager gives it: the block recorded in the pod's directory (`userns`), else a free
+/// block of the node's range, recorded there. Blocks are free when no other pod under this
+/// state root records them; a lock serialises the pods' shims choosing. `None` for a pod
+/// in the host's user namespace.
+pub fn user_namespace(
+    cfg: &Config,
+    spec: &peapod_types::api::PodSpec,
+    uid: &str,
+) -> Result<Option<peapod_runtime::UserNamespace>, String> {
+    use peapod_types::userns::{NodeRange, PodUserNamespace};
+    if spec.host_users != Some(false) {
+        return Ok(None);
+    }
+    let pods = cfg.root.join("pods");
+    let record = |uid: &str| pods.join(uid).join("userns");
+    let read = |path: &Path| -> Result<Option<PodUserNamespace>, String> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => PodUserNamespace::parse(&text).map(Some),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(format!("reading {}: {e}", path.display())),
+        }
+    };
+    let mine = record(uid);
+    std::fs::create_dir_all(&pods).map_err(|e| format!("creating {}: {e}", pods.display()))?;
+    let lock_path = cfg.root.join("userns.lock");
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| format!("opening {}: {e}", lock_path.display()))?;
+    let _lock = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive)
+        .map_err(|(_, e)| format!("locking {}: {e}", lock_path.display()))?;
+    let ns = match read(&mine)? {
+        Some(ns) => ns,
+        None => {
+            let host = |f: &str| std::fs::read_to_string(f).unwrap_or_default();
+            let range = NodeRange::from_host(
+                &host("/etc/passwd"),
+                &host("/etc/subuid"),
+                &host("/etc/subgid"),
+            )?;
+            let mut used = std::collections::BTreeSet::new();
+            for e in std::fs::read_dir(&pods).into_iter().flatten().flatten() {
+                if e.file_name() != uid
+                    && let Ok(Some(other)) = read(&e.path().join("userns"))
+                {
+                    used.insert(other.first());
+                }
+            }
+            let seed = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64)
+                ^ u64::from(std::process::id());
+            let first = range
+                .pick(&used, seed)
+                .ok_or("could not find an empty slot to allocate a user namespace")?;
+            let ns = PodUserNamespace::block(first);
+            if let Some(dir) = mine.parent() {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| format!("creating {}: {e}", dir.display()))?;
+            }
+            let text = serde_json::to_string(&ns).map_err(|e| e.to_string())?;
+            std::fs::write(&mine, text).map_err(|e| format!("writing {}: {e}", mine.display()))?;
+            ns
+        }
+    };
+    let maps = |m: &[peapod_types::userns::IdMapping]| {
+        m.iter()
+            .map(|m| peapod_runtime::IdMap {
+                container_id: m.container_id,
+                host_id: m.host_id,
+                length: m.length,
+            })
+            .collect()
+    };
+    Ok(Some(peapod_runtime::UserNamespace {
+        uids: maps(&ns.uid_mappings),
+        gids: maps(&ns.gid_mappings),
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -32,6 +32,7 @@ pub mod pod;
 pub mod quantity;
 pub mod resize;
 pub mod selector;
+pub mod userns;
 pub mod validate;
 pub mod workloads;
 pub mod yaml;

@@ -386,11 +386,18 @@ fn unsupported(spec: &PodSpec, errs: &mut Vec<FieldError>) {
             format!("{what} {NOT_SUPPORTED}"),
         ))
     };
+    // The API server's validateHostUsers: a pod's own user namespace goes with its own
+    // network, PID and IPC namespaces (its field names as it spells them).
     if spec.host_users == Some(false) {
-        refuse(
-            "spec.hostUsers".into(),
-            "user namespaces (hostUsers: false) are",
-        );
+        for (on, field) in [
+            (spec.host_network, "spec.hostNetwork"),
+            (spec.host_pid, "spec.HostPID"),
+            (spec.host_ipc, "spec.HostIPC"),
+        ] {
+            if on == Some(true) {
+                errs.push(FieldError::forbidden(field, "when `hostUsers` is false"));
+            }
+        }
     }
     if spec
         .runtime_class_name

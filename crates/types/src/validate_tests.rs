@@ -94,13 +94,12 @@ fn mount_propagation() {
 #[test]
 fn fields_peapod_does_not_implement_are_refused() {
     let e = errors(
-        "  hostUsers: false\n  runtimeClassName: kata\n  readinessGates: [{conditionType: x}]\n  setHostnameAsFQDN: true\n  ephemeralContainers: [{name: dbg, image: busybox}]\n  containers:\n  - name: a\n    image: busybox\n    volumeMounts: [{name: v, mountPath: /v, readOnly: true, recursiveReadOnly: Enabled}]\n  volumes: [{name: v, emptyDir: {}}]\n",
+        "  runtimeClassName: kata\n  readinessGates: [{conditionType: x}]\n  setHostnameAsFQDN: true\n  ephemeralContainers: [{name: dbg, image: busybox}]\n  containers:\n  - name: a\n    image: busybox\n    volumeMounts: [{name: v, mountPath: /v, readOnly: true, recursiveReadOnly: Enabled}]\n  volumes: [{name: v, emptyDir: {}}]\n",
     );
     assert_eq!(
         e,
         [
             "spec.ephemeralContainers: Forbidden: cannot be set on create",
-            "spec.hostUsers: Forbidden: user namespaces (hostUsers: false) are not supported by peapod",
             "spec.runtimeClassName: Forbidden: runtime classes are not supported by peapod",
             "spec.readinessGates: Forbidden: readiness gates are not supported by peapod",
             "spec.setHostnameAsFQDN: Forbidden: setHostnameAsFQDN is not supported by peapod",
@@ -117,6 +116,24 @@ fn fields_peapod_does_not_implement_are_refused() {
         ),
         [
             "spec.containers[0].securityContext.procMount: Invalid value: \"Unmasked\": `hostUsers` must be false to use `Unmasked`"
+        ]
+    );
+}
+
+#[test]
+fn a_pod_in_its_own_user_namespace_keeps_its_own_host_namespaces() {
+    assert!(errors(
+        "  hostUsers: false\n  containers: [{name: a, image: busybox, securityContext: {procMount: Unmasked}}]\n"
+    )
+    .is_empty());
+    assert_eq!(
+        errors(
+            "  hostUsers: false\n  hostNetwork: true\n  hostPID: true\n  hostIPC: true\n  containers: [{name: a, image: busybox}]\n"
+        ),
+        [
+            "spec.hostNetwork: Forbidden: when `hostUsers` is false",
+            "spec.HostPID: Forbidden: when `hostUsers` is false",
+            "spec.HostIPC: Forbidden: when `hostUsers` is false",
         ]
     );
 }

@@ -1054,3 +1054,146 @@ async fn supplemental_groups_policy_and_the_container_user() {
         .unwrap();
     assert!(s.leftovers().is_empty(), "{:?}", s.leftovers());
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn user_namespaces_and_id_mapped_mounts() {
+    let s = Server::start().await;
+    let mut rt = s.runtime().await.unwrap();
+    let status = rt
+        .status(pb::StatusRequest { verbose: false })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        status.runtime_handlers[0]
+            .features
+            .as_ref()
+            .unwrap()
+            .user_namespaces
+    );
+    let map = |container_id, host_id| pb::IdMapping {
+        container_id,
+        host_id,
+        length: 65536,
+    };
+    let userns = |mode: pb::NamespaceMode, maps: Vec<pb::IdMapping>| pb::UserNamespace {
+        mode: mode as i32,
+        uids: maps.clone(),
+        gids: maps,
+    };
+    let with = |name: &str, u: pb::UserNamespace| {
+        let mut config = s.sandbox_config(name, &unique());
+        config.linux.as_mut().unwrap().security_context = Some(pb::LinuxSandboxSecurityContext {
+            namespace_options: Some(pb::NamespaceOption {
+                userns_options: Some(u),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        config
+    };
+    // What containerd refuses is refused, and leaves nothing.
+    for (name, u) in [
+        (
+            "two",
+            userns(pb::NamespaceMode::Pod, vec![map(0, 131072), map(0, 262144)]),
+        ),
+        (
+            "notroot",
+            userns(pb::NamespaceMode::Pod, vec![map(1, 131072)]),
+        ),
+        ("ctr", userns(pb::NamespaceMode::Container, vec![])),
+        ("target", userns(pb::NamespaceMode::Target, vec![])),
+    ] {
+        let e = rt
+            .run_pod_sandbox(pb::RunPodSandboxRequest {
+                config: Some(with(name, u)),
+                runtime_handler: String::new(),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), tonic::Code::InvalidArgument, "{name}: {e:?}");
+    }
+
+    let maps = vec![map(0, 131072)];
+    let config = with("userns", userns(pb::NamespaceMode::Pod, maps.clone()));
+    let sb = rt
+        .run_pod_sandbox(pb::RunPodSandboxRequest {
+            config: Some(config.clone()),
+            runtime_handler: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .pod_sandbox_id;
+    let host = s.path().join("shared");
+    std::fs::create_dir(&host).unwrap();
+    std::fs::write(host.join("owned"), "x").unwrap();
+    std::os::unix::fs::chown(host.join("owned"), Some(1234), Some(2345)).unwrap();
+    let mut c = container("app", "touch /data/made /etc/made && sleep 3600");
+    c.mounts = vec![pb::Mount {
+        container_path: "/data".into(),
+        host_path: host.display().to_string(),
+        uid_mappings: maps.clone(),
+        gid_mappings: maps.clone(),
+        ..Default::default()
+    }];
+    let id = create(&mut rt, &sb, &config, c).await;
+    rt.start_container(pb::StartContainerRequest {
+        container_id: id.clone(),
+    })
+    .await
+    .unwrap();
+    wait_state(&mut rt, &id, pb::ContainerState::ContainerRunning).await;
+    let run = |cmd: &str| pb::ExecSyncRequest {
+        container_id: id.clone(),
+        cmd: vec!["sh".into(), "-c".into(), cmd.into()],
+        timeout: 10,
+    };
+    let out = rt
+        .exec_sync(run(
+            "for i in $(seq 50); do [ -e /etc/made ] && break; sleep 0.1; done; \
+             cat /proc/self/uid_map /proc/self/gid_map; id -u; stat -c '%u:%g' /etc/made /data/made /data/owned",
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<Vec<&str>> = text
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(lines[0], ["0", "131072", "65536"], "{text}");
+    assert_eq!(lines[1], ["0", "131072", "65536"], "{text}");
+    assert_eq!(
+        &text.lines().skip(2).collect::<Vec<_>>(),
+        &["0", "0:0", "0:0", "1234:2345"],
+        "{text}"
+    );
+    // On the host, the ID-mapped volume stores the container root's file as root's.
+    use std::os::unix::fs::MetadataExt;
+    let made = std::fs::metadata(host.join("made")).unwrap();
+    assert_eq!((made.uid(), made.gid()), (0, 0));
+    // A mount mapped otherwise than the sandbox is refused.
+    let mut other = container("other", "true");
+    other.mounts = vec![pb::Mount {
+        container_path: "/data".into(),
+        host_path: host.display().to_string(),
+        uid_mappings: vec![map(0, 262144)],
+        gid_mappings: vec![map(0, 262144)],
+        ..Default::default()
+    }];
+    let e = rt
+        .create_container(pb::CreateContainerRequest {
+            pod_sandbox_id: sb.clone(),
+            config: Some(other),
+            sandbox_config: Some(config.clone()),
+        })
+        .await
+        .unwrap_err();
+    assert!(e.message().contains("sandbox's user namespace"), "{e:?}");
+    rt.remove_pod_sandbox(pb::RemovePodSandboxRequest { pod_sandbox_id: sb })
+        .await
+        .unwrap();
+    assert!(s.leftovers().is_empty(), "{:?}", s.leftovers());
+}

@@ -20,5 +20,6 @@ mod resources;
 mod security;
 mod shim;
 mod sidecars;
+mod userns;
 mod volumes;
 mod workloads;
