@@ -280,6 +280,24 @@ impl<R: Backend> RuntimeService for Cri<R> {
         .await
     }
 
+    /// The pod's cgroup is the kubelet's to size, as with containerd: the sandbox must
+    /// exist, and only a pod cgroup the runtime made itself is changed.
+    async fn update_pod_sandbox_resources(
+        &self,
+        req: Request<pb::UpdatePodSandboxResourcesRequest>,
+    ) -> Result<Response<pb::UpdatePodSandboxResourcesResponse>, Status> {
+        let req = req.into_inner();
+        self.logged("UpdatePodSandboxResources", async {
+            let res = convert::resources(&req.resources.unwrap_or_default());
+            self.rt
+                .update_pod_sandbox_resources(&req.pod_sandbox_id, res)
+                .await
+                .map_err(status_of)?;
+            Ok(pb::UpdatePodSandboxResourcesResponse {})
+        })
+        .await
+    }
+
     async fn reopen_container_log(
         &self,
         req: Request<pb::ReopenContainerLogRequest>,

@@ -143,6 +143,29 @@ async fn sandboxes_run_list_stop_and_remove() {
         .unwrap_err();
     assert_eq!(e.message(), "config.metadata: required");
 
+    // The pod's resources are taken for a known sandbox (its cgroup is the kubelet's).
+    let resources = pb::LinuxContainerResources {
+        cpu_shares: 512,
+        memory_limit_in_bytes: 256 << 20,
+        ..Default::default()
+    };
+    rt.update_pod_sandbox_resources(pb::UpdatePodSandboxResourcesRequest {
+        pod_sandbox_id: id.clone(),
+        overhead: None,
+        resources: Some(resources.clone()),
+    })
+    .await
+    .unwrap();
+    let e = rt
+        .update_pod_sandbox_resources(pb::UpdatePodSandboxResourcesRequest {
+            pod_sandbox_id: "0".repeat(64),
+            overhead: None,
+            resources: Some(resources),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::NotFound, "{e:?}");
+
     // Stop and remove are idempotent, and fine for IDs never seen.
     for _ in 0..2 {
         rt.stop_pod_sandbox(pb::StopPodSandboxRequest {
