@@ -37,7 +37,7 @@ mod worker_tests;
 
 pub use clock::{Clock, SystemClock};
 pub use events::{Event, Recorder};
-pub use worker::{Command, KubeletConfig, PodWorker};
+pub use worker::{Command, KubeletConfig, NodeResources, PodWorker};
 
 use serde::{Deserialize, Serialize};
 

@@ -63,8 +63,9 @@ pub struct KubeletConfig {
     pub node_labels: std::collections::BTreeMap<String, String>,
     /// Whether the host enforces AppArmor (pods that ask for it are refused otherwise).
     pub apparmor_enabled: bool,
-    /// The node's resources for admission: allocatable, and what other pods request.
-    pub node_resources: Vec<peapod_types::admission::NodeResource>,
+    /// The node's resources for admission and resizes, looked at when needed:
+    /// allocatable, and what the other pods request at that moment.
+    pub node_resources: NodeResources,
     /// The IDs allocated to the pod's user namespace, for a pod with `hostUsers: false`,
     /// or why there are none to give it.
     pub user_namespace: Result<Option<peapod_runtime::UserNamespace>, String>,
@@ -131,10 +132,51 @@ pub(crate) struct Memory {
     /// The grace period the terminal phase's kills get, when not the pod's (0 for an
     /// eviction, as the eviction manager kills).
     pub terminal_grace: Option<Duration>,
-    /// A resize the node cannot give (`PodResizePending`): the spec asked for, the
-    /// condition's reason and message. The pod keeps what it was given.
-    pub pending_resize: Option<(peapod_types::api::PodSpec, String, String)>,
+    /// A resize the node cannot give (`PodResizePending`). The pod keeps what it was given.
+    pub pending_resize: Option<PendingResize>,
 }
+
+/// The node's resources as admission counts them, looked at when asked.
+#[derive(Clone)]
+pub struct NodeResources(Arc<dyn Fn() -> Vec<peapod_types::admission::NodeResource> + Send + Sync>);
+
+impl NodeResources {
+    /// Resources found by `look`.
+    pub fn new(
+        look: impl Fn() -> Vec<peapod_types::admission::NodeResource> + Send + Sync + 'static,
+    ) -> Self {
+        NodeResources(Arc::new(look))
+    }
+
+    /// What the node has and what the other pods request, now.
+    pub fn now(&self) -> Vec<peapod_types::admission::NodeResource> {
+        (self.0)()
+    }
+}
+
+impl std::fmt::Debug for NodeResources {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("NodeResources")
+    }
+}
+
+/// A resize not given to the pod yet.
+#[derive(Debug, Clone)]
+pub struct PendingResize {
+    /// The spec asked for.
+    pub spec: peapod_types::api::PodSpec,
+    /// Infeasible or Deferred.
+    pub why: peapod_types::resize::Pending,
+    /// The condition's message.
+    pub message: String,
+    /// Since when it has been pending for this reason.
+    pub since: Timestamp,
+    /// When a deferred one was last looked at again.
+    pub checked: Timestamp,
+}
+
+/// How often a deferred resize is tried again.
+const DEFERRED_RETRY: Duration = Duration::from_secs(3);
 
 /// What woke the worker.
 enum Woken {
@@ -189,17 +231,18 @@ impl<R: RuntimeService + peapod_runtime::ImageService> PodWorker<R> {
         let (killed_tx, killed_rx) = mpsc::channel(64);
         let now = clock.now();
         // In the kubelet's order: resources fit, node affinity, then AppArmor.
-        let admission = peapod_types::admission::admit_resources(pod.spec(), &cfg.node_resources)
-            .and_then(|()| {
-                peapod_types::admission::admit(pod.spec(), &cfg.node_name, &cfg.node_labels)
-            })
-            .and_then(|()| {
-                peapod_types::admission::admit_apparmor(
-                    pod.pod().metadata.annotations.as_ref(),
-                    pod.spec(),
-                    cfg.apparmor_enabled,
-                )
-            });
+        let admission =
+            peapod_types::admission::admit_resources(pod.spec(), &cfg.node_resources.now())
+                .and_then(|()| {
+                    peapod_types::admission::admit(pod.spec(), &cfg.node_name, &cfg.node_labels)
+                })
+                .and_then(|()| {
+                    peapod_types::admission::admit_apparmor(
+                        pod.pod().metadata.annotations.as_ref(),
+                        pod.spec(),
+                        cfg.apparmor_enabled,
+                    )
+                });
         let mut worker = PodWorker {
             rt,
             pod,
@@ -351,7 +394,8 @@ impl<R: RuntimeService + peapod_runtime::ImageService> PodWorker<R> {
     /// Takes the new images and CPU and memory of `new`'s containers: the images at once
     /// (the plan restarts what runs another), the resources as the kubelet allocates a
     /// resize: where the node has room for the pod's requests; otherwise the resize stays
-    /// pending as `Infeasible` and the pod keeps what it has.
+    /// pending (`Infeasible`, or `Deferred` until the other pods leave room) and the pod
+    /// keeps what it has.
     fn update_to(&mut self, new: peapod_types::api::Pod) {
         let Some(new_spec) = new.spec else {
             return;
@@ -366,32 +410,24 @@ impl<R: RuntimeService + peapod_runtime::ImageService> PodWorker<R> {
             return;
         }
         let spec = resized.spec.as_ref().expect("a pod has a spec");
-        let (cpu, memory) = (
-            peapod_types::cgroups::pod_request(spec, "cpu"),
-            peapod_types::cgroups::pod_request(spec, "memory"),
-        );
-        let node = &self.cfg.node;
-        let infeasible = if memory > node.memory as i128 {
-            Some(format!(
-                "memory, requested: {memory}, capacity: {}",
-                node.memory
-            ))
-        } else if cpu > (node.cpus * 1000) as i128 {
-            Some(format!(
-                "cpu, requested: {cpu}, capacity: {}",
-                node.cpus * 1000
-            ))
-        } else {
-            None
-        };
-        match infeasible {
-            Some(what) => {
-                let message = format!("Node didn't have enough capacity: {what}");
-                self.mem.pending_resize = Some((spec.clone(), "Infeasible".into(), message));
+        match peapod_types::resize::allocate(spec, &self.cfg.node_resources.now()) {
+            Err((why, message)) => {
+                let now = self.clock.now();
+                let since = match &self.mem.pending_resize {
+                    Some(p) if p.why == why => p.since,
+                    _ => now,
+                };
+                self.mem.pending_resize = Some(PendingResize {
+                    spec: spec.clone(),
+                    why,
+                    message,
+                    since,
+                    checked: now,
+                });
                 // The new images are taken all the same.
                 self.pod = DefaultedPod::new(with_images);
             }
-            None => {
+            Ok(()) => {
                 self.mem.pending_resize = None;
                 self.pod = DefaultedPod::new(resized);
             }
@@ -514,6 +550,7 @@ impl<R: RuntimeService + peapod_runtime::ImageService> PodWorker<R> {
                 self.mem.terminal_grace = Some(Duration::ZERO);
                 continue;
             }
+            self.retry_deferred_resize(now);
             self.start_probes(&snap, now);
             let probes = &self.mem.probes;
             let probe = |id: &str, k: ProbeKind| probes.result(id, k);
@@ -562,7 +599,44 @@ impl<R: RuntimeService + peapod_runtime::ImageService> PodWorker<R> {
                 .storage_checked
                 .filter(|_| crate::eviction::watched(self.pod.spec()))
                 .map(|t| after(t, crate::eviction::INTERVAL));
-            return earliest(earliest(earliest(wake, deadline_at), refresh), storage);
+            let deferred = self
+                .mem
+                .pending_resize
+                .as_ref()
+                .filter(|p| p.why == peapod_types::resize::Pending::Deferred)
+                .map(|p| after(p.checked, DEFERRED_RETRY));
+            return earliest(
+                earliest(earliest(earliest(wake, deadline_at), refresh), storage),
+                deferred,
+            );
+        }
+    }
+
+    /// A deferred resize is given to the pod once the node has room for it beside the
+    /// other pods (the kubelet retries them as pods go), looked at every [`DEFERRED_RETRY`];
+    /// the plan then carries it out.
+    fn retry_deferred_resize(&mut self, now: Timestamp) {
+        let Some(p) = self.mem.pending_resize.as_mut() else {
+            return;
+        };
+        if p.why != peapod_types::resize::Pending::Deferred
+            || now < after(p.checked, DEFERRED_RETRY)
+        {
+            return;
+        }
+        match peapod_types::resize::allocate(&p.spec, &self.cfg.node_resources.now()) {
+            Ok(()) => {
+                let mut pod = self.pod.pod().clone();
+                pod.spec = Some(p.spec.clone());
+                self.mem.pending_resize = None;
+                self.pod = DefaultedPod::new(pod);
+            }
+            Err((why, message)) => {
+                if why != p.why {
+                    p.since = now;
+                }
+                (p.why, p.message, p.checked) = (why, message, now);
+            }
         }
     }
 
@@ -698,19 +772,19 @@ impl<R: RuntimeService + peapod_runtime::ImageService> PodWorker<R> {
         };
         let mut pod = self.pod.pod().clone();
         let mut status = status;
-        if let Some((spec, reason, message)) = &self.mem.pending_resize {
+        if let Some(pending) = &self.mem.pending_resize {
             // The spec as applied; the pod runs with what it was given.
-            pod.spec = Some(spec.clone());
+            pod.spec = Some(pending.spec.clone());
             status
                 .conditions
                 .get_or_insert_with(Vec::new)
                 .push(peapod_types::api::PodCondition {
                     type_: "PodResizePending".into(),
                     status: "True".into(),
-                    reason: Some(reason.clone()),
-                    message: Some(message.clone()),
+                    reason: Some(pending.why.reason().to_string()),
+                    message: Some(pending.message.clone()),
                     last_probe_time: None,
-                    last_transition_time: Some(peapod_types::meta::Time(self.mem.start_time)),
+                    last_transition_time: Some(peapod_types::meta::Time(pending.since)),
                     ..Default::default()
                 });
         }

@@ -47,7 +47,7 @@ fn config(dir: &std::path::Path) -> KubeletConfig {
         seccomp_root: dir.join("seccomp"),
         node_labels: peapod_types::admission::node_labels("node-1", &Default::default()),
         apparmor_enabled: false,
-        node_resources: Vec::new(),
+        node_resources: crate::NodeResources::new(Vec::new),
         user_namespace: Ok(None),
     }
 }

@@ -116,7 +116,10 @@ async fn serve(cfg: Config, pod: DefaultedPod, paths: Paths, uid: String) -> Res
         seccomp_root: cfg.root.join("seccomp"),
         node_labels: peapod_types::admission::node_labels(&node_name(&cfg), &cfg.node_labels),
         apparmor_enabled: peapod_runtime::AppArmor::host_enabled(),
-        node_resources: crate::paths::node_resources(&cfg, &uid),
+        node_resources: {
+            let (cfg, uid) = (cfg.clone(), uid.clone());
+            peapod_kubelet::NodeResources::new(move || crate::paths::node_resources(&cfg, &uid))
+        },
         user_namespace: crate::paths::user_namespace(&cfg, pod.spec(), &uid),
     };
     let (cmd_tx, cmd_rx) = mpsc::channel(8);

@@ -228,6 +228,52 @@ pub fn cpu_quantity(milli: i64) -> Quantity {
     }
 }
 
+/// Why a resize is not given to a pod yet (the `PodResizePending` condition's reason).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pending {
+    /// More than the node's allocatable CPU or memory: it never will be.
+    Infeasible,
+    /// More than the node has left beside the other pods: retried as they go or shrink.
+    Deferred,
+}
+
+impl Pending {
+    /// The condition's reason.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Pending::Infeasible => "Infeasible",
+            Pending::Deferred => "Deferred",
+        }
+    }
+}
+
+/// The kubelet's `canResizePod`: a pod's new requests (`spec`) are allocated when they
+/// fit the node as a new pod would beside the others (`node`: allocatable, and what the
+/// other pods request); otherwise the resize is pending, with the kubelet's message.
+pub fn allocate(
+    spec: &PodSpec,
+    node: &[crate::admission::NodeResource],
+) -> Result<(), (Pending, String)> {
+    let requested = |name: &str| crate::cgroups::pod_request(spec, name);
+    let capacity = |name: &str| node.iter().find(|r| r.name == name).map(|r| r.capacity);
+    let over = |name: &str| capacity(name).filter(|c| requested(name) > *c);
+    // Memory is named first, as the kubelet does.
+    if let Some(c) = over("memory")
+        .map(|c| ("memory", c))
+        .or(over("cpu").map(|c| ("cpu", c)))
+    {
+        let (name, capacity) = c;
+        return Err((
+            Pending::Infeasible,
+            format!(
+                "Node didn't have enough capacity: {name}, requested: {}, capacity: {capacity}",
+                requested(name)
+            ),
+        ));
+    }
+    crate::admission::admit_resources(spec, node).map_err(|r| (Pending::Deferred, r.message))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -354,5 +400,49 @@ mod tests {
     fn cpu_quantities() {
         assert_eq!(cpu_quantity(1500).0, "1500m");
         assert_eq!(cpu_quantity(2000).0, "2");
+    }
+
+    #[test]
+    fn a_resize_beyond_the_node_is_infeasible_beyond_what_is_left_deferred() {
+        use crate::admission::NodeResource;
+        let spec = |cpu: &str, mem: &str| -> PodSpec {
+            serde_json::from_value(
+                serde_json::json!({"containers": [{"name": "a", "image": "b",
+                "resources": {"requests": {"cpu": cpu, "memory": mem}}}]}),
+            )
+            .unwrap()
+        };
+        let node = |cpu_used, mem_used| {
+            vec![
+                NodeResource {
+                    name: "cpu".into(),
+                    capacity: 2000,
+                    used: cpu_used,
+                },
+                NodeResource {
+                    name: "memory".into(),
+                    capacity: 1 << 30,
+                    used: mem_used,
+                },
+            ]
+        };
+        assert_eq!(allocate(&spec("1", "64Mi"), &node(500, 0)), Ok(()));
+        assert_eq!(
+            allocate(&spec("3", "2Gi"), &node(0, 0)),
+            Err((
+                Pending::Infeasible,
+                "Node didn't have enough capacity: memory, requested: 2147483648, capacity: 1073741824".into()
+            ))
+        );
+        assert_eq!(
+            allocate(&spec("3", "64Mi"), &node(0, 0)).unwrap_err().1,
+            "Node didn't have enough capacity: cpu, requested: 3000, capacity: 2000"
+        );
+        let (why, message) = allocate(&spec("1", "64Mi"), &node(1500, 0)).unwrap_err();
+        assert_eq!(why.reason(), "Deferred");
+        assert_eq!(
+            message,
+            "Node didn't have enough resource: cpu, requested: 1000, used: 1500, capacity: 2000"
+        );
     }
 }

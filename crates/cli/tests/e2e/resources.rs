@@ -395,3 +395,67 @@ fn pods_that_do_not_fit_the_node_are_rejected() {
     env.ok(&["delete", "pod", &format!("more-{id}")]);
     assert!(env.leftovers().is_empty(), "{:?}", env.leftovers());
 }
+
+/// A resize that fits the node but not beside the other pods is `Deferred`, with the
+/// admission's message, and is given to the pod once another pod leaves room.
+#[test]
+fn a_resize_is_deferred_until_the_node_has_room() {
+    let env = Env::new();
+    let id = unique();
+    let cpus = std::thread::available_parallelism().unwrap().get();
+    let (big, small) = (format!("big-{id}"), format!("small-{id}"));
+    let pod = |name: &str, cpu: &str| {
+        pod_yaml(
+            name,
+            &format!(
+                "  terminationGracePeriodSeconds: 1\n  containers:\n  - {{name: c, image: {IMAGE}, command: [sleep, '3600'], resources: {{requests: {{cpu: {cpu}}}}}}}\n"
+            ),
+        )
+    };
+    let most = cpus * 1000 - 500;
+    env.apply_ok(&pod(&big, &format!("{most}m")));
+    env.apply_ok(&pod(&small, "100m"));
+    let p = env.wait_phase(&small, "Running");
+    let uid = p["metadata"]["uid"].as_str().unwrap().to_string();
+    let pod_rel = format!("/peapod/kubepods/burstable/pod{uid}");
+    env.wait_phase(&big, "Running");
+    let condition = |p: &serde_json::Value| {
+        p["status"]["conditions"]
+            .as_array()
+            .and_then(|c| c.iter().find(|c| c["type"] == "PodResizePending").cloned())
+    };
+    let out = env.apply(&pod(&small, "1000m"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let p = env.wait_for(&small, std::time::Duration::from_secs(10), |p| {
+        condition(p).is_some()
+    });
+    let cond = condition(&p).unwrap();
+    assert_eq!(cond["reason"], "Deferred");
+    assert_eq!(
+        cond["message"],
+        format!(
+            "Node didn't have enough resource: cpu, requested: 1000, used: {most}, capacity: {}",
+            cpus * 1000
+        )
+    );
+    // The pod keeps what it has meanwhile: 100m is 102 shares.
+    let shares = || read(&pod_rel, "cpu.shares", "cpu.weight").unwrap();
+    // (cpu.weight on cgroup v2: the kubelet's conversion of 102 shares.)
+    assert!(["102", "4"].contains(&shares().as_str()), "{}", shares());
+    assert_eq!(cstatus(&p, "c")["resources"]["requests"]["cpu"], "100m");
+
+    // Once the big pod is gone, the resize is given and carried out in place.
+    env.ok(&["delete", "pod", &big, "--grace-period", "0"]);
+    let p = env.wait_for(&small, std::time::Duration::from_secs(15), |p| {
+        condition(p).is_none() && cstatus(p, "c")["resources"]["requests"]["cpu"] == "1"
+    });
+    assert!(condition(&p).is_none(), "{p}");
+    assert_eq!(cstatus(&p, "c")["restartCount"], 0);
+    assert!(["1024", "39"].contains(&shares().as_str()), "{}", shares());
+    env.ok(&["delete", "pod", &small]);
+    assert!(env.leftovers().is_empty(), "{:?}", env.leftovers());
+}
