@@ -119,6 +119,12 @@ impl Runtime {
         }
         // A pod with its own user namespace gets a network namespace that namespace owns.
         if let Some(u) = &config.user_namespace {
+            // Its processes set up their root file systems and mounts from paths below
+            // these, as an unprivileged user of the host.
+            let own = [self.cfg.run_root.as_path(), self.cfg.root.as_path()];
+            for path in [dir, &self.containers_dir(), &self.cfg.pause_path] {
+                searchable(path, &own)?;
+            }
             let net = (!host_net).then(|| dir.join("netns"));
             ns::create_userns(&dir.join(USERNS), net.as_deref(), &u.uids, &u.gids)?;
         }
@@ -640,4 +646,69 @@ pub(crate) fn userns_of(config: &SandboxConfig, dir: &Path) -> Option<PodUserns>
         maps,
         pin: dir.join(USERNS),
     })
+}
+
+/// Makes sure a user with no rights of its own can reach `path` (a pod's root in its
+/// user namespace is one): every directory above it must be searchable by others. Those
+/// of peapod's own (below `own`) are made so, as containerd makes its state directories
+/// 0711; any other that is not is an error naming it.
+pub(crate) fn searchable(path: &Path, own: &[&Path]) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    for dir in path
+        .ancestors()
+        .skip(1)
+        .filter(|d| !d.as_os_str().is_empty())
+    {
+        let meta = std::fs::metadata(dir).map_err(io("reading", dir))?;
+        let mode = meta.permissions().mode();
+        if mode & 0o001 != 0 {
+            continue;
+        }
+        if own.iter().any(|o| dir.starts_with(o)) {
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode | 0o001))
+                .map_err(io("letting others search", dir))?;
+        } else {
+            return Err(Error::State(format!(
+                "a pod with its own user namespace needs every directory above {} to be \
+                 searchable by others, and {} (mode {:o}) is not",
+                path.display(),
+                dir.display(),
+                mode & 0o7777
+            )));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn directories_above_a_user_namespace_pods_files_are_searchable() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let set = |p: &std::path::Path, m: u32| {
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap()
+        };
+        let run = tmp.path().join("run");
+        let leaf = run.join("sandboxes/abc/infra-rootfs");
+        std::fs::create_dir_all(&leaf).unwrap();
+        set(tmp.path(), 0o755);
+        set(&run, 0o700);
+        set(&run.join("sandboxes"), 0o750);
+        super::searchable(&leaf, &[&run]).unwrap();
+        // Peapod's own directories get search rights for others, and nothing more.
+        assert_eq!(mode(&run), 0o701);
+        assert_eq!(mode(&run.join("sandboxes")), 0o751);
+        // Another's directory is named, not changed.
+        set(tmp.path(), 0o700);
+        let e = super::searchable(&leaf, &[&run]).unwrap_err().to_string();
+        assert!(
+            e.contains(&format!("{} (mode 700) is not", tmp.path().display())),
+            "{e}"
+        );
+        assert_eq!(mode(tmp.path()), 0o700);
+        set(tmp.path(), 0o755);
+    }
 }
