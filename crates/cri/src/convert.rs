@@ -452,6 +452,14 @@ pub fn resources(res: &pb::LinuxContainerResources) -> rt::Resources {
         cpu_quota,
         cpu_shares: (res.cpu_shares > 0).then_some(res.cpu_shares as u64),
         pids_limit: None,
+        hugepage_limits: res
+            .hugepage_limits
+            .iter()
+            .map(|h| rt::HugepageLimit {
+                page_size: h.page_size.clone(),
+                limit: h.limit,
+            })
+            .collect(),
     }
 }
 

@@ -334,3 +334,26 @@ fn seccomp_and_apparmor_profiles_and_their_deprecated_paths() {
     );
     assert_eq!(apparmor(f, None, "").unwrap(), rt::AppArmor::Unconfined);
 }
+
+#[test]
+fn hugepage_limits_are_kept() {
+    let r = resources(&pb::LinuxContainerResources {
+        hugepage_limits: vec![
+            pb::HugepageLimit {
+                page_size: "2MB".into(),
+                limit: 64 << 20,
+            },
+            pb::HugepageLimit {
+                page_size: "1GB".into(),
+                limit: 0,
+            },
+        ],
+        ..Default::default()
+    });
+    let got: Vec<(&str, u64)> = r
+        .hugepage_limits
+        .iter()
+        .map(|h| (h.page_size.as_str(), h.limit))
+        .collect();
+    assert_eq!(got, [("2MB", 64 << 20), ("1GB", 0)]);
+}

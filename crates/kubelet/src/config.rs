@@ -47,6 +47,8 @@ pub struct PodFacts<'a> {
     /// The IDs the pod's user namespace maps (`hostUsers: false`): every mount is then
     /// ID-mapped with them, as the kubelet asks of its runtime.
     pub user_namespace: Option<&'a peapod_runtime::UserNamespace>,
+    /// The hugepage sizes the host has, in bytes.
+    pub hugepage_sizes: &'a [u64],
 }
 
 /// A container config that could not be made: the container waits with `reason`.
@@ -316,6 +318,8 @@ pub fn container_resources(c: &Container) -> Resources {
             .and_then(|q| millicores(&q.0))
             .map(|m| (m * 1024 / 1000).max(2)),
         pids_limit: None,
+        // Set at creation only ([`container_config`]); a resize leaves them as they are.
+        hugepage_limits: Vec::new(),
     }
 }
 
@@ -494,7 +498,14 @@ pub fn container_config(
         ),
     };
 
-    let resources = container_resources(c);
+    let mut resources = container_resources(c);
+    resources.hugepage_limits = peapod_types::cgroups::hugepage_limits(
+        c.resources.as_ref().and_then(|r| r.limits.as_ref()),
+        f.hugepage_sizes,
+    )
+    .into_iter()
+    .map(|(page_size, limit)| peapod_runtime::HugepageLimit { page_size, limit })
+    .collect();
 
     let m = &pod.pod().metadata;
     let labels: BTreeMap<String, String> = [

@@ -33,6 +33,7 @@ fn config_of(
         seccomp_root: Path::new("/var/lib/peapod/seccomp"),
         objects: &*NO_OBJECTS,
         user_namespace: None,
+        hugepage_sizes: &[2 << 20, 1 << 30],
     };
     container_config(&facts, pod.container(Slot::App(0)), 3)
 }
@@ -63,6 +64,7 @@ fn in_a_user_namespace_every_mount_is_id_mapped_and_unmasked_proc_is_whole() {
         seccomp_root: Path::new("/s"),
         objects: &*NO_OBJECTS,
         user_namespace: Some(&userns),
+        hugepage_sizes: &[],
     };
     let c = container_config(&facts, pod.container(Slot::App(0)), 0).unwrap();
     let paths: Vec<&str> = c.mounts.iter().map(|m| m.container_path.as_str()).collect();
@@ -224,6 +226,17 @@ fn resources_become_cgroup_limits() {
     assert_eq!(r.memory_limit_in_bytes, Some(128 << 20));
     assert_eq!(r.cpu_quota, Some(200_000));
     assert_eq!(r.cpu_shares, Some(256));
+    // Every hugepage size of the host is limited, to 0 unless asked for.
+    let limit = |size: &str, limit: u64| peapod_runtime::HugepageLimit {
+        page_size: size.into(),
+        limit,
+    };
+    assert_eq!(r.hugepage_limits, [limit("2MB", 0), limit("1GB", 0)]);
+    let huge = pod_yaml(
+        "  containers:\n  - name: a\n    image: b\n    resources: {limits: {hugepages-2Mi: 64Mi, memory: 128Mi}}\n",
+    );
+    let r = config_of(&huge, &HashMap::new()).unwrap().resources;
+    assert_eq!(r.hugepage_limits, [limit("2MB", 64 << 20), limit("1GB", 0)]);
 }
 
 #[test]
@@ -382,6 +395,7 @@ fn env_from_config_maps_and_secrets_with_the_kubelets_errors() {
             seccomp_root: Path::new("/s"),
             objects: &objects,
             user_namespace: None,
+            hugepage_sizes: &[],
         };
         environment(&facts, pod.container(Slot::App(0))).map_err(|e| (e.reason, e.message))
     };

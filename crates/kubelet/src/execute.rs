@@ -375,6 +375,7 @@ impl<R: RuntimeService + ImageService> PodWorker<R> {
                 .as_ref()
                 .ok()
                 .and_then(Option::as_ref),
+            hugepage_sizes: &self.cfg.hugepage_sizes,
         };
         let image = self.rt.image_status(c.image_name()).ok().flatten();
         let (uid, username) = image.map_or((None, String::new()), |i| (i.uid, i.username));

@@ -215,6 +215,7 @@ pub fn pod_resources(pod: &DefaultedPod, pids: Option<i64>) -> peapod_runtime::R
         cpu_quota: c.cpu_quota,
         cpu_shares: Some(c.cpu_shares),
         pids_limit: pids,
+        hugepage_limits: Vec::new(),
     }
 }
 

@@ -69,6 +69,8 @@ pub struct KubeletConfig {
     /// The IDs allocated to the pod's user namespace, for a pod with `hostUsers: false`,
     /// or why there are none to give it.
     pub user_namespace: Result<Option<peapod_runtime::UserNamespace>, String>,
+    /// The hugepage sizes the host has, in bytes.
+    pub hugepage_sizes: Vec<u64>,
 }
 
 /// What a worker can be told.

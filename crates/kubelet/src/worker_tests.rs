@@ -49,6 +49,7 @@ fn config(dir: &std::path::Path) -> KubeletConfig {
         apparmor_enabled: false,
         node_resources: crate::NodeResources::new(Vec::new),
         user_namespace: Ok(None),
+        hugepage_sizes: vec![2 << 20],
     }
 }
 

@@ -274,6 +274,20 @@ pub struct Limits {
     pub pids: Option<i64>,
 }
 
+/// Whether a container's hugetlb limits can be applied where containers' cgroups are made
+/// (libcontainer uses the v1 hierarchies unless the host is all cgroup v2): on v2 the root
+/// lists the `hugetlb` controller, else a v1 hierarchy of it is mounted.
+pub fn hugetlb_for_containers() -> bool {
+    let root = Path::new("/sys/fs/cgroup");
+    if root.join("cgroup.controllers").exists() {
+        return std::fs::read_to_string(root.join("cgroup.controllers"))
+            .is_ok_and(|c| c.split_whitespace().any(|c| c == "hugetlb"));
+    }
+    hierarchy_controllers()
+        .iter()
+        .any(|(p, c)| !p.join("cgroup.controllers").exists() && c.iter().any(|c| c == "hugetlb"))
+}
+
 /// Each cgroup hierarchy with its controllers: a v1 mount's from its options (`cpu`,
 /// `memory`, `pids`, ...), a cgroup2 mount's from its root's `cgroup.controllers`.
 pub fn hierarchy_controllers() -> Vec<(PathBuf, Vec<String>)> {

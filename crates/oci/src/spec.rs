@@ -187,6 +187,9 @@ pub struct ContainerSpec {
     /// The seccomp filter (none when privileged).
     #[serde(default)]
     pub seccomp: crate::seccomp::Seccomp,
+    /// Hugetlb limits by CRI page size name (`2MB`) in bytes; applied where the host's
+    /// container cgroups have the hugetlb controller.
+    pub hugepage_limits: Vec<(String, u64)>,
     /// Host devices made available in the container.
     #[serde(default)]
     pub devices: Vec<DeviceSpec>,
@@ -660,6 +663,20 @@ pub fn build(c: &ContainerSpec) -> Result<Spec> {
                 .map_err(e)?,
         );
     }
+    if !c.hugepage_limits.is_empty() && crate::cgroup::hugetlb_for_containers() {
+        let limits = c
+            .hugepage_limits
+            .iter()
+            .map(|(size, limit)| {
+                oci_spec::runtime::LinuxHugepageLimitBuilder::default()
+                    .page_size(size.clone())
+                    .limit(*limit as i64)
+                    .build()
+                    .map_err(e)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        resources = resources.hugepage_limits(limits);
+    }
     if c.cpu_quota.is_some() || c.cpu_shares.is_some() {
         let mut cpu = oci_spec::runtime::LinuxCpuBuilder::default();
         if let Some(q) = c.cpu_quota {
@@ -791,6 +808,26 @@ mod security_tests {
             .iter()
             .map(|c| c.as_str().unwrap().to_string())
             .collect()
+    }
+
+    #[test]
+    fn hugepage_limits_go_where_the_host_can_apply_them() {
+        let c = ContainerSpec {
+            rootfs: "/r".into(),
+            args: vec!["sh".into()],
+            hugepage_limits: vec![("2MB".into(), 64 << 20), ("1GB".into(), 0)],
+            ..Default::default()
+        };
+        let json = serde_json::to_value(build(&c).unwrap()).unwrap();
+        let limits = &json["linux"]["resources"]["hugepageLimits"];
+        if crate::cgroup::hugetlb_for_containers() {
+            assert_eq!(limits[0]["pageSize"], "2MB");
+            assert_eq!(limits[0]["limit"], 64 << 20);
+            assert_eq!(limits[1]["limit"], 0);
+        } else {
+            // libcontainer refuses limits for a controller it cannot find.
+            assert!(limits.is_null(), "{limits}");
+        }
     }
 
     #[test]

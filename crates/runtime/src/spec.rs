@@ -228,6 +228,12 @@ pub(crate) fn container_spec(
         memory_limit: config.resources.memory_limit_in_bytes,
         cpu_quota: config.resources.cpu_quota,
         cpu_shares: config.resources.cpu_shares,
+        hugepage_limits: config
+            .resources
+            .hugepage_limits
+            .iter()
+            .map(|h| (h.page_size.clone(), h.limit))
+            .collect(),
         annotations,
         masked_paths: sec.masked_paths.clone(),
         readonly_paths: sec.readonly_paths.clone(),

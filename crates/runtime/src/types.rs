@@ -335,6 +335,18 @@ pub struct Resources {
     /// Most processes at once (a pod's `podPidsLimit`); `None` leaves it as it is.
     #[serde(default)]
     pub pids_limit: Option<i64>,
+    /// Hugetlb limits by page size (CRI `hugepage_limits`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hugepage_limits: Vec<HugepageLimit>,
+}
+
+/// The most memory of one hugepage size a container may use (CRI `HugepageLimit`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HugepageLimit {
+    /// The page size as the CRI names it: `2MB`, `1GB`.
+    pub page_size: String,
+    /// Bytes.
+    pub limit: u64,
 }
 
 /// What a container is made from (CRI `ContainerConfig`).

@@ -165,6 +165,26 @@ pub fn node_resources(cfg: &Config, uid: &str) -> Vec<peapod_types::admission::N
 
 /// Each hugepage size the kernel offers with the bytes reserved for it, named as the
 /// kubelet names the resource (`hugepages-2Mi`, `hugepages-1Gi`).
+/// The hugepage sizes the kernel offers, in bytes.
+pub fn hugepage_sizes() -> Vec<u64> {
+    let mut out: Vec<u64> = std::fs::read_dir("/sys/kernel/mm/hugepages")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().to_string();
+            let kb: u64 = name
+                .strip_prefix("hugepages-")?
+                .strip_suffix("kB")?
+                .parse()
+                .ok()?;
+            Some(kb * 1024)
+        })
+        .collect();
+    out.sort_unstable();
+    out
+}
+
 fn hugepages() -> Vec<(String, i128)> {
     let mut out = Vec::new();
     for e in std::fs::read_dir("/sys/kernel/mm/hugepages")

@@ -121,6 +121,7 @@ async fn serve(cfg: Config, pod: DefaultedPod, paths: Paths, uid: String) -> Res
             peapod_kubelet::NodeResources::new(move || crate::paths::node_resources(&cfg, &uid))
         },
         user_namespace: crate::paths::user_namespace(&cfg, pod.spec(), &uid),
+        hugepage_sizes: crate::paths::hugepage_sizes(),
     };
     let (cmd_tx, cmd_rx) = mpsc::channel(8);
     let (waiter_tx, mut waiter_rx) = mpsc::unbounded_channel::<UnixStream>();

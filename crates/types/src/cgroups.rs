@@ -156,6 +156,52 @@ pub fn pod_cgroup_path(root: &str, spec: &PodSpec, uid: &str) -> String {
     )
 }
 
+/// A hugepage size as the CRI names it (`2MB`, `1GB`, `64KB`: the kubelet's
+/// `HugePageUnitSizeFromByteSize`, 1024-based).
+pub fn page_size_name(bytes: u64) -> String {
+    let units = ["B", "KB", "MB", "GB", "TB", "PB"];
+    let (mut size, mut unit) = (bytes, 0);
+    while size >= 1024 && size % 1024 == 0 && unit + 1 < units.len() {
+        size /= 1024;
+        unit += 1;
+    }
+    format!("{size}{}", units[unit])
+}
+
+/// The hugetlb limits of a container, as the kubelet's `GetHugepageLimitsFromResources`
+/// makes them: every page size the host has (`sizes`, in bytes) limited to 0, but for the
+/// sizes the container's `hugepages-<size>` limits name. Page sizes by CRI name, in bytes.
+pub fn hugepage_limits(
+    limits: Option<
+        &std::collections::BTreeMap<
+            String,
+            k8s_openapi::apimachinery::pkg::api::resource::Quantity,
+        >,
+    >,
+    sizes: &[u64],
+) -> Vec<(String, u64)> {
+    let asked: Vec<(u64, u64)> = limits
+        .into_iter()
+        .flatten()
+        .filter_map(|(name, q)| {
+            let size = crate::quantity::parse(name.strip_prefix("hugepages-")?)?;
+            Some((size, crate::quantity::parse(&q.0)?))
+        })
+        .collect();
+    let mut all: Vec<u64> = sizes.to_vec();
+    all.sort_unstable();
+    all.dedup();
+    all.into_iter()
+        .map(|size| {
+            let limit = asked
+                .iter()
+                .find(|(s, _)| *s == size)
+                .map_or(0, |(_, l)| *l);
+            (page_size_name(size), limit)
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -241,5 +287,32 @@ mod tests {
         );
         // max(300 + 100, 300 + 400) = 700m
         assert_eq!(pod_cgroup(&s).cpu_shares, milli_cpu_to_shares(700));
+    }
+
+    #[test]
+    fn hugepage_limits_name_every_host_size_zero_unless_asked() {
+        assert_eq!(page_size_name(2 << 20), "2MB");
+        assert_eq!(page_size_name(1 << 30), "1GB");
+        assert_eq!(page_size_name(64 << 10), "64KB");
+        let limits: std::collections::BTreeMap<
+            String,
+            k8s_openapi::apimachinery::pkg::api::resource::Quantity,
+        > = [
+            (
+                "hugepages-2Mi".to_string(),
+                k8s_openapi::apimachinery::pkg::api::resource::Quantity("100Mi".into()),
+            ),
+            (
+                "memory".to_string(),
+                k8s_openapi::apimachinery::pkg::api::resource::Quantity("1Gi".into()),
+            ),
+        ]
+        .into();
+        assert_eq!(
+            hugepage_limits(Some(&limits), &[1 << 30, 2 << 20]),
+            [("2MB".to_string(), 100 << 20), ("1GB".to_string(), 0)]
+        );
+        assert_eq!(hugepage_limits(None, &[2 << 20]), [("2MB".to_string(), 0)]);
+        assert!(hugepage_limits(Some(&limits), &[]).is_empty());
     }
 }
