@@ -278,6 +278,7 @@ impl<R: RuntimeService + ImageService> PodWorker<R> {
                     self.pod.name()
                 )
             })?.as_ref(),
+            hugepage_sizes: &self.cfg.hugepage_sizes,
         };
         let config = sandbox_config(&self.pod, &facts, attempt);
         let id = self

@@ -26,6 +26,8 @@ pub struct SandboxFacts<'a> {
     pub pod_pids_limit: Option<i64>,
     /// The IDs the pod's user namespace maps (`hostUsers: false`), as allocated to it.
     pub user_namespace: Option<&'a UserNamespace>,
+    /// The hugepage sizes the host has, in bytes.
+    pub hugepage_sizes: &'a [u64],
 }
 
 /// The sandbox config of `pod`'s sandbox number `attempt`.
@@ -70,7 +72,15 @@ pub fn sandbox_config(pod: &DefaultedPod, f: &SandboxFacts<'_>, attempt: u32) ->
         .collect(),
         annotations: pod.pod().metadata.annotations.clone().unwrap_or_default(),
         cgroup_parent: f.cgroup_parent.to_string(),
-        pod_resources: Some(pod_resources(pod, f.pod_pids_limit)),
+        pod_resources: Some({
+            let mut r = pod_resources(pod, f.pod_pids_limit);
+            r.hugepage_limits =
+                peapod_types::cgroups::pod_hugepage_limits(pod.spec(), f.hugepage_sizes)
+                    .into_iter()
+                    .map(|(page_size, limit)| peapod_runtime::HugepageLimit { page_size, limit })
+                    .collect();
+            r
+        }),
         namespaces: NamespaceOptions {
             network: node(host_net),
             pid: if pod.host_pid() {
@@ -235,6 +245,7 @@ mod tests {
             cgroup_parent: "/peapod/podu1",
             pod_pids_limit: Some(1024),
             user_namespace: None,
+            hugepage_sizes: &[],
         }
     }
 

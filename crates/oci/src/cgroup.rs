@@ -409,15 +409,22 @@ pub fn limit_files(dir: &Path, l: &Limits) -> Vec<(PathBuf, String)> {
 }
 
 /// Makes cgroup `rel` in the hierarchies its limits are written in: the v1 hierarchies of
-/// the `cpu`, `memory` and `pids` controllers, and a cgroup2 hierarchy with those
-/// controllers enabled from its root down to `rel`'s parent; then writes `l` to it. (The other v1
-/// hierarchies are left to the runtime that makes the cgroups below it.)
-pub fn ensure(rel: &str, l: &Limits) -> std::io::Result<()> {
+/// the `cpu`, `memory` and `pids` controllers (and `hugetlb` with `hugepages` given, where
+/// containers' cgroups have it), and a cgroup2 hierarchy with those controllers enabled
+/// from its root down to `rel`'s parent; then writes `l` and the hugetlb limits (page size
+/// name, bytes) to it. (The other v1 hierarchies are left to the runtime that makes the
+/// cgroups below it.)
+pub fn ensure(rel: &str, l: &Limits, hugepages: &[(String, u64)]) -> std::io::Result<()> {
     let rel = rel.trim_start_matches('/');
-    const WANTED: [&str; 3] = ["cpu", "memory", "pids"];
+    let mut wanted = vec!["cpu", "memory", "pids"];
+    let hugetlb = !hugepages.is_empty() && hugetlb_for_containers();
+    if hugetlb {
+        wanted.push("hugetlb");
+    }
     for (h, controllers) in hierarchy_controllers() {
-        let ours: Vec<&str> = WANTED
-            .into_iter()
+        let ours: Vec<&str> = wanted
+            .iter()
+            .copied()
             .filter(|c| controllers.iter().any(|x| x == c))
             .collect();
         if ours.is_empty() {
@@ -444,7 +451,36 @@ pub fn ensure(rel: &str, l: &Limits) -> std::io::Result<()> {
             std::fs::create_dir_all(h.join(rel))?;
         }
     }
-    update(rel, l)
+    update(rel, l)?;
+    if hugetlb {
+        for d in dirs(rel) {
+            for (file, value) in hugetlb_files(&d, hugepages) {
+                std::fs::write(&file, &value).map_err(|e| {
+                    std::io::Error::new(
+                        e.kind(),
+                        format!("writing {value} to {}: {e}", file.display()),
+                    )
+                })?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The hugetlb files of cgroup directory `dir` and what to write to them for `limits`
+/// (page size name as the CRI has it, bytes): v1 `hugetlb.2MB.limit_in_bytes`, cgroup v2
+/// `hugetlb.2MB.max`, each where the directory has it.
+pub fn hugetlb_files(dir: &Path, limits: &[(String, u64)]) -> Vec<(PathBuf, String)> {
+    limits
+        .iter()
+        .filter_map(|(size, limit)| {
+            ["limit_in_bytes", "max"]
+                .iter()
+                .map(|f| dir.join(format!("hugetlb.{size}.{f}")))
+                .find(|p| p.exists())
+                .map(|p| (p, limit.to_string()))
+        })
+        .collect()
 }
 
 /// Writes `l` to cgroup `rel` in every hierarchy that has it.
@@ -465,6 +501,49 @@ pub fn update(rel: &str, l: &Limits) -> std::io::Result<()> {
 #[cfg(test)]
 mod limit_tests {
     use super::*;
+
+    #[test]
+    fn hugetlb_limits_go_to_the_files_each_layout_has() {
+        let d = tempfile::tempdir().unwrap();
+        let (v1, v2) = (d.path().join("v1"), d.path().join("v2"));
+        for (dir, files) in [
+            (
+                &v1,
+                ["hugetlb.2MB.limit_in_bytes", "hugetlb.1GB.limit_in_bytes"],
+            ),
+            (&v2, ["hugetlb.2MB.max", "hugetlb.1GB.max"]),
+        ] {
+            std::fs::create_dir_all(dir).unwrap();
+            for f in files {
+                std::fs::write(dir.join(f), "").unwrap();
+            }
+        }
+        let limits = [("2MB".to_string(), 64 << 20), ("1GB".to_string(), 0)];
+        let names = |dir: &Path| -> Vec<(String, String)> {
+            hugetlb_files(dir, &limits)
+                .into_iter()
+                .map(|(f, v)| (f.file_name().unwrap().to_string_lossy().into_owned(), v))
+                .collect()
+        };
+        assert_eq!(
+            names(&v1),
+            [
+                (
+                    "hugetlb.2MB.limit_in_bytes".to_string(),
+                    "67108864".to_string()
+                ),
+                ("hugetlb.1GB.limit_in_bytes".into(), "0".into()),
+            ]
+        );
+        assert_eq!(
+            names(&v2),
+            [
+                ("hugetlb.2MB.max".to_string(), "67108864".to_string()),
+                ("hugetlb.1GB.max".into(), "0".into()),
+            ]
+        );
+        assert!(hugetlb_files(d.path(), &limits).is_empty());
+    }
 
     #[test]
     fn weights_convert_back_to_shares() {

@@ -413,7 +413,12 @@ impl Runtime {
             cpu_shares: r.cpu_shares,
             pids: r.pids_limit,
         };
-        peapod_oci::cgroup::ensure(parent, &limits)
+        let hugepages: Vec<(String, u64)> = r
+            .hugepage_limits
+            .iter()
+            .map(|h| (h.page_size.clone(), h.limit))
+            .collect();
+        peapod_oci::cgroup::ensure(parent, &limits, &hugepages)
             .map_err(|e| Error::State(format!("making the pod's cgroup {parent}: {e}")))?;
         self.update_qos_cgroups();
         Ok(())

@@ -168,6 +168,39 @@ pub fn page_size_name(bytes: u64) -> String {
     format!("{size}{}", units[unit])
 }
 
+/// The pod cgroup's hugetlb limits, as `ResourceConfigForPod` and the pod container
+/// manager set them: for every page size the host has (`sizes`, bytes), what the pod
+/// requests of it (hugepages requests equal limits), else 0.
+pub fn pod_hugepage_limits(spec: &PodSpec, sizes: &[u64]) -> Vec<(String, u64)> {
+    let mut names: Vec<String> = spec
+        .init_containers
+        .iter()
+        .flatten()
+        .chain(&spec.containers)
+        .filter_map(|c| c.resources.as_ref())
+        .flat_map(|r| r.requests.iter().chain(&r.limits).flat_map(|m| m.keys()))
+        .filter(|k| k.starts_with("hugepages-"))
+        .cloned()
+        .collect();
+    names.sort();
+    names.dedup();
+    let mut all: Vec<u64> = sizes.to_vec();
+    all.sort_unstable();
+    all.dedup();
+    all.into_iter()
+        .map(|size| {
+            let total: i128 = names
+                .iter()
+                .filter(|n| {
+                    crate::quantity::parse(n.trim_start_matches("hugepages-")) == Some(size)
+                })
+                .map(|n| pod_request(spec, n))
+                .sum();
+            (page_size_name(size), total.max(0) as u64)
+        })
+        .collect()
+}
+
 /// The hugetlb limits of a container, as the kubelet's `GetHugepageLimitsFromResources`
 /// makes them: every page size the host has (`sizes`, in bytes) limited to 0, but for the
 /// sizes the container's `hugepages-<size>` limits name. Page sizes by CRI name, in bytes.
@@ -314,5 +347,18 @@ mod tests {
         );
         assert_eq!(hugepage_limits(None, &[2 << 20]), [("2MB".to_string(), 0)]);
         assert!(hugepage_limits(Some(&limits), &[]).is_empty());
+    }
+
+    #[test]
+    fn the_pod_cgroup_limits_every_host_size_by_what_the_pod_requests() {
+        let spec: PodSpec = serde_json::from_value(serde_json::json!({"containers": [
+            {"name": "a", "image": "b", "resources": {"limits": {"hugepages-2Mi": "64Mi", "memory": "1Gi"}}},
+            {"name": "c", "image": "b", "resources": {"limits": {"hugepages-2Mi": "32Mi", "memory": "1Gi"}}},
+        ]}))
+        .unwrap();
+        assert_eq!(
+            pod_hugepage_limits(&spec, &[2 << 20, 1 << 30]),
+            [("2MB".to_string(), 96 << 20), ("1GB".to_string(), 0)]
+        );
     }
 }
