@@ -393,7 +393,8 @@ impl<R: RuntimeService + peapod_runtime::ImageService> PodWorker<R> {
         }
     }
 
-    /// Takes the new images and CPU and memory of `new`'s containers: the images at once
+    /// Takes `new`'s deadline, tolerations and grace period, and the new images and CPU and
+    /// memory of its containers: the images at once
     /// (the plan restarts what runs another), the resources as the kubelet allocates a
     /// resize: where the node has room for the pod's requests; otherwise the resize stays
     /// pending (`Infeasible`, or `Deferred` until the other pods leave room) and the pod
@@ -402,7 +403,14 @@ impl<R: RuntimeService + peapod_runtime::ImageService> PodWorker<R> {
         let Some(new_spec) = new.spec else {
             return;
         };
-        let with_images = copy_from(self.pod.pod(), &new_spec, |c, n| c.image = n.image.clone());
+        // The pod-level fields an update may change apply at once.
+        let mut base = self.pod.pod().clone();
+        if let Some(s) = base.spec.as_mut() {
+            s.active_deadline_seconds = new_spec.active_deadline_seconds;
+            s.tolerations = new_spec.tolerations.clone();
+            s.termination_grace_period_seconds = new_spec.termination_grace_period_seconds;
+        }
+        let with_images = copy_from(&base, &new_spec, |c, n| c.image = n.image.clone());
         let resized = copy_from(&with_images, &new_spec, |c, n| {
             c.resources = n.resources.clone()
         });

@@ -1,7 +1,7 @@
 //! Updates of a running pod: which changes to its spec the API server lets through (new
-//! container images, and the in-place resize of `InPlacePodVerticalScaling`, on by default
-//! in Kubernetes 1.33), refused with its messages otherwise, and what each container's
-//! `resizePolicy` asks for.
+//! container images, a lower `activeDeadlineSeconds`, added tolerations, and the in-place
+//! resize of `InPlacePodVerticalScaling`, on by default in Kubernetes 1.33), refused with
+//! its messages otherwise, and what each container's `resizePolicy` asks for.
 
 use std::collections::BTreeMap;
 
@@ -38,6 +38,7 @@ pub fn check_update(old: &Pod, new: &Pod) -> Result<Update, Vec<String>> {
         return Err(vec![UPDATE_FORBIDDEN.to_string()]);
     }
     let mut errs = Vec::new();
+    pod_fields(o, n, &mut errs);
     let all = |s: &PodSpec| -> Vec<Container> {
         s.init_containers
             .iter()
@@ -60,7 +61,10 @@ pub fn check_update(old: &Pod, new: &Pod) -> Result<Update, Vec<String>> {
             }
         }
     }
-    let resize = without_images(o) != without_images(n);
+    let resize = all(o)
+        .iter()
+        .zip(all(n))
+        .any(|(a, b)| a.resources != b.resources);
     if !resize {
         return if errs.is_empty() {
             Ok(Update::InPlace {
@@ -173,6 +177,10 @@ fn container_change(path: &str, a: &Container, b: &Container, errs: &mut Vec<Str
 /// an update.
 fn mutable_cleared(spec: &PodSpec) -> PodSpec {
     let mut s = without_images(spec);
+    s.active_deadline_seconds = None;
+    s.tolerations = None;
+    // A negative grace period may become 1; that is checked in `pod_fields`.
+    s.termination_grace_period_seconds = None;
     for c in s
         .containers
         .iter_mut()
@@ -181,6 +189,46 @@ fn mutable_cleared(spec: &PodSpec) -> PodSpec {
         c.resources = None;
     }
     s
+}
+
+/// The API server's rules for the pod-level fields an update may change: tolerations only
+/// added to (or their `tolerationSeconds` changed), `activeDeadlineSeconds` set or
+/// lowered, a negative `terminationGracePeriodSeconds` set to 1.
+fn pod_fields(o: &PodSpec, n: &PodSpec, errs: &mut Vec<String>) {
+    let new_tolerations = n.tolerations.clone().unwrap_or_default();
+    let kept = o.tolerations.iter().flatten().all(|old| {
+        new_tolerations.iter().any(|t| {
+            let mut old = old.clone();
+            old.toleration_seconds = t.toleration_seconds;
+            old == *t
+        })
+    });
+    if !kept {
+        errs.push(
+            "spec.tolerations: Forbidden: existing toleration can not be modified except its tolerationSeconds"
+                .into(),
+        );
+    }
+    match (o.active_deadline_seconds, n.active_deadline_seconds) {
+        (_, Some(d)) if !(0..=i64::from(i32::MAX)).contains(&d) => errs.push(format!(
+            "spec.activeDeadlineSeconds: Invalid value: {d}: must be between 0 and 2147483647, inclusive"
+        )),
+        (Some(old), Some(d)) if d > old => errs.push(format!(
+            "spec.activeDeadlineSeconds: Invalid value: {d}: must be less than or equal to previous value"
+        )),
+        (Some(_), None) => errs.push(
+            "spec.activeDeadlineSeconds: Invalid value: \"null\": must not update from a positive integer to nil value"
+                .into(),
+        ),
+        _ => {}
+    }
+    let (og, ng) = (
+        o.termination_grace_period_seconds,
+        n.termination_grace_period_seconds,
+    );
+    if ng != og && !(og.is_some_and(|g| g < 0) && ng == Some(1)) {
+        errs.push(UPDATE_FORBIDDEN.to_string());
+    }
 }
 
 /// A spec with every container's image left out.
@@ -443,6 +491,63 @@ mod tests {
         assert_eq!(
             message,
             "Node didn't have enough resource: cpu, requested: 1000, used: 1500, capacity: 2000"
+        );
+    }
+
+    #[test]
+    fn deadlines_tolerations_and_a_negative_grace_period_may_change_as_the_api_server_allows() {
+        let with = |spec: &str| pod(&format!("{}  {spec}\n", c("{}", "")));
+        let same = Ok(Update::InPlace {
+            resize: false,
+            images: false,
+        });
+        let long = with("activeDeadlineSeconds: 600");
+        assert_eq!(
+            check_update(&long, &with("activeDeadlineSeconds: 30")),
+            same
+        );
+        assert_eq!(check_update(&pod(&c("{}", "")), &long), same);
+        assert_eq!(
+            check_update(&with("activeDeadlineSeconds: 30"), &long).unwrap_err(),
+            [
+                "spec.activeDeadlineSeconds: Invalid value: 600: must be less than or equal to previous value"
+            ]
+        );
+        assert_eq!(
+            check_update(&long, &pod(&c("{}", ""))).unwrap_err(),
+            [
+                "spec.activeDeadlineSeconds: Invalid value: \"null\": must not update from a positive integer to nil value"
+            ]
+        );
+        let one = with(
+            "tolerations: [{key: a, operator: Exists, effect: NoExecute, tolerationSeconds: 60}]",
+        );
+        let two = with(
+            "tolerations: [{key: a, operator: Exists, effect: NoExecute, tolerationSeconds: 30}, {key: b, operator: Exists}]",
+        );
+        assert_eq!(check_update(&one, &two), same);
+        assert_eq!(
+            check_update(&two, &one).unwrap_err(),
+            [
+                "spec.tolerations: Forbidden: existing toleration can not be modified except its tolerationSeconds"
+            ]
+        );
+        let negative = with("terminationGracePeriodSeconds: -1");
+        assert_eq!(
+            check_update(&negative, &with("terminationGracePeriodSeconds: 1")),
+            same
+        );
+        assert_eq!(
+            check_update(&negative, &with("terminationGracePeriodSeconds: 5")).unwrap_err(),
+            [UPDATE_FORBIDDEN]
+        );
+        assert_eq!(
+            check_update(
+                &with("terminationGracePeriodSeconds: 5"),
+                &with("terminationGracePeriodSeconds: 1")
+            )
+            .unwrap_err(),
+            [UPDATE_FORBIDDEN]
         );
     }
 }

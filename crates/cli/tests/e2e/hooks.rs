@@ -269,6 +269,50 @@ fn active_deadline_fails_the_pod() {
     assert_eq!(env.pod(&name)["status"]["phase"], "Failed");
 }
 
+/// `apply` may lower a running pod's deadline (as the API server allows, and not raise
+/// it): the pod is failed by the new one.
+#[test]
+fn a_lowered_deadline_applies_to_the_running_pod() {
+    let env = Env::new();
+    let name = format!("deadline2-{}", unique());
+    let manifest = |deadline: u32| {
+        pod_yaml(
+            &name,
+            &format!(
+                "  activeDeadlineSeconds: {deadline}
+  terminationGracePeriodSeconds: 1
+  tolerations: [{{key: a, operator: Exists}}]
+  containers:
+  - name: app
+    image: {IMAGE}
+    command: [sleep, '3600']
+"
+            ),
+        )
+    };
+    env.apply_ok(&manifest(3600));
+    env.wait_phase(&name, "Running");
+    let out = env.apply(&manifest(7200));
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("spec.activeDeadlineSeconds: Invalid value: 7200: must be less than or equal to previous value"),
+        "{err}"
+    );
+    let out = env.apply(&manifest(3));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("pod/{name} configured")));
+    let failed = env.wait_phase(&name, "Failed");
+    assert_eq!(failed["status"]["reason"], "DeadlineExceeded");
+    assert_eq!(failed["spec"]["activeDeadlineSeconds"], 3);
+    env.ok(&["delete", "pod", &name]);
+    assert!(env.leftovers().is_empty(), "{:?}", env.leftovers());
+}
+
 /// Deleting a pod whose postStart hook is still running cuts the hook short: the deletion
 /// does not wait for it.
 #[test]
