@@ -634,11 +634,12 @@ impl<R: RuntimeService + ImageService> PodWorker<R> {
                 Ok(()) => changed = true,
                 Err(e) => {
                     let path = self.pod.field_path(&name);
-                    self.recorder.warning(
-                        "FailedResize",
-                        &path,
-                        format!("Failed to resize container {name}: {e}"),
-                    );
+                    let message = format!("Failed to resize container {name}: {e}");
+                    self.recorder
+                        .warning("FailedResize", &path, message.clone());
+                    // Shown on PodResizeInProgress until a resize goes through.
+                    let since = self.mem.resizing.as_ref().map_or(self.clock.now(), |r| r.0);
+                    self.mem.resizing = Some((since, Some(message)));
                 }
             }
         }

@@ -66,6 +66,7 @@ pub struct FakeRuntime {
     start: jiff::Timestamp,
     images: Mutex<Vec<String>>,
     pull_errors: Mutex<HashMap<String, String>>,
+    resize_error: Mutex<Option<String>>,
     me: std::sync::Weak<FakeRuntime>,
 }
 
@@ -86,6 +87,7 @@ impl FakeRuntime {
             start,
             images: Mutex::new(images.iter().map(|s| s.to_string()).collect()),
             pull_errors: Mutex::new(HashMap::new()),
+            resize_error: Mutex::new(None),
             me: me.clone(),
         })
     }
@@ -102,6 +104,11 @@ impl FakeRuntime {
             Some(m) => e.insert(image.to_string(), m.to_string()),
             None => e.remove(image),
         };
+    }
+
+    /// Makes UpdateContainerResources fail with `message` (or succeed, when `None`).
+    pub fn fail_resizes(&self, message: Option<&str>) {
+        *self.resize_error.lock().unwrap() = message.map(String::from);
     }
 
     /// The calls so far.
@@ -403,6 +410,9 @@ impl RuntimeService for FakeRuntime {
         id: &str,
         resources: peapod_runtime::Resources,
     ) -> Result<()> {
+        if let Some(m) = self.resize_error.lock().unwrap().clone() {
+            return Err(Error::State(m));
+        }
         let mut st = self.state.lock().unwrap();
         let c = st.containers.get_mut(id).ok_or_else(|| Error::NotFound {
             kind: "container",

@@ -136,6 +136,9 @@ pub(crate) struct Memory {
     pub terminal_grace: Option<Duration>,
     /// A resize the node cannot give (`PodResizePending`). The pod keeps what it was given.
     pub pending_resize: Option<PendingResize>,
+    /// Since when a given resize has been carried out (`PodResizeInProgress`), and why the
+    /// last attempt failed, if it did.
+    pub resizing: Option<(Timestamp, Option<String>)>,
 }
 
 /// The node's resources as admission counts them, looked at when asked.
@@ -265,6 +268,7 @@ impl<R: RuntimeService + peapod_runtime::ImageService> PodWorker<R> {
                 storage_checked: None,
                 terminal_grace: None,
                 pending_resize: None,
+                resizing: None,
             },
             cfg,
             recorder: Recorder::new(Arc::clone(&clock)),
@@ -795,6 +799,34 @@ impl<R: RuntimeService + peapod_runtime::ImageService> PodWorker<R> {
                     message: Some(pending.message.clone()),
                     last_probe_time: None,
                     last_transition_time: Some(peapod_types::meta::Time(pending.since)),
+                    ..Default::default()
+                });
+        }
+        // As the kubelet's isPodResizeInProgress: a running container does not have yet
+        // the resources the pod was given (the plan's own test for a resize).
+        let in_progress = self.terminating || self.mem.terminal.is_some();
+        let in_progress = !in_progress
+            && snap.running().any(|s| {
+                self.pod.slot_of(&s.metadata.name).is_some_and(|slot| {
+                    crate::plan::resize_action(self.pod.container(slot), s)
+                        != crate::plan::ResizeAction::None
+                })
+            });
+        match (&mut self.mem.resizing, in_progress) {
+            (None, true) => self.mem.resizing = Some((now, None)),
+            (Some(_), false) => self.mem.resizing = None,
+            _ => {}
+        }
+        if let Some((since, error)) = &self.mem.resizing {
+            status
+                .conditions
+                .get_or_insert_with(Vec::new)
+                .push(peapod_types::api::PodCondition {
+                    type_: "PodResizeInProgress".into(),
+                    status: "True".into(),
+                    reason: error.as_ref().map(|_| "Error".to_string()),
+                    message: error.clone(),
+                    last_transition_time: Some(peapod_types::meta::Time(*since)),
                     ..Default::default()
                 });
         }

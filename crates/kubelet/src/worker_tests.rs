@@ -47,7 +47,14 @@ fn config(dir: &std::path::Path) -> KubeletConfig {
         seccomp_root: dir.join("seccomp"),
         node_labels: peapod_types::admission::node_labels("node-1", &Default::default()),
         apparmor_enabled: false,
-        node_resources: crate::NodeResources::new(Vec::new),
+        node_resources: crate::NodeResources::new(|| {
+            let r = |name: &str, capacity| peapod_types::admission::NodeResource {
+                name: name.into(),
+                capacity,
+                used: 0,
+            };
+            vec![r("cpu", 2000), r("memory", 1 << 30)]
+        }),
         user_namespace: Ok(None),
         hugepage_sizes: vec![2 << 20],
     }
@@ -488,6 +495,61 @@ async fn the_active_deadline_fails_the_pod() {
         cs(p, "a")["state"]["terminated"].is_object()
     })
     .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_resize_that_fails_is_in_progress_with_the_error_until_it_goes_through() {
+    let spec = |cpu: &str| {
+        format!(
+            "  containers: [{{name: a, image: 'busybox:1', resources: {{requests: {{cpu: {cpu}}}}}}}]\n"
+        )
+    };
+    let h = Harness::start(pod_yaml(&spec("100m")), run_forever);
+    h.wait("running", Duration::from_secs(60), |p| {
+        phase(p) == "Running"
+    })
+    .await;
+    let condition = |p: &Value| {
+        p["status"]["conditions"].as_array().and_then(|c| {
+            c.iter()
+                .find(|c| c["type"] == "PodResizeInProgress")
+                .cloned()
+        })
+    };
+    assert!(condition(&h.pod()).is_none());
+    h.rt.fail_resizes(Some("the cgroup is gone"));
+    let new = pod_yaml(&spec("200m"));
+    h.tx.send(Command::Update {
+        pod: Box::new(new.pod().clone()),
+    })
+    .await
+    .unwrap();
+    let p = h
+        .wait("in progress", Duration::from_secs(60), |p| {
+            condition(p).is_some()
+        })
+        .await;
+    let c = condition(&p).unwrap();
+    assert_eq!(c["status"], "True");
+    assert_eq!(c["reason"], "Error");
+    assert_eq!(
+        c["message"],
+        "Failed to resize container a: the cgroup is gone"
+    );
+    assert!(h.events().iter().any(|e| e.starts_with("FailedResize")));
+    // Once the runtime takes it (the next pass tries again), the condition goes.
+    h.rt.fail_resizes(None);
+    h.tx.send(Command::Update {
+        pod: Box::new(new.pod().clone()),
+    })
+    .await
+    .unwrap();
+    let p = h
+        .wait("resized", Duration::from_secs(60), |p| {
+            condition(p).is_none()
+        })
+        .await;
+    assert_eq!(cs(&p, "a")["resources"]["requests"]["cpu"], "200m");
 }
 
 #[tokio::test(start_paused = true)]
