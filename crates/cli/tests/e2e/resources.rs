@@ -459,3 +459,54 @@ fn a_resize_is_deferred_until_the_node_has_room() {
     env.ok(&["delete", "pod", &small]);
     assert!(env.leftovers().is_empty(), "{:?}", env.leftovers());
 }
+
+/// An OOM kill decided at the pod's cgroup (here its limit is lowered below what a
+/// container asks for, which the pod's own limits never do) is the victim container's:
+/// OOMKilled with 137, as the kernel counts the kill in the victim's own memory cgroup.
+#[test]
+fn a_pod_level_oom_kill_is_the_victim_containers() {
+    let env = Env::new();
+    let name = format!("podoom-{}", unique());
+    env.apply_ok(&pod_yaml(
+        &name,
+        &format!(
+            "  restartPolicy: Never
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: hog
+    image: {IMAGE}
+    command: [sh, -c, 'while [ ! -e /tmp/go ]; do sleep 0.1; done; exec dd if=/dev/zero of=/dev/null bs=96M count=1']
+    resources: {{limits: {{memory: 256Mi}}}}
+  - name: idle
+    image: {IMAGE}
+    command: [sleep, '3600']
+    resources: {{limits: {{memory: 64Mi}}}}
+"
+        ),
+    ));
+    let p = env.wait_phase(&name, "Running");
+    let uid = p["metadata"]["uid"].as_str().unwrap();
+    let pod_rel = format!("/peapod/kubepods/burstable/pod{uid}");
+    let limit = peapod_oci::cgroup::dirs(&pod_rel)
+        .into_iter()
+        .flat_map(|d| [d.join("memory.limit_in_bytes"), d.join("memory.max")])
+        .find(|f| f.exists())
+        .expect("the pod's memory cgroup");
+    assert_eq!(
+        std::fs::read_to_string(&limit).unwrap().trim(),
+        (320u64 << 20).to_string(),
+        "the pod's limit is its containers' sum"
+    );
+    std::fs::write(&limit, (48u64 << 20).to_string()).unwrap();
+    let (code, out) = env.exec(&name, "hog", &["touch", "/tmp/go"]);
+    assert_eq!(code, 0, "{out}");
+    let p = env.wait_for(&name, std::time::Duration::from_secs(20), |p| {
+        cstatus(p, "hog")["state"]["terminated"].is_object()
+    });
+    let t = &cstatus(&p, "hog")["state"]["terminated"];
+    assert_eq!(t["reason"], "OOMKilled", "{t}");
+    assert_eq!(t["exitCode"], 137, "{t}");
+    assert!(cstatus(&p, "idle")["state"]["running"].is_object());
+    env.ok(&["delete", "pod", &name]);
+    assert!(env.leftovers().is_empty(), "{:?}", env.leftovers());
+}
