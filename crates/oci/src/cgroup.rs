@@ -454,15 +454,21 @@ pub fn ensure(rel: &str, l: &Limits, hugepages: &[(String, u64)]) -> std::io::Re
     update(rel, l)?;
     if hugetlb {
         for d in dirs(rel) {
-            for (file, value) in hugetlb_files(&d, hugepages) {
-                std::fs::write(&file, &value).map_err(|e| {
-                    std::io::Error::new(
-                        e.kind(),
-                        format!("writing {value} to {}: {e}", file.display()),
-                    )
-                })?;
-            }
+            write_all(hugetlb_files(&d, hugepages))?;
         }
+    }
+    Ok(())
+}
+
+/// Writes each value to its file.
+fn write_all(files: Vec<(PathBuf, String)>) -> std::io::Result<()> {
+    for (file, value) in files {
+        std::fs::write(&file, &value).map_err(|e| {
+            std::io::Error::new(
+                e.kind(),
+                format!("writing {value} to {}: {e}", file.display()),
+            )
+        })?;
     }
     Ok(())
 }
@@ -486,14 +492,7 @@ pub fn hugetlb_files(dir: &Path, limits: &[(String, u64)]) -> Vec<(PathBuf, Stri
 /// Writes `l` to cgroup `rel` in every hierarchy that has it.
 pub fn update(rel: &str, l: &Limits) -> std::io::Result<()> {
     for d in dirs(rel) {
-        for (file, value) in limit_files(&d, l) {
-            std::fs::write(&file, &value).map_err(|e| {
-                std::io::Error::new(
-                    e.kind(),
-                    format!("writing {value} to {}: {e}", file.display()),
-                )
-            })?;
-        }
+        write_all(limit_files(&d, l))?;
     }
     Ok(())
 }

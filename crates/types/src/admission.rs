@@ -79,19 +79,7 @@ pub struct NodeResource {
 /// drops them before admission.
 pub fn admit_resources(spec: &PodSpec, node: &[NodeResource]) -> Result<(), Rejection> {
     let mut names: Vec<String> = vec!["cpu".into(), "memory".into()];
-    let mut huge: Vec<String> = spec
-        .init_containers
-        .iter()
-        .flatten()
-        .chain(&spec.containers)
-        .filter_map(|c| c.resources.as_ref())
-        .flat_map(|r| r.requests.iter().chain(&r.limits).flat_map(|m| m.keys()))
-        .filter(|k| k.starts_with("hugepages-"))
-        .cloned()
-        .collect();
-    huge.sort();
-    huge.dedup();
-    names.extend(huge);
+    names.extend(crate::cgroups::hugepage_resources(spec));
     for name in names {
         let requested = crate::cgroups::pod_request(spec, &name);
         if requested <= 0 {

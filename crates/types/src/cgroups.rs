@@ -168,10 +168,8 @@ pub fn page_size_name(bytes: u64) -> String {
     format!("{size}{}", units[unit])
 }
 
-/// The pod cgroup's hugetlb limits, as `ResourceConfigForPod` and the pod container
-/// manager set them: for every page size the host has (`sizes`, bytes), what the pod
-/// requests of it (hugepages requests equal limits), else 0.
-pub fn pod_hugepage_limits(spec: &PodSpec, sizes: &[u64]) -> Vec<(String, u64)> {
+/// The `hugepages-<size>` resources the pod's containers request or limit, sorted.
+pub fn hugepage_resources(spec: &PodSpec) -> Vec<String> {
     let mut names: Vec<String> = spec
         .init_containers
         .iter()
@@ -184,6 +182,14 @@ pub fn pod_hugepage_limits(spec: &PodSpec, sizes: &[u64]) -> Vec<(String, u64)> 
         .collect();
     names.sort();
     names.dedup();
+    names
+}
+
+/// The pod cgroup's hugetlb limits, as `ResourceConfigForPod` and the pod container
+/// manager set them: for every page size the host has (`sizes`, bytes), what the pod
+/// requests of it (hugepages requests equal limits), else 0.
+pub fn pod_hugepage_limits(spec: &PodSpec, sizes: &[u64]) -> Vec<(String, u64)> {
+    let names = hugepage_resources(spec);
     let mut all: Vec<u64> = sizes.to_vec();
     all.sort_unstable();
     all.dedup();
