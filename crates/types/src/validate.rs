@@ -145,6 +145,14 @@ fn spec(spec: &PodSpec, errs: &mut Vec<FieldError>) {
         errs,
     );
     one_of(
+        "spec.securityContext.fsGroupChangePolicy",
+        spec.security_context
+            .as_ref()
+            .and_then(|s| s.fs_group_change_policy.as_deref()),
+        &["Always", "OnRootMismatch"],
+        errs,
+    );
+    one_of(
         "spec.dnsPolicy",
         spec.dns_policy.as_deref(),
         &["ClusterFirstWithHostNet", "ClusterFirst", "Default", "None"],

@@ -121,6 +121,22 @@ fn fields_peapod_does_not_implement_are_refused() {
 }
 
 #[test]
+fn fs_group_change_policy_is_one_of_its_values() {
+    assert!(errors(
+        "  securityContext: {fsGroup: 2000, fsGroupChangePolicy: OnRootMismatch}\n  containers: [{name: a, image: busybox}]\n"
+    )
+    .is_empty());
+    assert_eq!(
+        errors(
+            "  securityContext: {fsGroupChangePolicy: Sometimes}\n  containers: [{name: a, image: busybox}]\n"
+        ),
+        [
+            "spec.securityContext.fsGroupChangePolicy: Unsupported value: \"Sometimes\": supported values: \"Always\", \"OnRootMismatch\""
+        ]
+    );
+}
+
+#[test]
 fn a_pod_in_its_own_user_namespace_keeps_its_own_host_namespaces() {
     assert!(errors(
         "  hostUsers: false\n  containers: [{name: a, image: busybox, securityContext: {procMount: Unmasked}}]\n"
