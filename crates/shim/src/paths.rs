@@ -186,26 +186,19 @@ pub fn hugepage_sizes() -> Vec<u64> {
 }
 
 fn hugepages() -> Vec<(String, i128)> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir("/sys/kernel/mm/hugepages")
+    let mut out: Vec<(String, i128)> = hugepage_sizes()
         .into_iter()
-        .flatten()
-        .flatten()
-    {
-        let name = e.file_name().to_string_lossy().to_string();
-        let Some(kb) = name
-            .strip_prefix("hugepages-")
-            .and_then(|s| s.strip_suffix("kB"))
-            .and_then(|s| s.parse::<i128>().ok())
-        else {
-            continue;
-        };
-        let pages: i128 = std::fs::read_to_string(e.path().join("nr_hugepages"))
+        .map(|bytes| {
+            let kb = i128::from(bytes / 1024);
+            let pages: i128 = std::fs::read_to_string(format!(
+                "/sys/kernel/mm/hugepages/hugepages-{kb}kB/nr_hugepages"
+            ))
             .ok()
             .and_then(|s| s.trim().parse().ok())
             .unwrap_or(0);
-        out.push((format!("hugepages-{}", size_name(kb)), pages * kb * 1024));
-    }
+            (format!("hugepages-{}", size_name(kb)), pages * kb * 1024)
+        })
+        .collect();
     out.sort();
     out
 }

@@ -190,20 +190,23 @@ pub fn hugepage_resources(spec: &PodSpec) -> Vec<String> {
 /// requests of it (hugepages requests equal limits), else 0.
 pub fn pod_hugepage_limits(spec: &PodSpec, sizes: &[u64]) -> Vec<(String, u64)> {
     let names = hugepage_resources(spec);
+    per_host_size(sizes, |size| {
+        let total: i128 = names
+            .iter()
+            .filter(|n| crate::quantity::parse(n.trim_start_matches("hugepages-")) == Some(size))
+            .map(|n| pod_request(spec, n))
+            .sum();
+        total.max(0) as u64
+    })
+}
+
+/// Each page size of the host (bytes, in order, once) by CRI name, with `amount(size)`.
+fn per_host_size(sizes: &[u64], amount: impl Fn(u64) -> u64) -> Vec<(String, u64)> {
     let mut all: Vec<u64> = sizes.to_vec();
     all.sort_unstable();
     all.dedup();
     all.into_iter()
-        .map(|size| {
-            let total: i128 = names
-                .iter()
-                .filter(|n| {
-                    crate::quantity::parse(n.trim_start_matches("hugepages-")) == Some(size)
-                })
-                .map(|n| pod_request(spec, n))
-                .sum();
-            (page_size_name(size), total.max(0) as u64)
-        })
+        .map(|size| (page_size_name(size), amount(size)))
         .collect()
 }
 
@@ -227,18 +230,12 @@ pub fn hugepage_limits(
             Some((size, crate::quantity::parse(&q.0)?))
         })
         .collect();
-    let mut all: Vec<u64> = sizes.to_vec();
-    all.sort_unstable();
-    all.dedup();
-    all.into_iter()
-        .map(|size| {
-            let limit = asked
-                .iter()
-                .find(|(s, _)| *s == size)
-                .map_or(0, |(_, l)| *l);
-            (page_size_name(size), limit)
-        })
-        .collect()
+    per_host_size(sizes, |size| {
+        asked
+            .iter()
+            .find(|(s, _)| *s == size)
+            .map_or(0, |(_, l)| *l)
+    })
 }
 
 #[cfg(test)]

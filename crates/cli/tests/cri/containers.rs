@@ -969,18 +969,7 @@ async fn recursive_read_only_mounts() {
         .unwrap_err();
     assert_eq!(e.code(), tonic::Code::InvalidArgument, "{e:?}");
     // The runtime says it can.
-    let status = rt
-        .status(pb::StatusRequest { verbose: false })
-        .await
-        .unwrap()
-        .into_inner();
-    assert!(
-        status.runtime_handlers[0]
-            .features
-            .as_ref()
-            .unwrap()
-            .recursive_read_only_mounts
-    );
+    assert!(handler_features(&mut rt).await.recursive_read_only_mounts);
     rt.remove_pod_sandbox(pb::RemovePodSandboxRequest { pod_sandbox_id: sb })
         .await
         .unwrap();
@@ -1059,18 +1048,7 @@ async fn supplemental_groups_policy_and_the_container_user() {
 async fn user_namespaces_and_id_mapped_mounts() {
     let s = Server::start().await;
     let mut rt = s.runtime().await.unwrap();
-    let status = rt
-        .status(pb::StatusRequest { verbose: false })
-        .await
-        .unwrap()
-        .into_inner();
-    assert!(
-        status.runtime_handlers[0]
-            .features
-            .as_ref()
-            .unwrap()
-            .user_namespaces
-    );
+    assert!(handler_features(&mut rt).await.user_namespaces);
     let map = |container_id, host_id| pb::IdMapping {
         container_id,
         host_id,

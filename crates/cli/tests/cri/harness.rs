@@ -325,6 +325,16 @@ pub fn container(name: &str, script: &str) -> pb::ContainerConfig {
     }
 }
 
+/// The features the runtime's (only) handler advertises in Status.
+pub async fn handler_features(rt: &mut Rt) -> pb::RuntimeHandlerFeatures {
+    let status = rt
+        .status(pb::StatusRequest { verbose: false })
+        .await
+        .unwrap()
+        .into_inner();
+    status.runtime_handlers[0].features.unwrap()
+}
+
 /// Polls until container `id` is in `state`; returns its status.
 pub async fn wait_state(rt: &mut Rt, id: &str, state: pb::ContainerState) -> pb::ContainerStatus {
     let deadline = Instant::now() + Duration::from_secs(20);
