@@ -122,7 +122,13 @@ impl Runtime {
             // Its processes set up their root file systems and mounts from paths below
             // these, as an unprivileged user of the host.
             let own = [self.cfg.run_root.as_path(), self.cfg.root.as_path()];
-            for path in [dir, &self.containers_dir(), &self.cfg.pause_path] {
+            let pause = self
+                .cfg
+                .infra_image
+                .is_none()
+                .then_some(self.cfg.pause_path.as_path());
+            let containers = self.containers_dir();
+            for path in [dir, containers.as_path()].into_iter().chain(pause) {
                 searchable(path, &own)?;
             }
             let net = (!host_net).then(|| dir.join("netns"));
