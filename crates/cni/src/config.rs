@@ -125,59 +125,70 @@ pub struct DefaultNetwork {
     pub ipam_dir: PathBuf,
 }
 
-/// peapod's default conflist: bridge with host-local IPAM and masquerading, portmap for
-/// hostPort, and the firewall and tuning plugins when `plugin_dirs` has them.
-pub fn default_conflist(net: &DefaultNetwork, plugin_dirs: &[PathBuf]) -> Value {
-    let mut plugins = vec![json!({
-        "type": "bridge",
-        "bridge": net.bridge,
-        "isGateway": true,
-        "ipMasq": true,
-        "hairpinMode": true,
-        "ipam": {
-            "type": "host-local",
-            "dataDir": net.ipam_dir,
-            "ranges": [[{"subnet": net.subnet}]],
-            "routes": [{"dst": "0.0.0.0/0"}],
-        },
-    })];
-    plugins.push(json!({"type": "portmap", "capabilities": {"portMappings": true}}));
-    if crate::find_plugin("firewall", plugin_dirs).is_some() {
-        plugins.push(json!({"type": "firewall"}));
-    }
-    if crate::find_plugin("tuning", plugin_dirs).is_some() {
-        plugins.push(json!({"type": "tuning"}));
-    }
-    json!({"cniVersion": "1.0.0", "name": net.name, "plugins": plugins})
+/// peapod's default conflist: the bridge plugin with host-local IPAM, and portmap for
+/// hostPort. Masquerading and forwarding are the network's own rules
+/// ([`crate::rules`]), made once rather than by plugins for every pod.
+pub fn default_conflist(net: &DefaultNetwork) -> Value {
+    json!({
+        "cniVersion": "1.0.0",
+        "name": net.name,
+        "plugins": [
+            {
+                "type": "bridge",
+                "bridge": net.bridge,
+                "isGateway": true,
+                "ipMasq": false,
+                "hairpinMode": true,
+                "ipam": {
+                    "type": "host-local",
+                    "dataDir": net.ipam_dir,
+                    "ranges": [[{"subnet": net.subnet}]],
+                    "routes": [{"dst": "0.0.0.0/0"}],
+                },
+            },
+            {"type": "portmap", "capabilities": {"portMappings": true}},
+        ],
+    })
 }
 
-/// The configuration in `dir` (the first by name); when there is none, writes peapod's
-/// default network there as `10-peapod.conflist` and returns it.
-pub fn first_or_default(
-    dir: &Path,
-    net: &DefaultNetwork,
-    plugin_dirs: &[PathBuf],
-) -> Result<ConfList> {
-    if let Some(c) = first_in(dir)? {
-        return Ok(c);
-    }
+/// peapod's default network, kept in `dir` as `10-peapod.conflist`: written there when it
+/// is missing or differs from what this version of peapod makes (an older one's).
+pub fn default_in(dir: &Path, net: &DefaultNetwork) -> Result<ConfList> {
     let file = dir.join("10-peapod.conflist");
-    write_json(&file, &default_conflist(net, plugin_dirs)).map_err(|e| Error::Config {
-        file: file.clone(),
-        msg: format!("writing: {e}"),
-    })?;
-    tracing::info!("wrote the default pod network {}", file.display());
+    let want = default_conflist(net);
+    let current = std::fs::read(&file)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Value>(&b).ok());
+    if current.as_ref() != Some(&want) {
+        write_json(&file, &want).map_err(|e| Error::Config {
+            file: file.clone(),
+            msg: format!("writing: {e}"),
+        })?;
+        tracing::info!("wrote the default pod network {}", file.display());
+    }
     ConfList::load(&file)
 }
 
 /// Writes `value` to `path` atomically: a temporary file of its own (so that concurrent
 /// writers never share one) renamed over it.
 pub(crate) fn write_json(path: &Path, value: &Value) -> std::io::Result<()> {
+    write_bytes(
+        path,
+        &serde_json::to_vec_pretty(value).expect("JSON values serialize"),
+    )
+}
+
+/// Writes `text` to `path` atomically, as [`write_json`] does.
+pub(crate) fn write_text(path: &Path, text: &str) -> std::io::Result<()> {
+    write_bytes(path, text.as_bytes())
+}
+
+fn write_bytes(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
     let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    tmp.write_all(&serde_json::to_vec_pretty(value).expect("JSON values serialize"))?;
+    tmp.write_all(bytes)?;
     tmp.persist(path)?;
     Ok(())
 }
@@ -230,7 +241,7 @@ mod tests {
         };
         std::thread::scope(|s| {
             let all: Vec<_> = (0..16)
-                .map(|_| s.spawn(|| first_or_default(&d.path().join("net.d"), &net, &[])))
+                .map(|_| s.spawn(|| default_in(&d.path().join("net.d"), &net)))
                 .collect();
             for t in all {
                 assert_eq!(t.join().unwrap().unwrap().name, "n");
@@ -241,5 +252,34 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(left, ["10-peapod.conflist"], "no temporary file is left");
+    }
+
+    #[test]
+    fn an_older_default_network_is_replaced_and_a_current_one_kept() {
+        let d = tempfile::tempdir().unwrap();
+        let net = DefaultNetwork {
+            name: "n".into(),
+            bridge: "nbr0".into(),
+            subnet: "10.1.0.0/16".into(),
+            ipam_dir: d.path().join("ipam"),
+        };
+        let file = d.path().join("10-peapod.conflist");
+        let mut old = default_conflist(&net);
+        old["plugins"][0]["ipMasq"] = json!(true);
+        old["plugins"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"type": "firewall"}));
+        write_json(&file, &old).unwrap();
+        let c = default_in(d.path(), &net).unwrap();
+        assert_eq!(c.plugin_types(), ["bridge", "portmap"]);
+        assert_eq!(c.plugins[0]["ipMasq"], json!(false));
+        let written = std::fs::metadata(&file).unwrap().modified().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        default_in(d.path(), &net).unwrap();
+        assert_eq!(
+            std::fs::metadata(&file).unwrap().modified().unwrap(),
+            written
+        );
     }
 }

@@ -12,6 +12,7 @@
 
 pub mod config;
 mod result;
+pub mod rules;
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -56,6 +57,14 @@ pub enum Error {
         /// ADD, DEL or CHECK.
         command: &'static str,
         /// The plugin's own message (with its details, when given).
+        msg: String,
+    },
+    /// The default network's own firewall rules could not be made.
+    #[error("network {network:?}: {msg}")]
+    Rules {
+        /// The network.
+        network: String,
+        /// What failed.
         msg: String,
     },
     /// Reading or writing peapod's own files.
@@ -139,13 +148,15 @@ struct Cached {
 /// A plugin run's future: the process's exit status and output.
 pub type ExecFuture<'a> = Pin<Box<dyn Future<Output = std::io::Result<Output>> + Send + 'a>>;
 
-/// Starts plugin processes: runs `bin` with the caller's environment plus `env`, writes
-/// `stdin` to it and collects its exit status and output.
+/// Starts plugin processes (and the iptables runs of [`rules`]): runs `bin` with `args`
+/// and the caller's environment plus `env`, writes `stdin` to it and collects its exit
+/// status and output.
 pub trait PluginExec: Send + Sync {
-    /// Runs one plugin.
+    /// Runs one program.
     fn exec<'a>(
         &'a self,
         bin: &'a Path,
+        args: &'a [String],
         env: &'a [(String, String)],
         stdin: Vec<u8>,
     ) -> ExecFuture<'a>;
@@ -159,12 +170,14 @@ impl PluginExec for TokioExec {
     fn exec<'a>(
         &'a self,
         bin: &'a Path,
+        args: &'a [String],
         env: &'a [(String, String)],
         stdin: Vec<u8>,
     ) -> ExecFuture<'a> {
         Box::pin(async move {
             use tokio::io::AsyncWriteExt;
             let mut child = tokio::process::Command::new(bin)
+                .args(args)
                 .envs(env.iter().map(|(k, v)| (k, v)))
                 .stdin(std::process::Stdio::piped())
                 .stdout(std::process::Stdio::piped())
@@ -426,7 +439,7 @@ impl Cni {
         let data = serde_json::to_vec(&stdin).expect("plugin configs serialize");
         let out = self
             .exec
-            .exec(&bin, &env, data)
+            .exec(&bin, &[], &env, data)
             .await
             .map_err(|e| fail(format!("running {}: {e}", bin.display())))?;
         if !out.status.success() {

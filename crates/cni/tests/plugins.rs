@@ -78,11 +78,7 @@ fn add_check_del_with_the_default_network() {
     };
     let file = dir.path().join("net.d/10-peapod.conflist");
     std::fs::create_dir_all(file.parent().unwrap()).unwrap();
-    std::fs::write(
-        &file,
-        config::default_conflist(&net, &plugin_dirs()).to_string(),
-    )
-    .unwrap();
+    std::fs::write(&file, config::default_conflist(&net).to_string()).unwrap();
     let conf = config::first_in(file.parent().unwrap()).unwrap().unwrap();
     assert_eq!(conf.plugin_types()[..2], ["bridge", "portmap"]);
     let cni = Cni::new(plugin_dirs(), dir.path().join("cache"));
@@ -226,4 +222,56 @@ fn broken_configurations_name_file_and_plugin() {
     .unwrap_err()
     .to_string();
     assert!(e.contains("05-broken.conflist: EOF while parsing"), "{e}");
+}
+
+#[test]
+fn the_default_networks_rules_are_made_once_per_boot_and_never_twice() {
+    let tn = TestNet::reserve();
+    let dir = tempfile::tempdir().unwrap();
+    let net = DefaultNetwork {
+        name: format!("peapod-{}", tn.bridge),
+        bridge: tn.bridge.clone(),
+        subnet: tn.subnet.clone(),
+        ipam_dir: dir.path().join("ipam"),
+    };
+    let cni = Cni::new(plugin_dirs(), dir.path().join("cache"));
+    let marker = dir.path().join("rules/net");
+    let count = || peapod_testkit::network_rules(&tn.bridge).len();
+    assert_eq!(count(), 0);
+    // Callers racing on first use make each rule once.
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| run(cni.ensure_rules(&net, &marker)).unwrap());
+        }
+    });
+    assert_eq!(
+        count(),
+        3,
+        "{:#?}",
+        peapod_testkit::network_rules(&tn.bridge)
+    );
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap();
+    let recorded = std::fs::read_to_string(&marker).unwrap();
+    assert!(recorded.starts_with(boot.trim()), "{recorded}");
+    // Within the boot the marker is trusted: no iptables run.
+    peapod_testkit::remove_network_rules(&tn.bridge);
+    run(cni.ensure_rules(&net, &marker)).unwrap();
+    assert_eq!(count(), 0);
+    // A marker from another boot, or for other rules, is not: what is missing is made.
+    std::fs::write(&marker, recorded.replacen(boot.trim(), "another-boot", 1)).unwrap();
+    run(cni.ensure_rules(&net, &marker)).unwrap();
+    assert_eq!(count(), 3);
+    std::fs::write(&marker, "").unwrap();
+    run(cni.ensure_rules(&net, &marker)).unwrap();
+    assert_eq!(count(), 3, "rules that exist are not added again");
+    // Every pod's traffic that leaves the subnet by another interface is masqueraded.
+    let nat = &peapod_testkit::network_rules(&tn.bridge)[0];
+    assert_eq!(nat.0, "nat");
+    assert!(
+        nat.1.starts_with(&format!(
+            "POSTROUTING -s {} ! -d 224.0.0.0/4 ! -o {} ",
+            tn.subnet, tn.bridge
+        )),
+        "{nat:?}"
+    );
 }

@@ -25,12 +25,14 @@ impl PluginExec for ClaimedExec {
     fn exec<'a>(
         &'a self,
         bin: &'a Path,
+        args: &'a [String],
         env: &'a [(String, String)],
         stdin: Vec<u8>,
     ) -> ExecFuture<'a> {
         Box::pin(async move {
             let mut cmd = std::process::Command::new(bin);
-            cmd.envs(env.iter().map(|(k, v)| (k, v)))
+            cmd.args(args)
+                .envs(env.iter().map(|(k, v)| (k, v)))
                 .stdin(Stdio::piped())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped());
@@ -90,6 +92,16 @@ impl Runtime {
         ))
     }
 
+    /// peapod's own network, for when the configuration directory has none.
+    fn default_network(&self, n: &crate::NetworkSettings) -> DefaultNetwork {
+        DefaultNetwork {
+            name: DEFAULT_NAME.into(),
+            bridge: n.default_bridge.clone(),
+            subnet: n.default_subnet.clone(),
+            ipam_dir: self.cni_dir().join("networks"),
+        }
+    }
+
     /// The network pods join: the first configuration in the user's directory, else
     /// peapod's own (written on first use).
     pub fn network_config(&self) -> Result<Option<ConfList>> {
@@ -99,14 +111,8 @@ impl Runtime {
         if let Some(c) = config::first_in(&n.config_dir)? {
             return Ok(Some(c));
         }
-        let net = DefaultNetwork {
-            name: DEFAULT_NAME.into(),
-            bridge: n.default_bridge.clone(),
-            subnet: n.default_subnet.clone(),
-            ipam_dir: self.cni_dir().join("networks"),
-        };
         let own = self.cni_dir().join("net.d");
-        Ok(Some(config::first_or_default(&own, &net, &n.plugin_dirs)?))
+        Ok(Some(config::default_in(&own, &self.default_network(n))?))
     }
 
     /// Whether pods can be attached to the network: its configuration reads and every
@@ -126,10 +132,22 @@ impl Runtime {
         config: &SandboxConfig,
         netns: &Path,
     ) -> Result<Vec<String>> {
-        let (Some(cni), Some(net)) = (self.cni(), self.network_config()?) else {
+        let (Some(cni), Some(mut net)) = (self.cni(), self.network_config()?) else {
             return Ok(Vec::new());
         };
         cni.check_plugins(&net)?;
+        if let Some(n) = &self.cfg.network
+            && net.file.starts_with(self.cni_dir().join("net.d"))
+        {
+            // peapod's own network masquerades and forwards with rules of its own, and
+            // runs portmap only for a pod that publishes host ports: for another it would
+            // start, find nothing to do and exit, on ADD and again on DEL.
+            let marker = self.cni_dir().join("rules").join(DEFAULT_NAME);
+            cni.ensure_rules(&self.default_network(n), &marker).await?;
+            if !config.port_mappings.iter().any(|p| p.host_port > 0) {
+                net.plugins.retain(|p| p["type"] != "portmap");
+            }
+        }
         let held = self.hold_ports(id, config)?;
         self.live.lock().unwrap().ports.insert(id.to_string(), held);
         let m = &config.metadata;

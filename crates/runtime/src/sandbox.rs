@@ -17,6 +17,22 @@ use crate::{Error, Result, Runtime, io, new_id, now, resolve_id};
 /// Size of a pod's `/dev/shm`, as Docker and containerd default it.
 const SHM_SIZE: u64 = 64 << 20;
 
+/// Whether one of the pod's sysctls is an interface's (`net.ipv4.conf.eth0.…`,
+/// `net.ipv6.neigh.…`), which exists only once the network is attached.
+fn waits_for_interfaces(sysctls: &std::collections::BTreeMap<String, String>) -> bool {
+    sysctls.keys().any(|k| {
+        let k = k.replace('/', ".");
+        [
+            "net.ipv4.conf.",
+            "net.ipv6.conf.",
+            "net.ipv4.neigh.",
+            "net.ipv6.neigh.",
+        ]
+        .iter()
+        .any(|p| k.starts_with(p))
+    })
+}
+
 impl Runtime {
     /// RunPodSandbox: namespaces, files, network and infra process. On failure nothing of
     /// it is left.
@@ -134,20 +150,46 @@ impl Runtime {
             let net = (!host_net).then(|| dir.join("netns"));
             ns::create_userns(&dir.join(USERNS), net.as_deref(), &u.uids, &u.gids)?;
         }
-        if !host_net {
-            let pin = dir.join("netns");
-            if config.user_namespace.is_none() {
-                ns::create_netns(&pin)?;
-            }
-            rec.status.netns = Some(pin.clone());
-            rec.network_attached = self.cfg.network.is_some();
-            records::save(dir, rec)?;
-            let ips = self.attach_network(&id, &config, &pin).await?;
-            rec.status.ip = ips.first().cloned();
-            rec.status.additional_ips = ips.iter().skip(1).cloned().collect();
+        if host_net {
+            rec.status.infra_pid = self.start_infra(&id, dir, &config, &hostname, None)?;
+            return Ok(());
         }
-        let pid = self.start_infra(&id, dir, &config, &hostname, rec.status.netns.as_deref())?;
-        rec.status.infra_pid = pid;
+        let pin = dir.join("netns");
+        if config.user_namespace.is_none() {
+            ns::create_netns(&pin)?;
+        }
+        rec.status.netns = Some(pin.clone());
+        rec.network_attached = self.cfg.network.is_some();
+        records::save(dir, rec)?;
+        let mut attach = std::pin::pin!(self.attach_network(&id, &config, &pin));
+        let ips = if waits_for_interfaces(&config.sysctls) {
+            let ips = attach.await?;
+            rec.status.infra_pid = self.start_infra(&id, dir, &config, &hostname, Some(&pin))?;
+            ips
+        } else {
+            // The infra process needs only the namespace, so it is made while the plugins
+            // work: one poll starts the first plugin.
+            let mut early = None;
+            tokio::select! {
+                biased;
+                r = &mut attach => early = Some(r),
+                () = std::future::ready(()) => {}
+            }
+            let infra = self.start_infra(&id, dir, &config, &hostname, Some(&pin));
+            if let Ok(pid) = infra {
+                rec.status.infra_pid = pid;
+                records::save(dir, rec)?;
+            }
+            // A failed ADD is undone only once it is over, whatever became of the infra.
+            let ips = match early {
+                Some(r) => r,
+                None => attach.await,
+            };
+            infra?;
+            ips?
+        };
+        rec.status.ip = ips.first().cloned();
+        rec.status.additional_ips = ips.iter().skip(1).cloned().collect();
         Ok(())
     }
 
@@ -322,20 +364,27 @@ impl Runtime {
         for c in self.list_containers_impl(&running) {
             self.stop_container_impl(&c.id, Duration::ZERO).await?;
         }
-        if rec.status.infra_pid > 0 {
-            self.kill_and_wait(
-                &id,
-                rec.status.infra_pid,
-                nix::sys::signal::Signal::SIGKILL,
-                Duration::from_secs(10),
-            )
-            .await;
-        }
+        // The infra process is killed while the network is released: neither needs the
+        // other, and the plugins' DEL is most of the time.
+        let kill = async {
+            if rec.status.infra_pid > 0 {
+                self.kill_and_wait(
+                    &id,
+                    rec.status.infra_pid,
+                    nix::sys::signal::Signal::SIGKILL,
+                    Duration::from_secs(10),
+                )
+                .await;
+            }
+        };
+        let detach = async {
+            if rec.network_attached {
+                self.detach_network(&id).await;
+            }
+        };
+        tokio::join!(detach, kill);
+        rec.network_attached = false;
         let _ = self.exec.delete(&id);
-        if rec.network_attached {
-            self.detach_network(&id).await;
-            rec.network_attached = false;
-        }
         if let Some(netns) = rec.status.netns.take() {
             ns::remove_netns(&netns)?;
         }
@@ -694,6 +743,27 @@ pub(crate) fn searchable(path: &Path, own: &[&Path]) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn only_interface_sysctls_make_the_infra_wait_for_the_network() {
+        let of = |keys: &[&str]| {
+            super::waits_for_interfaces(
+                &keys
+                    .iter()
+                    .map(|k| (k.to_string(), "1".to_string()))
+                    .collect(),
+            )
+        };
+        assert!(!of(&[]));
+        assert!(!of(&[
+            "net.ipv4.ip_unprivileged_port_start",
+            "kernel.shm_rmid_forced"
+        ]));
+        assert!(!of(&["net.ipv4.ping_group_range", "net.core.somaxconn"]));
+        assert!(of(&["net.ipv4.conf.eth0.route_localnet"]));
+        assert!(of(&["net/ipv6/conf/eth0/disable_ipv6"]));
+        assert!(of(&["net.ipv4.neigh.eth0.gc_stale_time"]));
+    }
 
     #[test]
     fn directories_above_a_user_namespace_pods_files_are_searchable() {

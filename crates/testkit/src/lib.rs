@@ -423,12 +423,46 @@ impl TestNet {
 
 impl Drop for TestNet {
     fn drop(&mut self) {
-        // The bridge plugin leaves its bridge behind on DEL, by design.
+        // The bridge plugin leaves its bridge behind on DEL, by design, and peapod's default
+        // network leaves its rules.
         let _ = Command::new("ip")
             .args(["link", "del", &self.bridge])
             .stderr(std::process::Stdio::null())
             .status();
+        remove_network_rules(&self.bridge);
         let _ = std::fs::remove_file(&self.lock);
+    }
+}
+
+/// The iptables rules of peapod's default network on `bridge` (the ones with a
+/// `peapod network` comment that name it), as `(table, rule)` with the rule as
+/// `iptables-save` prints it after `-A `.
+pub fn network_rules(bridge: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for table in ["nat", "filter"] {
+        let Ok(saved) = Command::new("iptables-save").args(["-t", table]).output() else {
+            continue;
+        };
+        for l in String::from_utf8_lossy(&saved.stdout).lines() {
+            let named = l.split(' ').any(|w| w == bridge);
+            if let Some(rule) = l.strip_prefix("-A ")
+                && named
+                && l.contains("peapod network")
+            {
+                out.push((table.to_string(), rule.to_string()));
+            }
+        }
+    }
+    out
+}
+
+/// Removes [`network_rules`]`(bridge)`.
+pub fn remove_network_rules(bridge: &str) {
+    for (table, rule) in network_rules(bridge) {
+        // The shell undoes iptables-save's quoting of the comment.
+        let _ = Command::new("sh")
+            .args(["-c", &format!("iptables -w -t {table} -D {rule}")])
+            .status();
     }
 }
 

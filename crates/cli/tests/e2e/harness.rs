@@ -236,7 +236,7 @@ impl Env {
     }
 
     /// What this environment's network still holds: cached attachments, leased addresses,
-    /// veths on its bridge, iptables rules naming its subnet.
+    /// veths on its bridge, iptables rules naming its subnet (other than the network's own).
     pub fn network_leftovers(&self) -> Vec<String> {
         let mut left = Vec::new();
         let lib = self.path().join("lib/cni");
@@ -260,7 +260,8 @@ impl Env {
         let prefix = self.net.subnet.trim_end_matches("0/24");
         let rules = Command::new("iptables-save").output().unwrap();
         for l in String::from_utf8_lossy(&rules.stdout).lines() {
-            if l.contains(prefix) {
+            // The network's own rules belong to it, not to a pod, like its bridge.
+            if l.contains(prefix) && !l.contains("peapod network") {
                 left.push(format!("iptables: {l}"));
             }
         }

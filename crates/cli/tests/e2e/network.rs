@@ -536,3 +536,111 @@ fn attachments_left_by_a_reboot_are_released_by_the_next_pod() {
         env.network_leftovers()
     );
 }
+
+/// A network namespace standing for the world outside the host, joined to the host by a
+/// veth pair (`host` on the host side, `outside` in the namespace), removed on drop.
+struct Outside {
+    name: String,
+    link: String,
+    host: String,
+    outside: String,
+}
+
+impl Outside {
+    fn new(index: u32) -> Outside {
+        let base = index * 4;
+        let net = format!("10.{}.{}.", 250 + base / 65536, (base / 256) % 256);
+        let o = Outside {
+            name: format!("ppout{index}"),
+            link: format!("ppo{index}"),
+            host: format!("{net}{}", base % 256 + 1),
+            outside: format!("{net}{}", base % 256 + 2),
+        };
+        let ip = |args: &str| {
+            let ok = Command::new("sh")
+                .args(["-c", &format!("ip {args}")])
+                .status()
+                .unwrap()
+                .success();
+            assert!(ok, "ip {args}");
+        };
+        ip(&format!("netns add {}", o.name));
+        ip(&format!(
+            "link add {} type veth peer name eth0 netns {}",
+            o.link, o.name
+        ));
+        ip(&format!("addr add {}/30 dev {}", o.host, o.link));
+        ip(&format!("link set {} up", o.link));
+        ip(&format!(
+            "-n {} addr add {}/30 dev eth0 && ip -n {} link set eth0 up",
+            o.name, o.outside, o.name
+        ));
+        o
+    }
+
+    /// Serves one HTTP request on port 8080 inside the namespace, answering with the
+    /// address the connection came from; returns that address.
+    fn serve_one(&self) -> std::thread::JoinHandle<String> {
+        use std::io::{Read, Write};
+        let ns = std::fs::File::open(format!("/run/netns/{}", self.name)).unwrap();
+        std::thread::spawn(move || {
+            nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+            let l = std::net::TcpListener::bind("0.0.0.0:8080").unwrap();
+            let (mut s, peer) = l.accept().unwrap();
+            let mut buf = [0u8; 1024];
+            let _ = s.read(&mut buf);
+            let peer = peer.ip().to_string();
+            let _ = write!(
+                s,
+                "HTTP/1.0 200 OK\r\nContent-Length: {}\r\n\r\n{peer}",
+                peer.len()
+            );
+            peer
+        })
+    }
+}
+
+impl Drop for Outside {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.link])
+            .status();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+    }
+}
+
+#[test]
+fn traffic_leaving_the_pod_network_is_masqueraded_by_the_networks_own_rules() {
+    let env = Env::new();
+    let outside = Outside::new(env.net.index);
+    let served = outside.serve_one();
+    let names = [format!("out-{}", unique()), format!("out2-{}", unique())];
+    for n in &names {
+        env.apply_ok(&pod_yaml(
+            n,
+            &format!("  containers:\n  - {{name: c, image: {IMAGE}, command: [sleep, '3600']}}\n"),
+        ));
+        env.wait_phase(n, "Running");
+    }
+    // The outside has no route to the pod subnet: only a masqueraded connection, whose
+    // source is the host's address on that link, is answered.
+    let url = format!("http://{}:8080/", outside.outside);
+    let (code, out) = env.exec(&names[0], "c", &["timeout", "5", "wget", "-qO-", &url]);
+    assert_eq!(code, 0, "the pod cannot reach {url}: {out}");
+    assert_eq!(out, outside.host);
+    assert_eq!(served.join().unwrap(), outside.host);
+    // One set of rules for the network, whatever the number of pods: a masquerade rule and
+    // two forward rules, naming its bridge.
+    let rules = peapod_testkit::network_rules(&env.net.bridge);
+    let tables: Vec<&str> = rules.iter().map(|(t, _)| t.as_str()).collect();
+    assert_eq!(tables, ["nat", "filter", "filter"], "{rules:#?}");
+    assert!(
+        rules[0].1.contains(&format!("-s {} ", env.net.subnet))
+            && rules[0].1.contains("MASQUERADE"),
+        "{rules:#?}"
+    );
+    env.ok(&["delete", "pod", &names[0], &names[1], "--force"]);
+    assert!(env.leftovers().is_empty(), "{:#?}", env.leftovers());
+}
