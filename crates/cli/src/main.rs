@@ -222,6 +222,9 @@ enum Cmd {
     CriShim {
         /// The sandbox's ID.
         id: String,
+        /// A pipe to write one byte to once the sandbox is made and served.
+        #[arg(long)]
+        ready_fd: Option<i32>,
     },
 }
 
@@ -330,8 +333,8 @@ fn run(cli: Cli) -> Result<i32> {
                 .map_err(anyhow::Error::msg)?;
             Ok(0)
         }
-        Cmd::CriShim { id } => {
-            peapod_shim::sandbox_shim::run_sandbox_shim(cfg, id)
+        Cmd::CriShim { id, ready_fd } => {
+            peapod_shim::sandbox_shim::run_sandbox_shim(cfg, id, *ready_fd)
                 .with_context(|| format!("supervisor of sandbox {id}"))?;
             Ok(0)
         }

@@ -7,10 +7,11 @@
 
 use std::ffi::OsString;
 use std::net::{SocketAddr, TcpStream};
+use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use peapod_runtime::{
     AuthConfig, ContainerConfig, ContainerEvent, ContainerFilter, ContainerStats, ContainerStatus,
@@ -19,6 +20,7 @@ use peapod_runtime::{
     StreamSession, Version,
 };
 use peapod_types::config::Config;
+use tokio::io::AsyncReadExt;
 use tokio::sync::broadcast;
 
 use crate::sandbox_shim::{SandboxRequest, SandboxResponse, ask, open_session, sandbox_shim_dir};
@@ -26,6 +28,9 @@ use crate::server::{CRI_SCOPE, runtime_config_for};
 
 /// How long a sandbox's creation may take (its infra image may have to be pulled).
 const CREATE_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// The descriptor a supervisor being started gets its readiness pipe as.
+const READY_FD: i32 = 3;
 
 /// How long a supervisor may take to start an exec or attach.
 const SESSION_TIMEOUT: Duration = Duration::from_secs(30);
@@ -151,53 +156,63 @@ impl RuntimeService for CriRuntime {
         )
         .map_err(io)?;
         let log = std::fs::File::create(dir.join("shim.log")).map_err(io)?;
+        // The supervisor writes a byte to this pipe once it serves; the pipe closes
+        // without one if it fails.
+        let (ready, ready_w) =
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| io(e.into()))?;
+        let w = ready_w.as_raw_fd();
         let mut cmd = std::process::Command::new(&self.exe);
         cmd.args(&self.args)
             .arg("__cri-shim")
             .arg(&id)
+            .arg(format!("--ready-fd={READY_FD}"))
             .stdin(std::process::Stdio::null())
             .stdout(log.try_clone().map_err(io)?)
             .stderr(log);
-        // SAFETY: setsid is async-signal-safe.
+        // SAFETY: setsid, dup2 and fcntl are async-signal-safe.
         unsafe {
-            cmd.pre_exec(|| {
+            cmd.pre_exec(move || {
                 nix::unistd::setsid().map_err(std::io::Error::from)?;
+                // dup2 onto itself would leave close-on-exec set.
+                if w == READY_FD {
+                    if libc::fcntl(w, libc::F_SETFD, 0) < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                } else if libc::dup2(w, READY_FD) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
                 Ok(())
             });
         }
-        let mut child = cmd.spawn().map_err(io)?;
-        let deadline = Instant::now() + CREATE_TIMEOUT;
-        loop {
-            if ask(
-                &self.socket(&id),
-                &SandboxRequest::Ping,
-                Duration::from_secs(2),
-            )
-            .await
-            .is_ok_and(|r| r.ok)
-            {
-                return Ok(id);
-            }
-            // The reaper may have collected it already: an error then means it is gone.
-            let gone = !matches!(child.try_wait(), Ok(None));
-            if gone || Instant::now() > deadline {
-                let why = std::fs::read_to_string(dir.join("error"))
-                    .or_else(|_| std::fs::read_to_string(dir.join("shim.log")))
-                    .unwrap_or_default();
-                if !gone {
-                    let _ = child.kill();
-                }
-                let _ = self.rt.remove_pod_sandbox(&id).await;
-                let _ = std::fs::remove_dir_all(&dir);
-                let why = why.trim();
-                return Err(Error::Remote(if why.is_empty() {
-                    "the sandbox's supervisor failed".into()
-                } else {
-                    why.to_string()
-                }));
-            }
-            tokio::time::sleep(Duration::from_millis(2)).await;
+        let spawned = cmd.spawn();
+        drop(ready_w);
+        let mut child = spawned.map_err(io)?;
+        let mut ready = tokio::net::unix::pipe::Receiver::from_owned_fd(ready).map_err(io)?;
+        let mut byte = [0u8; 1];
+        let served = tokio::time::timeout(CREATE_TIMEOUT, ready.read(&mut byte)).await;
+        if matches!(served, Ok(Ok(1))) {
+            return Ok(id);
         }
+        let why = std::fs::read_to_string(dir.join("error"))
+            .or_else(|_| std::fs::read_to_string(dir.join("shim.log")))
+            .unwrap_or_default();
+        // The reaper may have collected it already: an error then means it is gone.
+        if matches!(child.try_wait(), Ok(None)) {
+            let _ = child.kill();
+        }
+        let _ = self.rt.remove_pod_sandbox(&id).await;
+        let _ = std::fs::remove_dir_all(&dir);
+        let why = why.trim();
+        Err(Error::Remote(if !why.is_empty() {
+            why.to_string()
+        } else if served.is_err() {
+            format!(
+                "the sandbox's supervisor did not finish within {}s",
+                CREATE_TIMEOUT.as_secs()
+            )
+        } else {
+            "the sandbox's supervisor failed".into()
+        }))
     }
 
     async fn stop_pod_sandbox(&self, id: &str) -> Result<()> {

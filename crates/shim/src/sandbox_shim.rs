@@ -5,6 +5,7 @@
 //! connection. It outlives the server, so containers keep running and their exits are
 //! recorded while the server is down.
 
+use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -141,9 +142,21 @@ impl SandboxResponse {
 
 /// Runs the supervisor of CRI sandbox `id`, whose config the CRI server wrote to
 /// `config.json` in [`sandbox_shim_dir`]: makes the sandbox (writing `error` and failing
-/// if it cannot), then serves requests until the sandbox is removed. Call it from a fresh,
-/// single-threaded process: it becomes a child subreaper and forks containers.
-pub fn run_sandbox_shim(cfg: Config, id: &str) -> Result<(), ShimError> {
+/// if it cannot), then serves requests until the sandbox is removed. Once it serves, it
+/// writes a byte to `ready_fd`, a pipe its starter reads (which sees the pipe close
+/// instead if it fails). Call it from a fresh, single-threaded process: it becomes a
+/// child subreaper and forks containers.
+pub fn run_sandbox_shim(cfg: Config, id: &str, ready_fd: Option<i32>) -> Result<(), ShimError> {
+    // Taken first, and closed on exec, so that no plugin or container holds it open.
+    let ready = ready_fd.map(|fd| {
+        // SAFETY: the starter passes this descriptor for this process to own.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let _ = nix::fcntl::fcntl(
+            &fd,
+            nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+        );
+        std::fs::File::from(fd)
+    });
     // SAFETY: prctl with an integer argument.
     unsafe {
         libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
@@ -154,7 +167,7 @@ pub fn run_sandbox_shim(cfg: Config, id: &str) -> Result<(), ShimError> {
     let tokio = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    tokio.block_on(supervise(cfg, id.to_string(), dir, config))
+    tokio.block_on(supervise(cfg, id.to_string(), dir, config, ready))
 }
 
 async fn supervise(
@@ -162,6 +175,7 @@ async fn supervise(
     id: String,
     dir: PathBuf,
     config: SandboxConfig,
+    ready: Option<std::fs::File>,
 ) -> Result<(), ShimError> {
     let rt = Runtime::new(runtime_config_for(&cfg, CRI_SCOPE))?;
     tokio::spawn(crate::server::reap_orphans());
@@ -173,6 +187,10 @@ async fn supervise(
     let _ = std::fs::remove_file(&socket);
     let listener = UnixListener::bind(&socket)?;
     std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600))?;
+    if let Some(mut r) = ready {
+        use std::io::Write;
+        let _ = r.write_all(b"1");
+    }
     let (removed, mut done) = tokio::sync::mpsc::channel::<UnixStream>(1);
     loop {
         tokio::select! {
