@@ -564,6 +564,8 @@ impl Outside {
                 .success();
             assert!(ok, "ip {args}");
         };
+        // What a killed run of this test left is taken down first.
+        o.remove();
         ip(&format!("netns add {}", o.name));
         ip(&format!(
             "link add {} type veth peer name eth0 netns {}",
@@ -576,6 +578,16 @@ impl Outside {
             o.name, o.outside, o.name
         ));
         o
+    }
+
+    /// Removes the veth pair and the namespace.
+    fn remove(&self) {
+        for args in [["link", "del", &self.link], ["netns", "del", &self.name]] {
+            let _ = Command::new("ip")
+                .args(args)
+                .stderr(std::process::Stdio::null())
+                .status();
+        }
     }
 
     /// Serves one HTTP request on port 8080 inside the namespace, answering with the
@@ -602,12 +614,7 @@ impl Outside {
 
 impl Drop for Outside {
     fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["link", "del", &self.link])
-            .status();
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .status();
+        self.remove();
     }
 }
 
