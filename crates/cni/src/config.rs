@@ -230,15 +230,19 @@ mod tests {
         assert!(first_in(&d.path().join("missing")).unwrap().is_none());
     }
 
-    #[test]
-    fn concurrent_first_use_writes_the_default_once_without_failing() {
-        let d = tempfile::tempdir().unwrap();
-        let net = DefaultNetwork {
+    fn network(dir: &Path) -> DefaultNetwork {
+        DefaultNetwork {
             name: "n".into(),
             bridge: "nbr0".into(),
             subnet: "10.1.0.0/16".into(),
-            ipam_dir: d.path().join("ipam"),
-        };
+            ipam_dir: dir.join("ipam"),
+        }
+    }
+
+    #[test]
+    fn concurrent_first_use_writes_the_default_once_without_failing() {
+        let d = tempfile::tempdir().unwrap();
+        let net = network(d.path());
         std::thread::scope(|s| {
             let all: Vec<_> = (0..16)
                 .map(|_| s.spawn(|| default_in(&d.path().join("net.d"), &net)))
@@ -257,12 +261,7 @@ mod tests {
     #[test]
     fn an_older_default_network_is_replaced_and_a_current_one_kept() {
         let d = tempfile::tempdir().unwrap();
-        let net = DefaultNetwork {
-            name: "n".into(),
-            bridge: "nbr0".into(),
-            subnet: "10.1.0.0/16".into(),
-            ipam_dir: d.path().join("ipam"),
-        };
+        let net = network(d.path());
         let file = d.path().join("10-peapod.conflist");
         let mut old = default_conflist(&net);
         old["plugins"][0]["ipMasq"] = json!(true);
