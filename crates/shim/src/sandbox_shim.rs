@@ -29,8 +29,6 @@ pub fn sandbox_shim_dir(cfg: &Config, id: &str) -> PathBuf {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum SandboxRequest {
-    /// Is the sandbox made and the supervisor there?
-    Ping,
     /// CreateContainer.
     Create {
         /// The container's config.
@@ -243,7 +241,6 @@ async fn serve_one(
         Err(e) => SandboxResponse::failed(&e),
     };
     let r = match req {
-        SandboxRequest::Ping => SandboxResponse::done(),
         SandboxRequest::Create { config } => match rt.create_container(&sandbox, *config).await {
             Ok(id) => SandboxResponse {
                 ok: true,
