@@ -185,11 +185,28 @@ impl PluginExec for TokioExec {
                 .spawn()?;
             if let Some(mut input) = child.stdin.take() {
                 // A plugin may exit without reading; its exit status tells what happened.
-                let _ = input.write_all(&stdin).await;
+                let now = write_now(&input, &stdin);
+                let _ = input.write_all(&stdin[now..]).await;
             }
             child.wait_with_output().await
         })
     }
+}
+
+/// Writes as much of `data` as the non-blocking `pipe` takes without waiting; returns how
+/// much that was. A plugin's configuration written this way, and its stdin closed, lets the
+/// plugin work even if its future is not polled again for a while.
+pub fn write_now(pipe: &impl std::os::fd::AsFd, data: &[u8]) -> usize {
+    let mut done = 0;
+    while done < data.len() {
+        match nix::unistd::write(pipe, &data[done..]) {
+            Ok(0) => break,
+            Ok(n) => done += n,
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(_) => break,
+        }
+    }
+    done
 }
 
 /// CNI plugin invoker with a result cache.
@@ -526,10 +543,54 @@ fn version_at_least(net: &ConfList, minor: u32) -> bool {
     major >= 1 || min >= minor
 }
 
+/// Checks shared by every [`PluginExec`].
+#[cfg(any(test, feature = "test-util"))]
+pub mod testing {
+    use super::PluginExec;
+    use std::path::Path;
+    use std::time::{Duration, Instant};
+
+    /// Panics unless a plugin started by `exec` gets all of its stdin, and its end, in the
+    /// poll that starts it: the caller may block its thread before polling again. Call it
+    /// from a current-thread runtime, where nothing else polls the future.
+    pub async fn plugin_starts_in_one_poll(exec: &dyn PluginExec) {
+        let dir = tempfile::tempdir().unwrap();
+        let got = dir.path().join("got");
+        // The file appears only once `cat` has read to the end of its input.
+        let args = vec![
+            "-c".to_string(),
+            format!("cat > {0}.part && mv {0}.part {0}", got.display()),
+        ];
+        let config = br#"{"cniVersion":"1.0.0","name":"n","type":"t"}"#.repeat(100);
+        let mut run = exec.exec(Path::new("/bin/sh"), &args, &[], config.clone());
+        tokio::select! {
+            biased;
+            _ = &mut run => panic!("the plugin finished within its first poll"),
+            () = std::future::ready(()) => {}
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !got.exists() {
+            assert!(
+                Instant::now() < deadline,
+                "the plugin did not get its whole configuration while its future was not polled"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(std::fs::read(&got).unwrap(), config);
+        let out = run.await.unwrap();
+        assert!(out.status.success(), "{out:?}");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::path::Path;
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn tokio_exec_writes_a_plugins_configuration_in_the_poll_that_starts_it() {
+        testing::plugin_starts_in_one_poll(&TokioExec).await;
+    }
 
     fn net(version: &str) -> ConfList {
         ConfList::parse(

@@ -49,10 +49,16 @@ impl PluginExec for ClaimedExec {
                 .stderr
                 .take()
                 .map(|e| pipe::Receiver::from_owned_fd(OwnedFd::from(e)));
+            // What the pipe takes is written now, so the plugin works while the caller
+            // does something else (the infra process is made during the ADD).
+            let now = match &input {
+                Some(Ok(s)) => peapod_cni::write_now(s, &stdin),
+                _ => 0,
+            };
             let write = async move {
                 // A plugin may exit without reading; its exit status tells what happened.
                 if let Some(Ok(mut s)) = input {
-                    let _ = s.write_all(&stdin).await;
+                    let _ = s.write_all(&stdin[now..]).await;
                 }
             };
             let read = |r: Option<std::io::Result<pipe::Receiver>>| async move {
@@ -289,5 +295,15 @@ impl Runtime {
                 })
             })
             .map(|r| format!("{}/{}", r.config.metadata.namespace, r.config.metadata.name))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_plugin_gets_its_configuration_in_the_poll_that_starts_it() {
+        peapod_cni::testing::plugin_starts_in_one_poll(&ClaimedExec).await;
     }
 }

@@ -168,7 +168,7 @@ impl Runtime {
             ips
         } else {
             // The infra process needs only the namespace, so it is made while the plugins
-            // work: one poll starts the first plugin.
+            // work: one poll starts the first plugin and hands it its configuration.
             let mut early = None;
             tokio::select! {
                 biased;
