@@ -112,10 +112,10 @@ fn boot_id() -> String {
 /// a short `PATH`).
 fn find_program(name: &str) -> Option<std::path::PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
+    let dirs: Vec<_> = std::env::split_paths(&path)
         .chain(["/usr/sbin", "/sbin", "/usr/bin", "/bin"].map(Into::into))
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
+        .collect();
+    crate::find_plugin(name, &dirs)
 }
 
 impl Cni {

@@ -98,6 +98,11 @@ impl Runtime {
         ))
     }
 
+    /// Where peapod keeps its own network's configuration.
+    fn own_network_dir(&self) -> PathBuf {
+        self.cni_dir().join("net.d")
+    }
+
     /// peapod's own network, for when the configuration directory has none.
     fn default_network(&self, n: &crate::NetworkSettings) -> DefaultNetwork {
         DefaultNetwork {
@@ -117,8 +122,10 @@ impl Runtime {
         if let Some(c) = config::first_in(&n.config_dir)? {
             return Ok(Some(c));
         }
-        let own = self.cni_dir().join("net.d");
-        Ok(Some(config::default_in(&own, &self.default_network(n))?))
+        Ok(Some(config::default_in(
+            &self.own_network_dir(),
+            &self.default_network(n),
+        )?))
     }
 
     /// Whether pods can be attached to the network: its configuration reads and every
@@ -143,7 +150,7 @@ impl Runtime {
         };
         cni.check_plugins(&net)?;
         if let Some(n) = &self.cfg.network
-            && net.file.starts_with(self.cni_dir().join("net.d"))
+            && net.file.starts_with(self.own_network_dir())
         {
             // peapod's own network masquerades and forwards with rules of its own, and
             // runs portmap only for a pod that publishes host ports: for another it would
